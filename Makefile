@@ -1,0 +1,35 @@
+# Everything a fresh machine needs: `make demo` runs the main job offline, `make test` the suite.
+# Both create the virtual environment .venv on first use (Python 3.11+).
+PYTHON ?= python3
+VENV ?= .venv
+# The CPU build of torch is enough for the demo and the tests; on a GPU machine use
+# `make TORCH=torch ...` (or install the build for your CUDA) to get a CUDA build.
+TORCH ?= torch==2.13.0
+BIN := $(VENV)/bin
+OUT ?= out
+
+.PHONY: demo demo-online test lint format
+
+$(BIN)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q "$(TORCH)"
+	$(BIN)/python -m pip install -q -e ".[dev]"
+	touch $@
+
+## The main job, offline: the Middlebury Motorcycle photo with its measured disparity, to SBS.
+demo: $(BIN)/.installed
+	$(BIN)/stereoconv image samples/motorcycle_left.png $(OUT)/motorcycle_sbs.png \
+	  --backend warp --depth samples/motorcycle_disp.png --depth-kind disparity-px \
+	  --depth-scale 0.00390625 --overwrite
+
+## The same photo with the depth model downloaded on first use (needs the internet once).
+demo-online: $(BIN)/.installed
+	$(BIN)/stereoconv image samples/motorcycle_left.png $(OUT)/motorcycle_estimated_sbs.png \
+	  --backend warp --overwrite
+
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest -q
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -1,0 +1,1 @@
+"""Backends: frames and their disparity in, the two views out."""

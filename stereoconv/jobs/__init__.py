@@ -1,0 +1,1 @@
+"""Jobs: files in, files out, around a StereoConverter."""

@@ -1,0 +1,74 @@
+"""Convert one image."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from stereoconv.converter import StereoConverter
+from stereoconv.depth import load_depth_map
+from stereoconv.errors import UserError
+from stereoconv.fileio import check_output
+from stereoconv.layout import pack
+from stereoconv.media.images import check_writable_suffix, read_image, write_image
+
+
+def pair_paths(output: Path) -> tuple[Path, Path]:
+    """Output names of the `pair` layout: OUT_L.ext and OUT_R.ext."""
+    return (
+        output.with_name(f"{output.stem}_L{output.suffix}"),
+        output.with_name(f"{output.stem}_R{output.suffix}"),
+    )
+
+
+def output_paths(output: Path, layout: str) -> list[Path]:
+    return list(pair_paths(output)) if layout == "pair" else [output]
+
+
+def to_uint8(image: torch.Tensor) -> np.ndarray:
+    """(3, H, W) float in [0, 1] -> (H, W, 3) uint8."""
+    return (image.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
+
+
+def frame_disparity(
+    converter: StereoConverter, rgb: np.ndarray, depth: Path | None
+) -> torch.Tensor:
+    """Pixel disparity (1, H, W) of one RGB frame: from the --depth file or the depth model."""
+    height, width = rgb.shape[:2]
+    cfg = converter.config
+    if depth is None:
+        relative = converter.relative_disparity(torch.from_numpy(rgb)[None])
+        return converter.pixel_disparity(relative)
+    given = load_depth_map(depth, cfg.depth_kind, height, width, cfg.depth_scale)
+    given = given.to(converter.device)
+    if cfg.depth_kind == "disparity-px":
+        return given
+    return converter.pixel_disparity(given)
+
+
+def convert_image(
+    converter: StereoConverter,
+    input_path: Path,
+    output: Path,
+    depth: Path | None = None,
+    overwrite: bool = False,
+) -> list[Path]:
+    """Convert one image file; returns the files written."""
+    layout = converter.config.layout
+    outputs = output_paths(Path(output), layout)
+    for out in outputs:
+        check_writable_suffix(out)
+        check_output(input_path, out, overwrite)
+    if depth is not None and Path(depth).resolve() in {o.resolve() for o in outputs}:
+        raise UserError(f"output {output} is the depth map; choose another name")
+    rgb = read_image(input_path)
+    disparity = frame_disparity(converter, rgb, depth)
+    left, right = converter.views(torch.from_numpy(rgb)[None], disparity)
+    if layout == "pair":
+        write_image(outputs[0], to_uint8(left[0]))
+        write_image(outputs[1], to_uint8(right[0]))
+    else:
+        write_image(outputs[0], to_uint8(pack(left, right, layout)[0]))
+    return outputs

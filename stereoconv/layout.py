@@ -1,0 +1,72 @@
+"""Stereo layouts: how the two views are packed into one picture (or kept as two).
+
+All functions take and return (B, 3, H, W) float tensors in [0, 1].
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+LAYOUTS = ("sbs", "half-sbs", "tb", "half-tb", "anaglyph", "pair")
+
+# Dubois' least-squares red-cyan anaglyph matrices (E. Dubois, "A projection method to generate
+# anaglyph stereo images", ICASSP 2001), applied to linear RGB.
+_DUBOIS_LEFT = torch.tensor(
+    [[0.456, 0.500, 0.176], [-0.040, -0.038, -0.016], [-0.015, -0.021, -0.005]]
+)
+_DUBOIS_RIGHT = torch.tensor(
+    [[-0.043, -0.088, -0.002], [0.378, 0.734, -0.018], [-0.072, -0.113, 1.226]]
+)
+
+
+def packed_size(height: int, width: int, layout: str) -> tuple[int, int]:
+    """Height and width of one packed frame for views of height x width."""
+    if layout == "sbs":
+        return height, 2 * width
+    if layout == "half-sbs":
+        return height, 2 * (width // 2)
+    if layout == "tb":
+        return 2 * height, width
+    if layout == "half-tb":
+        return 2 * (height // 2), width
+    if layout in ("anaglyph", "pair"):
+        return height, width
+    raise ValueError(f"unknown layout {layout!r}")
+
+
+def _squeeze(view: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    return F.interpolate(view, size=(height, width), mode="bilinear", antialias=True).clamp(0, 1)
+
+
+def _srgb_to_linear(x: torch.Tensor) -> torch.Tensor:
+    return torch.where(x <= 0.04045, x / 12.92, ((x + 0.055) / 1.055) ** 2.4)
+
+
+def _linear_to_srgb(x: torch.Tensor) -> torch.Tensor:
+    x = x.clamp(0, 1)
+    return torch.where(x <= 0.0031308, x * 12.92, 1.055 * x.pow(1 / 2.4) - 0.055)
+
+
+def anaglyph(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+    """Red-cyan anaglyph (Dubois) of two views."""
+    lin_l, lin_r = _srgb_to_linear(left), _srgb_to_linear(right)
+    ml, mr = _DUBOIS_LEFT.to(left), _DUBOIS_RIGHT.to(right)
+    mixed = torch.einsum("ij,bjhw->bihw", ml, lin_l) + torch.einsum("ij,bjhw->bihw", mr, lin_r)
+    return _linear_to_srgb(mixed)
+
+
+def pack(left: torch.Tensor, right: torch.Tensor, layout: str) -> torch.Tensor:
+    """Pack two views into one frame per the layout (not for "pair", which stays two files)."""
+    h, w = left.shape[-2:]
+    if layout == "sbs":
+        return torch.cat([left, right], dim=-1)
+    if layout == "half-sbs":
+        return torch.cat([_squeeze(left, h, w // 2), _squeeze(right, h, w // 2)], dim=-1)
+    if layout == "tb":
+        return torch.cat([left, right], dim=-2)
+    if layout == "half-tb":
+        return torch.cat([_squeeze(left, h // 2, w), _squeeze(right, h // 2, w)], dim=-2)
+    if layout == "anaglyph":
+        return anaglyph(left, right)
+    raise ValueError(f"layout {layout!r} is not a packed layout")

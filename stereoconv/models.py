@@ -1,0 +1,70 @@
+"""Loading models by hub id or local folder, with one clear line when that fails, and picking
+the compute device."""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from urllib.parse import urlparse
+
+import torch
+
+from stereoconv.errors import UserError
+
+
+def pick_device(name: str | None = None) -> torch.device:
+    """The asked device, or the best available: CUDA, then Apple MPS, then the CPU."""
+    if name:
+        if name not in ("cuda", "cpu", "mps") and not name.startswith("cuda:"):
+            raise UserError(f"--device must be cuda, cuda:N, mps or cpu, not {name!r}")
+        if name.startswith("cuda") and not torch.cuda.is_available():
+            raise UserError(f"--device {name}: CUDA is not available on this machine")
+        if name == "mps" and not torch.backends.mps.is_available():
+            raise UserError("--device mps: Apple MPS is not available on this machine")
+        return torch.device(name)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def hub_reachable(timeout: float = 3.0) -> bool:
+    """Whether the Hugging Face hub answers at all (offline mode counts as no)."""
+    if os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes"):
+        return False
+    host = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co")).hostname
+    try:
+        socket.create_connection((host, 443), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def load_pretrained(cls, name: str, what: str, **kwargs):
+    """cls.from_pretrained(name) for a hub id or a local folder. The cache is tried first (no
+    network round trips), the hub only if it answers. A model that cannot be had (offline, not
+    cached, a folder that is not a model) becomes one UserError naming it and how to provide it."""
+    path = Path(name).expanduser()
+    if path.exists() and not path.is_dir():
+        raise UserError(f"{what} {name!r} is a file; give a hub id or a model folder")
+    source = str(path) if path.is_dir() else name
+    try:
+        try:
+            return cls.from_pretrained(source, local_files_only=True, **kwargs)
+        except (OSError, ValueError):
+            if path.is_dir() or not hub_reachable():
+                raise
+        return cls.from_pretrained(source, **kwargs)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        text = str(exc).strip()
+        reason = text.splitlines()[0][:200] if text else type(exc).__name__
+        if path.is_dir():
+            raise UserError(f"{what} folder {name!r} is not a usable model: {reason}") from None
+        cache = os.environ.get("HF_HOME", "~/.cache/huggingface")
+        raise UserError(
+            f"{what} {name!r} is not in the Hugging Face cache ({cache}) and could not be "
+            "downloaded: connect to the internet once, pass a local folder, or set HF_HOME "
+            "to a cache that has it"
+        ) from None

@@ -1,0 +1,94 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from stereoconv.depth import DepthEstimator, load_depth_map, read_pfm
+from stereoconv.errors import UserError
+from tests.conftest import write_pfm
+
+
+def frames(b=2, h=45, w=70, seed=0):
+    rng = np.random.default_rng(seed)
+    return torch.from_numpy(rng.integers(0, 256, (b, h, w, 3), dtype=np.uint8))
+
+
+@pytest.mark.parametrize("family", ["tiny_depth", "tiny_dpt"])
+def test_tiny_depth_models_load_through_the_product_loader_and_run_on_cpu(family, request):
+    estimator = DepthEstimator(str(request.getfixturevalue(family)), device="cpu")
+    batch = frames(h=45, w=70)
+    out = estimator(batch)
+    assert out.shape == (2, 45, 70) and out.dtype == torch.float32
+    assert torch.isfinite(out).all()
+    # batched equals one by one
+    single = torch.cat([estimator(batch[i : i + 1]) for i in range(2)])
+    assert torch.allclose(out, single, atol=1e-5)
+
+
+def test_depth_anything_input_keeps_the_aspect_ratio(tiny_depth):
+    estimator = DepthEstimator(str(tiny_depth), device="cpu")
+    assert estimator.input_size(100, 150) == (56, 84)
+    assert estimator.input_size(1080, 1920) == (56, 98)
+    h, w = estimator.input_size(481, 853)
+    assert h % 14 == 0 and w % 14 == 0 and abs(w / h - 853 / 481) < 0.15
+
+
+def test_preprocessing_matches_the_image_processor(tiny_depth):
+    from transformers import AutoImageProcessor
+
+    processor = AutoImageProcessor.from_pretrained(str(tiny_depth))
+    estimator = DepthEstimator(str(tiny_depth), device="cpu")
+    batch = frames(b=1, h=100, w=150, seed=4)
+    ours = estimator.preprocess(batch)
+    theirs = processor(images=batch[0].numpy(), return_tensors="pt").pixel_values
+    assert ours.shape == theirs.shape
+    # PIL and torch bicubic resampling differ by rounding: compare in units of 8-bit steps
+    step = 1 / 255 / min(processor.image_std)
+    assert (ours - theirs).abs().mean().item() < 3 * step
+
+
+def test_missing_depth_model_is_one_clear_error(tmp_path):
+    with pytest.raises(UserError, match="not a usable model"):
+        DepthEstimator(str(tmp_path), device="cpu")
+
+
+def test_pfm_roundtrip_keeps_unknown_values(tmp_path, motorcycle):
+    _, _, disparity = motorcycle
+    write_pfm(tmp_path / "d.pfm", disparity)
+    back = read_pfm(tmp_path / "d.pfm")
+    assert np.array_equal(np.isfinite(back), np.isfinite(disparity))
+    assert np.array_equal(back[np.isfinite(back)], disparity[np.isfinite(disparity)])
+
+
+def test_depth_files_png16_npy_pfm(tmp_path):
+    values = np.array([[0, 1000, 2000, 0], [500, 500, 500, 500]], dtype=np.uint16)
+    Image.fromarray(values).save(tmp_path / "d16.png")
+    out = load_depth_map(tmp_path / "d16.png", "relative-disparity", 2, 4)
+    # zeros are unknown: filled from the background side (smaller disparity), never kept as 0
+    assert out[0].tolist() == [[1000, 1000, 2000, 2000], [500, 500, 500, 500]]
+
+    arr = np.array([[4.0, np.nan, 8.0]], dtype=np.float32)
+    np.save(tmp_path / "d.npy", arr)
+    assert load_depth_map(tmp_path / "d.npy", "disparity-px", 1, 3)[0].tolist() == [[4, 4, 8]]
+
+    depth = np.array([[1.0, 2.0, 4.0]], dtype=np.float32)
+    np.save(tmp_path / "z.npy", depth)
+    assert load_depth_map(tmp_path / "z.npy", "depth", 1, 3)[0].tolist() == [[1.0, 0.5, 0.25]]
+
+
+def test_pixel_disparity_map_of_another_size_is_rescaled_with_the_image(tmp_path):
+    np.save(tmp_path / "d.npy", np.full((10, 20), 6.0, dtype=np.float32))
+    out = load_depth_map(tmp_path / "d.npy", "disparity-px", 20, 40)
+    assert out.shape == (1, 20, 40)
+    assert torch.allclose(out, torch.full_like(out, 12.0))  # twice the width, twice the shift
+
+
+def test_unreadable_depth_maps_are_user_errors(tmp_path):
+    (tmp_path / "bad.png").write_text("not a png")
+    with pytest.raises(UserError, match="cannot read"):
+        load_depth_map(tmp_path / "bad.png", "depth", 4, 4)
+    with pytest.raises(UserError, match="not found"):
+        load_depth_map(tmp_path / "none.png", "depth", 4, 4)
+    (tmp_path / "bad.pfm").write_bytes(b"P6\n1 1\n255\n")
+    with pytest.raises(UserError, match="not a PFM"):
+        load_depth_map(tmp_path / "bad.pfm", "depth", 4, 4)
