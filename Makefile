@@ -23,10 +23,11 @@ demo: $(BIN)/.installed
 	  --backend warp --depth samples/motorcycle_disp.png --depth-kind disparity-px \
 	  --depth-scale 0.00390625 --overwrite
 
-## The same photo with the depth model downloaded on first use (needs the internet once).
+## The same photo with the default settings: the depth model and Stable Diffusion 1.5 are
+## downloaded on first use (internet once, about 4 GB; a GPU makes it take seconds, not minutes).
 demo-online: $(BIN)/.installed
-	$(BIN)/stereoconv image samples/motorcycle_left.png $(OUT)/motorcycle_estimated_sbs.png \
-	  --backend warp --overwrite
+	$(BIN)/stereoconv image samples/motorcycle_left.png $(OUT)/motorcycle_stereodiffusion_sbs.png \
+	  --overwrite
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q

@@ -3,37 +3,33 @@
 from __future__ import annotations
 
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import click
 
 from stereoconv import __version__
-from stereoconv.config import build_config, field_names, preset_names
+from stereoconv.config import StereoConfig, build_config, field_names, preset_names
 from stereoconv.errors import UserError
 
 
-def setting_options(func):
-    """Options that map 1:1 to StereoConfig fields; None means "from the preset"."""
-    options = [
-        click.option("--preset", help=f"Preset ({', '.join(preset_names())}) or a .toml file."),
-        click.option("--backend", help="warp (fast) or diffusion (StereoDiffusion inpainting)."),
-        click.option("--layout", help="sbs, half-sbs, tb, half-tb, anaglyph or pair."),
-        click.option("--divergence", type=float, help="Depth range, % of one view's width."),
-        click.option("--convergence", type=float, help="Screen plane: 0 farthest .. 1 nearest."),
-        click.option("--views", help="right: input is the left eye; both: split the shift."),
-        click.option("--depth-model", help="Depth model: hub id or local folder."),
-        click.option(
-            "--depth-kind", help="--depth holds disparity-px, relative-disparity or depth."
-        ),
-        click.option(
-            "--depth-scale", type=float, help="Multiply --depth values (KITTI PNG: 1/256)."
-        ),
-        click.option("--fill-sigma", type=float, help="Warp backend: hole smoothing, pixels."),
-        click.option("--batch-size", type=int, help="Frames per model batch."),
-    ]
-    for option in reversed(options):
+def setting_options(func=None, *, exclude: tuple[str, ...] = ()):
+    """One option per StereoConfig field (the same name, dashes for underscores), plus --preset.
+    None means "not given": the preset or the default decides."""
+    if func is None:
+        return lambda f: setting_options(f, exclude=exclude)
+    types = {"float": float, "int": int, "str": str}
+    for f in reversed([f for f in fields(StereoConfig) if f.name not in exclude]):
+        flag = "--" + f.name.replace("_", "-")
+        if f.type == "bool":
+            option = click.option(
+                f"{flag}/--no-{flag[2:]}", f.name, default=None, help=f.metadata["help"]
+            )
+        else:
+            option = click.option(flag, f.name, type=types[f.type], help=f.metadata["help"])
         func = option(func)
-    return func
+    presets = ", ".join(preset_names())
+    return click.option("--preset", help=f"Preset ({presets}) or a .toml file.")(func)
 
 
 def config_from(kwargs: dict):
@@ -47,24 +43,83 @@ def cli() -> None:
     """Turn 2D photos and videos into stereo 3D."""
 
 
+def job_options(func):
+    """Options of a job that are not settings."""
+    func = click.option("--overwrite", is_flag=True, help="Replace an existing output.")(func)
+    device_help = "cuda, cuda:N, mps or cpu (default: the best available)."
+    return click.option("--device", help=device_help)(func)
+
+
+def make_converter(kwargs: dict, diffusion: bool = False):
+    from stereoconv.converter import StereoConverter
+    from stereoconv.models import pick_device
+
+    config = config_from(kwargs)
+    device = pick_device(kwargs.pop("device"))
+    if (diffusion or config.backend == "diffusion") and device.type == "cpu":
+        click.echo(
+            "stereoconv: note: the diffusion backend on the CPU takes minutes per picture; "
+            "--backend warp is fast",
+            err=True,
+        )
+    return StereoConverter(config, device)
+
+
+def report(written: list[Path]) -> None:
+    for path in written:
+        click.echo(f"wrote {path}")
+
+
 @cli.command()
 @click.argument("input_path", metavar="IN", type=click.Path(path_type=Path))
 @click.argument("output", metavar="OUT", type=click.Path(path_type=Path))
 @click.option("--depth", type=click.Path(path_type=Path), help="Depth map instead of a model.")
-@click.option("--device", help="cuda, cuda:N, mps or cpu (default: the best available).")
-@click.option("--overwrite", is_flag=True, help="Replace an existing output.")
+@job_options
 @setting_options
-def image(input_path: Path, output: Path, depth, device, overwrite, **kwargs) -> None:
+def image(input_path: Path, output: Path, depth, overwrite, **kwargs) -> None:
     """Convert one image IN to a stereo image OUT."""
-    from stereoconv.converter import StereoConverter
     from stereoconv.jobs.image import convert_image
-    from stereoconv.models import pick_device
 
-    config = config_from(kwargs)
-    converter = StereoConverter(config, pick_device(device))
-    written = convert_image(converter, input_path, output, depth=depth, overwrite=overwrite)
-    for path in written:
-        click.echo(f"wrote {path}")
+    converter = make_converter(kwargs)
+    report(convert_image(converter, input_path, output, depth=depth, overwrite=overwrite))
+
+
+@cli.command()
+@click.argument("text_prompt", metavar="PROMPT")
+@click.argument("output", metavar="OUT", type=click.Path(path_type=Path))
+@click.option("--width", type=int, help="Width in pixels (default: the model's size).")
+@click.option("--height", type=int, help="Height in pixels (default: the model's size).")
+@job_options
+@setting_options(exclude=("prompt",))
+def text(text_prompt: str, output: Path, width, height, overwrite, **kwargs) -> None:
+    """Generate a stereo picture OUT from a text PROMPT (StereoDiffusion, T2SI)."""
+    from stereoconv.jobs.generate import text_to_stereo
+
+    converter = make_converter(kwargs, diffusion=True)
+    report(text_to_stereo(converter, text_prompt, output, height, width, overwrite))
+
+
+@cli.command()
+@click.argument("args", nargs=-1, metavar="[DEPTH_MAP] PROMPT OUT")
+@click.option(
+    "--from-image", type=click.Path(path_type=Path), help="Estimate the depth map from a photo."
+)
+@click.option("--size", type=int, help="Long side in pixels (default: the model's size).")
+@job_options
+@setting_options(exclude=("prompt",))
+def depth(args: tuple[str, ...], from_image, size, overwrite, **kwargs) -> None:
+    """Generate a stereo picture OUT from a DEPTH_MAP image (near = bright) and a PROMPT with
+    the SD 2 depth model (StereoDiffusion, D2SI); with --from-image, from a photo's depth."""
+    from stereoconv.jobs.generate import depth_to_stereo
+
+    expected = 2 if from_image else 3
+    if len(args) != expected:
+        usage = "PROMPT OUT with --from-image" if from_image else "DEPTH_MAP PROMPT OUT"
+        raise UserError(f"depth takes {usage}, got {len(args)} arguments")
+    depth_map = None if from_image else Path(args[0])
+    prompt, output = args[-2], Path(args[-1])
+    converter = make_converter(kwargs, diffusion=True)
+    report(depth_to_stereo(converter, prompt, output, depth_map, from_image, size, overwrite))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,35 +11,74 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import tomllib
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from stereoconv.depth import DEFAULT_DEPTH_MODEL, DEPTH_KINDS
+from stereoconv.diffusion.attention import ATTENTION_MODES
 from stereoconv.errors import UserError
 from stereoconv.layout import LAYOUTS
 
 BACKENDS = ("warp", "diffusion")
+COMPOSITES = ("hybrid", "none")
+PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 VIEWS = ("right", "both")
+
+
+def setting(default, help: str):
+    """A config field with its command-line help."""
+    return field(default=default, metadata={"help": help})
 
 
 @dataclass(frozen=True)
 class StereoConfig:
     """The settings of a conversion; each field is the CLI option of the same name."""
 
-    backend: str = "warp"  # warp | diffusion
-    layout: str = "sbs"  # see layout.LAYOUTS
-    divergence: float = 3.0  # near-to-far disparity range, % of one eye's view width
-    convergence: float = 0.5  # depth on the screen plane: 0 farthest ... 1 nearest
-    views: str = "right"  # right: keep the input as the left eye; both: split the disparity
-    depth_model: str = DEFAULT_DEPTH_MODEL  # hub id or local folder
-    depth_kind: str = "relative-disparity"  # what a --depth file holds
-    depth_scale: float = 1.0  # --depth values are multiplied by this (KITTI-style PNG: 1/256)
-    depth_low_pct: float = 2.0  # percentile mapped to the farthest depth
-    depth_high_pct: float = 98.0  # percentile mapped to the nearest depth
-    fill_sigma: float = 3.0  # warp backend: smoothing of filled holes, pixels (0: plain extension)
-    batch_size: int = 8  # frames per batch through the models
+    backend: str = setting("warp", "warp (fast) or diffusion (StereoDiffusion)")
+    layout: str = setting("sbs", "sbs, half-sbs, tb, half-tb, anaglyph or pair (two files)")
+    divergence: float = setting(3.0, "near-to-far disparity range, % of one eye's view width")
+    convergence: float = setting(0.5, "depth on the screen plane: 0 farthest ... 1 nearest")
+    views: str = setting(
+        "right", "right: keep the input as the left eye; both: split the disparity"
+    )
+    depth_model: str = setting(DEFAULT_DEPTH_MODEL, "depth model: hub id or local folder")
+    depth_kind: str = setting(
+        "relative-disparity", "what --depth holds: disparity-px, relative-disparity or depth"
+    )
+    depth_scale: float = setting(
+        1.0, "--depth values are multiplied by this (KITTI-style PNG: 1/256)"
+    )
+    depth_low_pct: float = setting(2.0, "percentile mapped to the farthest depth")
+    depth_high_pct: float = setting(98.0, "percentile mapped to the nearest depth")
+    fill_sigma: float = setting(
+        3.0, "warp backend: smoothing of filled holes, pixels (0: plain extension)"
+    )
+    batch_size: int = setting(8, "frames per batch through the models")
+    # --- the diffusion backend (StereoDiffusion) ---
+    model: str = setting(
+        "", "SD 1.x / 2.x hub id or folder; '': SD 1.5 (image, text), SD 2 depth (depth)"
+    )
+    steps: int = setting(50, "DDIM steps")
+    shift_fraction: float = setting(0.2, "the shift step t', as a fraction of the steps")
+    spsmd_every: int = setting(10, "SPSMD copy every k steps after t' (the paper: 10); 0: off")
+    deblur: bool = setting(False, "fill the shifted latent's holes with noise")
+    attention: str = setting("uni", "stereo self-attention: uni | bi | off")
+    null_text: bool = setting(False, "null-text inversion (slow; matters with guidance > 1)")
+    null_text_steps: int = setting(10, "inner optimisation steps per timestep")
+    guidance: float = setting(1.0, "classifier-free guidance scale; <= 1: no unconditional batch")
+    prompt: str = setting("", "text condition for image-to-stereo")
+    composite: str = setting("hybrid", "hybrid: warped frame + generated holes; none: both decoded")
+    seam: float = setting(4.0, "hybrid composite: blend width at hole borders, pixels")
+    max_side: int = setting(1024, "diffusion works at most at this long side (aspect kept)")
+    seed: int = setting(0, "random seed of the diffusion noise")
+    precision: str = setting("auto", "auto (bf16/fp16 on GPUs, fp32 on CPU) | fp32 | fp16 | bf16")
+
+    @property
+    def shift_step(self) -> int:
+        """The loop index of the shift step t'."""
+        return min(self.steps - 1, max(0, round(self.shift_fraction * self.steps)))
 
     def __post_init__(self) -> None:
         _check_choice("backend", self.backend, BACKENDS)
@@ -61,6 +100,22 @@ class StereoConfig:
             raise UserError(f"--fill-sigma must be >= 0, not {self.fill_sigma}")
         if self.batch_size < 1:
             raise UserError(f"--batch-size must be >= 1, not {self.batch_size}")
+        _check_choice("attention", self.attention, ATTENTION_MODES)
+        _check_choice("composite", self.composite, COMPOSITES)
+        _check_choice("precision", self.precision, PRECISIONS)
+        for name in ("steps", "null_text_steps"):
+            if getattr(self, name) < 1:
+                raise UserError(
+                    f"--{name.replace('_', '-')} must be >= 1, not {getattr(self, name)}"
+                )
+        if self.max_side < 64:
+            raise UserError(f"--max-side must be at least 64 pixels, not {self.max_side}")
+        if not 0 <= self.shift_fraction < 1:
+            raise UserError(f"--shift-fraction must be in [0, 1), not {self.shift_fraction}")
+        if self.spsmd_every < 0:
+            raise UserError(f"--spsmd-every must be >= 0, not {self.spsmd_every}")
+        if self.seam < 0:
+            raise UserError(f"--seam must be >= 0, not {self.seam}")
         if self.backend == "diffusion" and self.views != "right":
             raise UserError("--views both needs the warp backend (diffusion keeps the left view)")
 

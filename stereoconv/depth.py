@@ -36,7 +36,7 @@ class DepthEstimator:
         self.dtype = dtype or (torch.float16 if self.device.type == "cuda" else torch.float32)
         processor = load_pretrained(AutoImageProcessor, model, "depth model")
         self.model = load_pretrained(
-            AutoModelForDepthEstimation, model, "depth model", torch_dtype=self.dtype
+            AutoModelForDepthEstimation, model, "depth model", dtype=self.dtype
         )
         self.model.to(self.device).eval()
         size = getattr(processor, "size", None) or {}
@@ -156,10 +156,15 @@ def read_depth_values(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def load_depth_map(
-    path: Path, kind: str, height: int, width: int, scale: float = 1.0
+    path: Path,
+    kind: str,
+    height: int | None = None,
+    width: int | None = None,
+    scale: float = 1.0,
 ) -> torch.Tensor:
-    """A depth map file as (1, height, width) float32: pixel disparity for `disparity-px` (values
-    scaled with the width if the map is resized), relative disparity otherwise.
+    """A depth map file as (1, height, width) float32, the map's own size if not given: pixel
+    disparity for `disparity-px` (scaled with the width if the map is resized), relative
+    disparity otherwise.
 
     Values are multiplied by `scale` first (16-bit PNGs often store disparity x 256). Unknown
     values are filled from the background side of each gap before resizing."""
@@ -172,6 +177,7 @@ def load_depth_map(
         disparity = torch.where(known_t, 1.0 / disparity.clamp_min(1e-6), disparity)
     disparity = fill_unknown_disparity(disparity, known_t)
     map_h, map_w = disparity.shape[-2:]
+    height, width = height or map_h, width or map_w
     if (map_h, map_w) != (height, width):
         disparity = F.interpolate(disparity[None], size=(height, width), mode="bilinear")[0]
         if kind == "disparity-px":

@@ -99,3 +99,122 @@ def make_tiny_dpt(out: Path, seed: int = 0) -> Path:
     model.save_pretrained(out)
     processor.save_pretrained(out)
     return out
+
+
+def byte_level_alphabet() -> list[str]:
+    """The 256 characters that byte-level BPE (GPT-2, CLIP) uses for the 256 byte values:
+    printable Latin-1 bytes stand for themselves, the others are moved past U+00FF."""
+    printable = [*range(ord("!"), ord("~") + 1), *range(0xA1, 0xAD), *range(0xAE, 0x100)]
+    chars, extra = {}, 0
+    for byte in range(256):
+        if byte in printable:
+            chars[byte] = chr(byte)
+        else:
+            chars[byte] = chr(256 + extra)
+            extra += 1
+    return [chars[b] for b in range(256)]
+
+
+def make_tiny_tokenizer():
+    """A CLIP tokenizer with a generated vocabulary: every byte-level character, alone and as a
+    word end, and no merges, so any text tokenizes (one token per character)."""
+    from transformers import CLIPTokenizer
+
+    chars = byte_level_alphabet()
+    vocab = {tok: i for i, tok in enumerate(chars + [c + "</w>" for c in chars])}
+    vocab["<|startoftext|>"] = len(vocab)
+    vocab["<|endoftext|>"] = len(vocab)
+    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=77)
+
+
+def make_tiny_stable_diffusion(out: Path, depth: bool = False, seed: int = 0) -> Path:
+    """A tiny Stable Diffusion folder (UNet, VAE with the usual 8x downsampling, CLIP text
+    encoder and tokenizer, DDIM scheduler) that StableDiffusionPipeline and the product both
+    load. depth=True gives the SD 2 depth variant (a fifth UNet input channel) with a tiny DPT
+    as its depth estimator."""
+    import tempfile
+
+    from diffusers import (
+        AutoencoderKL,
+        DDIMScheduler,
+        StableDiffusionDepth2ImgPipeline,
+        StableDiffusionPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel, DPTForDepthEstimation, DPTImageProcessor
+
+    torch.manual_seed(seed)
+    unet = UNet2DConditionModel(
+        sample_size=8,
+        in_channels=5 if depth else 4,
+        out_channels=4,
+        layers_per_block=1,
+        block_out_channels=(16, 32),
+        norm_num_groups=8,
+        cross_attention_dim=32,
+        attention_head_dim=4,
+        down_block_types=("CrossAttnDownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "CrossAttnUpBlock2D"),
+    )
+    vae = AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        latent_channels=4,
+        block_out_channels=(8, 8, 16, 16),
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        layers_per_block=1,
+        norm_num_groups=4,
+        sample_size=64,
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        tokenizer = make_tiny_tokenizer()
+        text_encoder = CLIPTextModel(
+            CLIPTextConfig(
+                vocab_size=len(tokenizer),
+                hidden_size=32,
+                intermediate_size=37,
+                num_attention_heads=4,
+                num_hidden_layers=2,
+                max_position_embeddings=77,
+                projection_dim=32,
+                bos_token_id=tokenizer.bos_token_id,
+                eos_token_id=tokenizer.eos_token_id,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+        )
+        scheduler = DDIMScheduler(
+            beta_start=0.00085,
+            beta_end=0.012,
+            beta_schedule="scaled_linear",
+            clip_sample=False,
+            set_alpha_to_one=False,
+            steps_offset=1,
+        )
+        parts = dict(
+            vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler
+        )
+        if depth:
+            dpt_dir = make_tiny_dpt(Path(tmp) / "dpt", seed)
+            pipe = StableDiffusionDepth2ImgPipeline(
+                **parts,
+                depth_estimator=DPTForDepthEstimation.from_pretrained(dpt_dir),
+                feature_extractor=DPTImageProcessor.from_pretrained(dpt_dir),
+            )
+        else:
+            pipe = StableDiffusionPipeline(
+                **parts, safety_checker=None, feature_extractor=None, requires_safety_checker=False
+            )
+        pipe.save_pretrained(out)
+    return Path(out)
+
+
+def make_all(out: Path) -> dict[str, Path]:
+    """Every tiny model, in subfolders of `out`."""
+    out = Path(out)
+    return {
+        "sd": make_tiny_stable_diffusion(out / "sd"),
+        "sd-depth": make_tiny_stable_diffusion(out / "sd-depth", depth=True),
+        "depth-anything": make_tiny_depth_anything(out / "depth-anything"),
+        "dpt": make_tiny_dpt(out / "dpt"),
+    }

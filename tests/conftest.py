@@ -34,3 +34,16 @@ def write_pfm(path, array: np.ndarray) -> None:
     with open(path, "wb") as f:
         f.write(b"Pf\n%d %d\n-1\n" % (array.shape[1], array.shape[0]))
         f.write(np.ascontiguousarray(array[::-1]).astype("<f4").tobytes())
+
+
+@pytest.fixture(scope="session")
+def tiny_sd(tmp_path_factory):
+    """A tiny Stable Diffusion 1.x-style folder (random weights)."""
+    return tiny_models.make_tiny_stable_diffusion(tmp_path_factory.mktemp("tiny-sd") / "sd")
+
+
+@pytest.fixture(scope="session")
+def tiny_sd_depth(tmp_path_factory):
+    """A tiny SD 2 depth-style folder: a fifth UNet input channel, a tiny DPT beside it."""
+    folder = tmp_path_factory.mktemp("tiny-sd-depth") / "sd-depth"
+    return tiny_models.make_tiny_stable_diffusion(folder, depth=True)

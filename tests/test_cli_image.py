@@ -18,7 +18,11 @@ def photo(tmp_path):
 
 
 def run(capsys, *argv):
-    code = main([str(a) for a in argv])
+    """`stereoconv ARGV` with the warp backend unless ARGV names one."""
+    argv = [str(a) for a in argv]
+    if "--backend" not in argv:
+        argv += ["--backend", "warp"]
+    code = main(argv)
     captured = capsys.readouterr()
     return code, captured.err.strip().splitlines()
 

@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from stereoconv.geometry import background_side_columns, forward_warp, view_disparities
 
 
-def _gaussian_1d(sigma: float, device, dtype) -> torch.Tensor:
+def gaussian_1d(sigma: float, device, dtype) -> torch.Tensor:
     radius = max(1, round(2 * sigma))
     x = torch.arange(-radius, radius + 1, device=device, dtype=dtype)
     g = torch.exp(-(x**2) / (2 * sigma**2))
@@ -22,7 +22,7 @@ def _gaussian_1d(sigma: float, device, dtype) -> torch.Tensor:
 def _masked_blur(image: torch.Tensor, mask: torch.Tensor, sigma: float) -> torch.Tensor:
     """Gaussian blur of `image` that averages only pixels where mask is set (normalised
     convolution), separable. image (B, C, H, W), mask (B, H, W)."""
-    g = _gaussian_1d(sigma, image.device, image.dtype)
+    g = gaussian_1d(sigma, image.device, image.dtype)
     r = g.numel() // 2
     m = mask.unsqueeze(1).to(image.dtype)
     stacked = torch.cat([image * m, m], dim=1)

@@ -66,9 +66,14 @@ def convert_image(
     rgb = read_image(input_path)
     disparity = frame_disparity(converter, rgb, depth)
     left, right = converter.views(torch.from_numpy(rgb)[None], disparity)
+    write_views(outputs, left, right, layout)
+    return outputs
+
+
+def write_views(outputs: list[Path], left: torch.Tensor, right: torch.Tensor, layout: str) -> None:
+    """Write one stereo pair, (1, 3, H, W) views, in the layout (two files for `pair`)."""
     if layout == "pair":
         write_image(outputs[0], to_uint8(left[0]))
         write_image(outputs[1], to_uint8(right[0]))
     else:
         write_image(outputs[0], to_uint8(pack(left, right, layout)[0]))
-    return outputs

@@ -1,0 +1,1 @@
+"""StereoDiffusion (Wang et al., CVPR-W 2024) on diffusers components."""

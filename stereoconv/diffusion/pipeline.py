@@ -1,0 +1,264 @@
+"""Image, text and depth to stereo: StereoDiffusion on one set of Stable Diffusion components.
+
+Each entry point reads as the algorithm: condition, starting latent, the stereo loop, decode.
+Images here are (N, 3, H, W) float in [0, 1] with H and W multiples of 8 (the backend pads);
+disparity is in image pixels, (N, H, W).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from stereoconv.config import StereoConfig
+from stereoconv.diffusion.attention import StereoStep, stereo_attention
+from stereoconv.diffusion.components import SDComponents
+from stereoconv.diffusion.inversion import ddim_invert, null_text_inversion
+from stereoconv.diffusion.sampler import StereoSchedule, sample_stereo
+from stereoconv.geometry import background_side_columns, disparity_to_latent, forward_warp
+
+
+@dataclass
+class StereoOutput:
+    left: torch.Tensor  # (N, 3, H, W) decoded left view
+    right: torch.Tensor  # (N, 3, H, W) decoded right view
+    disparity: torch.Tensor  # (N, H, W) the image-pixel disparity that drove the shift
+    holes: torch.Tensor  # (N, h, w) latent pixels the shift left uncovered
+
+
+def depth_condition(
+    depth: torch.Tensor,
+    latent_size: tuple[int, int],
+    low: torch.Tensor | None = None,
+    high: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The SD 2 depth UNet's extra input channel, as StableDiffusionDepth2ImgPipeline's
+    prepare_depth_map makes it: bicubic to the latent size, then min-max to [-1, 1].
+    low, high (N,): the normalisation range, if not this map's own (the right view keeps the
+    left's). depth: (N, H, W), near = large."""
+    small = F.interpolate(depth.unsqueeze(1).float(), size=latent_size, mode="bicubic")
+    if low is None or high is None:
+        low, high = small.amin(dim=(1, 2, 3)), small.amax(dim=(1, 2, 3))
+    low, high = low.view(-1, 1, 1, 1), high.view(-1, 1, 1, 1)
+    return 2.0 * (small - low) / (high - low) - 1.0
+
+
+def warp_depth_to_right(depth: torch.Tensor, disparity: torch.Tensor) -> torch.Tensor:
+    """The depth map as the right eye sees it: forward-warped by its own disparity, holes taking
+    the background's depth."""
+    warped = forward_warp(depth.unsqueeze(1), disparity)
+    src = background_side_columns(~warped.holes, warped.disparity)
+    return warped.image.squeeze(1).gather(-1, src)
+
+
+class StereoDiffusion:
+    """StereoDiffusion with the settings of a StereoConfig (steps, shift step, SPSMD, deblur,
+    attention, null-text inversion, guidance, prompt, seed)."""
+
+    def __init__(self, components: SDComponents, config: StereoConfig):
+        self.components = components
+        self.config = config
+        self.schedule = StereoSchedule(config.shift_step, config.spsmd_every, config.deblur)
+
+    # --- the model call -----------------------------------------------------------------------
+
+    def predict(
+        self,
+        x: torch.Tensor,
+        t: int,
+        step: int,
+        views: int,
+        cond: torch.Tensor,
+        uncond: torch.Tensor | None,
+        extra: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Guided model output for a batch laid out (view, frame). cond, uncond: per frame
+        (N, tokens, dim); uncond None means no guidance batch. extra: channels appended to the
+        UNet input (the depth condition), per (view, frame)."""
+        c = self.components
+        frames = x.shape[0] // views
+        inp = c.scheduler.scale_model_input(x, t)
+        if extra is not None:
+            inp = torch.cat([inp, extra.to(inp)], dim=1)
+        emb = cond.repeat(views, 1, 1)
+        if uncond is not None:
+            inp = torch.cat([inp, inp])
+            emb = torch.cat([uncond.repeat(views, 1, 1), emb])
+        stereo = StereoStep(step, self.config.shift_step, self.config.attention, frames)
+        # one view: nothing stereo to do, and the UNet may carry diffusers' own processors
+        out = c.unet(
+            inp.to(c.dtype),
+            t,
+            encoder_hidden_states=emb.to(c.dtype),
+            cross_attention_kwargs={"stereo": stereo} if views == 2 else None,
+        ).sample.float()
+        if uncond is None:
+            return out
+        out_uncond, out_cond = out.chunk(2)
+        return out_uncond + self.config.guidance * (out_cond - out_uncond)
+
+    def prompt_embeddings(self, prompt: str, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        c = self.components
+        cond = c.encode_prompt(prompt).expand(n, -1, -1)
+        uncond = c.encode_prompt("").expand(n, -1, -1) if self.config.guidance > 1 else None
+        return cond, uncond
+
+    def deblur_noise(self, shape: torch.Size) -> torch.Tensor:
+        """The same seeded noise for every frame, so a frame's result does not depend on its
+        place in the batch, and a static shot stays static."""
+        g = torch.Generator("cpu").manual_seed(self.config.seed)
+        noise = torch.randn((1, *shape[1:]), generator=g)
+        return noise.expand(shape).to(self.components.device)
+
+    # --- image to stereo (the main job) -------------------------------------------------------
+
+    def image_to_stereo(
+        self, images: torch.Tensor, disparity: torch.Tensor, callback: Callable | None = None
+    ) -> StereoOutput:
+        """Invert the images into the latent trajectory, then run the stereo loop."""
+        c, cfg = self.components, self.config
+        n = images.shape[0]
+        c.scheduler.set_timesteps(cfg.steps, device=c.device)
+        # 1. Condition and latents
+        cond, uncond = self.prompt_embeddings(cfg.prompt, n)
+        latents = c.encode_images(images, cfg.batch_size)
+        d_latent = disparity_to_latent(disparity, c.vae_scale_factor)
+        with stereo_attention(c.unet):
+            # 2. DDIM inversion with the conditional branch at w = 1 (the pivot)
+            with torch.inference_mode():
+                trajectory = ddim_invert(
+                    lambda z, t: self.predict(z, t, -1, 1, cond, None), latents, c.scheduler
+                )
+            # 3. Optional null-text inversion: per-step unconditional embeddings for w > 1
+            uncond_at = lambda i: uncond  # noqa: E731
+            if cfg.null_text and uncond is not None:
+                steps = null_text_inversion(
+                    lambda z, t, emb: self.predict(z, t, -1, 1, emb, None),
+                    [z.clone() for z in trajectory],
+                    cond,
+                    uncond,
+                    c.scheduler,
+                    cfg.guidance,
+                    cfg.null_text_steps,
+                )
+                uncond_at = steps.__getitem__
+            # 4. The stereo loop from z_T
+            with torch.inference_mode():
+                left, right, mask = sample_stereo(
+                    lambda x, t, i, v: self.predict(x, t, i, v, cond, uncond_at(i)),
+                    c.scheduler,
+                    trajectory[-1],
+                    d_latent,
+                    self.schedule,
+                    noise=self.deblur_noise(latents.shape) if cfg.deblur else None,
+                    callback=callback,
+                )
+                return StereoOutput(
+                    c.decode_latents(left, cfg.batch_size),
+                    c.decode_latents(right, cfg.batch_size),
+                    disparity,
+                    ~mask,
+                )
+
+    # --- text to stereo -----------------------------------------------------------------------
+
+    def initial_noise(self, height: int, width: int) -> torch.Tensor:
+        c = self.components
+        f = c.vae_scale_factor
+        shape = (1, c.vae.config.latent_channels, height // f, width // f)
+        g = torch.Generator("cpu").manual_seed(self.config.seed)
+        noise = torch.randn(shape, generator=g, dtype=c.dtype).to(c.device)
+        return noise.float() * c.scheduler.init_noise_sigma
+
+    @torch.inference_mode()
+    def text_to_stereo(
+        self,
+        prompt: str,
+        height: int,
+        width: int,
+        disparity_of: Callable[[torch.Tensor], torch.Tensor],
+        callback: Callable | None = None,
+    ) -> StereoOutput:
+        """Generate the left image, estimate its disparity (`disparity_of`: image -> pixel
+        disparity), then continue the same trajectory from the shift step with both views.
+        The first pass keeps its latent at the shift step, which is exactly what replaying
+        the same seed would give, so the steps before t' run once."""
+        c, cfg = self.components, self.config
+        c.scheduler.set_timesteps(cfg.steps, device=c.device)
+        cond, uncond = self.prompt_embeddings(prompt, 1)
+        model = lambda x, t, i, v: self.predict(x, t, i, v, cond, uncond)  # noqa: E731
+        mono = StereoSchedule(None)
+        with stereo_attention(c.unet):
+            # 1. The left image alone: up to the shift step, then on to the end
+            at_shift, _, _ = sample_stereo(
+                model,
+                c.scheduler,
+                self.initial_noise(height, width),
+                None,
+                mono,
+                stop=cfg.shift_step,
+            )
+            mono_end, _, _ = sample_stereo(
+                model, c.scheduler, at_shift, None, mono, start=cfg.shift_step
+            )
+            # 2. Its disparity
+            disparity = disparity_of(c.decode_latents(mono_end)).to(c.device)
+            d_latent = disparity_to_latent(disparity, c.vae_scale_factor)
+            # 3. From the shift step again, with the right view
+            left, right, mask = sample_stereo(
+                model,
+                c.scheduler,
+                at_shift,
+                d_latent,
+                self.schedule,
+                start=cfg.shift_step,
+                noise=self.deblur_noise(at_shift.shape) if cfg.deblur else None,
+                callback=callback,
+            )
+        return StereoOutput(c.decode_latents(left), c.decode_latents(right), disparity, ~mask)
+
+    # --- depth to stereo ----------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def depth_to_stereo(
+        self,
+        depth: torch.Tensor,
+        disparity: torch.Tensor,
+        prompt: str,
+        callback: Callable | None = None,
+    ) -> StereoOutput:
+        """The SD 2 depth model from noise, conditioned on the depth map (near = large) for the
+        left view and on the same map warped to the right eye for the right view."""
+        c, cfg = self.components, self.config
+        if not c.depth_conditioned:
+            raise ValueError("depth to stereo needs a depth-conditioned model (SD 2 depth)")
+        c.scheduler.set_timesteps(cfg.steps, device=c.device)
+        height, width = depth.shape[-2:]
+        latent_size = (height // c.vae_scale_factor, width // c.vae_scale_factor)
+        small = F.interpolate(depth.unsqueeze(1).float(), size=latent_size, mode="bicubic")
+        low, high = small.amin(dim=(1, 2, 3)), small.amax(dim=(1, 2, 3))
+        cond_left = depth_condition(depth, latent_size, low, high)
+        right_depth = warp_depth_to_right(depth.float(), disparity.float())
+        cond_right = depth_condition(right_depth, latent_size, low, high)
+        cond, uncond = self.prompt_embeddings(prompt, 1)
+
+        def model(x, t, i, views):
+            extra = cond_left if views == 1 else torch.cat([cond_left, cond_right])
+            return self.predict(x, t, i, views, cond, uncond, extra)
+
+        d_latent = disparity_to_latent(disparity, c.vae_scale_factor)
+        noise = self.initial_noise(height, width)
+        with stereo_attention(c.unet):
+            left, right, mask = sample_stereo(
+                model,
+                c.scheduler,
+                noise,
+                d_latent,
+                self.schedule,
+                noise=self.deblur_noise(noise.shape) if cfg.deblur else None,
+                callback=callback,
+            )
+        return StereoOutput(c.decode_latents(left), c.decode_latents(right), disparity, ~mask)

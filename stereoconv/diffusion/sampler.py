@@ -1,0 +1,83 @@
+"""The StereoDiffusion denoising loop (Wang et al., CVPR-W 2024, Sec. 3 and Fig. 2).
+
+Notation, paper -> code:
+    x_t          left           the left latent
+    x'_t         right          the right latent, from the shift step t' on
+    D, s         disparity      latent-pixel disparity (s is already folded in)
+    M            mask           latent pixels that the shift covered (not holes)
+    S(x, D)      shift_latent   Stereo Pixel Shift, eq. 3
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from stereoconv.geometry import shift_latent
+
+# model(x, t, step, views) -> model output; x is [left frames] or [left frames, right frames]
+StereoModel = Callable[[torch.Tensor, int, int, int], torch.Tensor]
+
+
+@dataclass(frozen=True)
+class StereoSchedule:
+    """When the stereo operations happen, as denoising-loop indices."""
+
+    shift_step: int | None  # t': build the right latent here; None: plain (mono) sampling
+    copy_every: int = 10  # SPSMD copies at loop indices i > t' with i % copy_every == 0; 0: never
+    deblur: bool = False  # fill the shifted latent's holes with fresh noise (eq. 8)
+
+    def copies_at(self, i: int) -> bool:
+        return (
+            self.shift_step is not None
+            and self.copy_every > 0
+            and i > self.shift_step
+            and i % self.copy_every == 0
+        )
+
+
+def sample_stereo(
+    model: StereoModel,
+    scheduler,
+    left: torch.Tensor,
+    disparity: torch.Tensor,
+    schedule: StereoSchedule,
+    start: int = 0,
+    stop: int | None = None,
+    noise: torch.Tensor | None = None,
+    callback: Callable[[dict], None] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor | None]:
+    """Denoise `left` (the latent at loop index `start`) through loop index `stop` (exclusive;
+    the end by default); from the shift step on, the right latent is denoised beside it.
+
+    Returns (left, right, mask); right and mask are None if the loop never reached the shift.
+    `noise` (same shape as left) fills the holes when schedule.deblur is set. callback gets a
+    dict after the shift and after every step.
+    """
+    right = mask = None
+    timesteps = scheduler.timesteps.tolist()
+    for i, t in enumerate(timesteps[:stop]):
+        if i < start:
+            continue
+        # 1. Stereo Pixel Shift at t' (eq. 3); deblur fills the uncovered pixels with noise (eq. 8)
+        if i == schedule.shift_step:
+            right, mask = shift_latent(left, disparity)
+            if schedule.deblur:
+                right = torch.where(mask.unsqueeze(1), right, noise)
+            if callback is not None:
+                callback({"event": "shift", "step": i, "left": left, "right": right, "mask": mask})
+        # 2. One DDIM step; both views go through the UNet together once the right one exists
+        views = 1 if right is None else 2
+        x = left if right is None else torch.cat([left, right])
+        x = scheduler.step(model(x, t, i, views), t, x).prev_sample
+        left, right = (x, None) if views == 1 else x.chunk(2)
+        # 3. SPSMD, as the reference code: the right latent's visible region (mask of the shift
+        #    step) takes the shifted *current* left latent, after the scheduler step
+        if schedule.copies_at(i):
+            shifted, _ = shift_latent(left, disparity)
+            right = torch.where(mask.unsqueeze(1), shifted, right)
+        if callback is not None:
+            callback({"event": "step", "step": i, "left": left, "right": right, "mask": mask})
+    return left, right, mask

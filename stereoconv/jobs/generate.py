@@ -1,0 +1,114 @@
+"""Text to stereo and depth to stereo: pictures that did not exist before, in stereo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from stereoconv.backends.diffusion import hybrid_right_view
+from stereoconv.converter import StereoConverter
+from stereoconv.depth import load_depth_map
+from stereoconv.diffusion.components import (
+    DEFAULT_DEPTH2IMG_MODEL,
+    DEFAULT_SD_MODEL,
+    load_components,
+    pick_dtype,
+)
+from stereoconv.diffusion.pipeline import StereoDiffusion, StereoOutput
+from stereoconv.errors import UserError
+from stereoconv.fileio import check_output
+from stereoconv.jobs.image import output_paths, write_views
+from stereoconv.media.images import check_writable_suffix, read_image
+
+
+def check_size(height: int, width: int) -> None:
+    for name, value in (("--height", height), ("--width", width)):
+        if value < 64 or value % 8:
+            raise UserError(f"{name} must be a multiple of 8 and at least 64, not {value}")
+
+
+def finish(converter: StereoConverter, out: StereoOutput) -> tuple[torch.Tensor, torch.Tensor]:
+    """The configured composite of a generated pair: the generated left view is the frame."""
+    cfg = converter.config
+    if cfg.composite == "none":
+        return out.left, out.right
+    right, _ = hybrid_right_view(out.left, out.disparity, out.right, cfg.seam)
+    return out.left, right
+
+
+def prepare_outputs(output: Path, layout: str, overwrite: bool, inputs: list[Path]) -> list[Path]:
+    outputs = output_paths(Path(output), layout)
+    for out in outputs:
+        check_writable_suffix(out)
+        for source in inputs:
+            check_output(source, out, overwrite)
+    return outputs
+
+
+def text_to_stereo(
+    converter: StereoConverter,
+    prompt: str,
+    output: Path,
+    height: int | None = None,
+    width: int | None = None,
+    overwrite: bool = False,
+) -> list[Path]:
+    """Generate a stereo picture from a prompt: the left image first, its depth, then the right
+    view from the shift step on."""
+    cfg = converter.config
+    outputs = prepare_outputs(output, cfg.layout, overwrite, [])
+    device = converter.device
+    components = load_components(
+        cfg.model or DEFAULT_SD_MODEL, device, pick_dtype(device, cfg.precision)
+    )
+    height, width = height or components.default_size, width or components.default_size
+    check_size(height, width)
+
+    def disparity_of(image: torch.Tensor) -> torch.Tensor:
+        return converter.pixel_disparity(converter.relative_disparity(image))
+
+    out = StereoDiffusion(components, cfg).text_to_stereo(prompt, height, width, disparity_of)
+    write_views(outputs, *finish(converter, out), cfg.layout)
+    return outputs
+
+
+def depth_to_stereo(
+    converter: StereoConverter,
+    prompt: str,
+    output: Path,
+    depth_map: Path | None = None,
+    from_image: Path | None = None,
+    size: int | None = None,
+    overwrite: bool = False,
+) -> list[Path]:
+    """Generate a stereo picture with the SD 2 depth model from a depth map (near = bright) or
+    from the depth of a photo; the map is both the condition and the disparity source."""
+    cfg = converter.config
+    source = Path(from_image if from_image is not None else depth_map)
+    outputs = prepare_outputs(output, cfg.layout, overwrite, [source])
+    device = converter.device
+    if from_image is not None:
+        rgb = read_image(from_image)
+        relative = converter.relative_disparity(torch.from_numpy(rgb)[None])
+    else:
+        relative = load_depth_map(source, "relative-disparity")
+    components = load_components(
+        cfg.model or DEFAULT_DEPTH2IMG_MODEL, device, pick_dtype(device, cfg.precision)
+    )
+    if not components.depth_conditioned:
+        raise UserError(
+            f"--model {cfg.model or DEFAULT_DEPTH2IMG_MODEL!r} is not depth-conditioned: "
+            "the depth command needs an SD 2 depth model"
+        )
+    long_side = size or components.default_size
+    height, width = relative.shape[-2:]
+    scale = long_side / max(height, width)
+    gh, gw = (max(64, round(v * scale / 8) * 8) for v in (height, width))
+    relative = F.interpolate(relative[None].float(), size=(gh, gw), mode="bilinear")[0]
+    relative = relative.to(device)
+    disparity = converter.pixel_disparity(relative)
+    out = StereoDiffusion(components, cfg).depth_to_stereo(relative, disparity, prompt)
+    write_views(outputs, *finish(converter, out), cfg.layout)
+    return outputs

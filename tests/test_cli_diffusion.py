@@ -1,0 +1,159 @@
+"""The diffusion commands end to end on the CPU with tiny models (outputs are noise)."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from stereoconv.cli import main
+
+
+@pytest.fixture
+def photo(tmp_path):
+    rng = np.random.default_rng(1)
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(rng.integers(0, 256, (45, 70, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    return code, capsys.readouterr()
+
+
+def test_image_with_the_diffusion_backend(capsys, tmp_path, photo, tiny_sd, tiny_depth):
+    out = tmp_path / "out.png"
+    code, cap = run(
+        capsys,
+        "image",
+        photo,
+        out,
+        "--backend",
+        "diffusion",
+        "--model",
+        tiny_sd,
+        "--depth-model",
+        tiny_depth,
+        "--steps",
+        "6",
+        "--device",
+        "cpu",
+    )
+    assert code == 0, cap.err
+    sbs = np.asarray(Image.open(out))
+    assert sbs.shape == (45, 140, 3)
+    # hybrid composite: the left half is the input photo, untouched
+    assert np.array_equal(sbs[:, :70], np.asarray(Image.open(photo).convert("RGB")))
+
+
+def test_image_paper_preset_runs_with_overrides(capsys, tmp_path, photo, tiny_sd, tiny_depth):
+    out = tmp_path / "paper.png"
+    code, cap = run(
+        capsys,
+        "image",
+        photo,
+        out,
+        "--preset",
+        "paper",
+        "--model",
+        tiny_sd,
+        "--depth-model",
+        tiny_depth,
+        "--steps",
+        "5",
+        "--null-text-steps",
+        "2",
+    )
+    assert code == 0, cap.err
+    assert Image.open(out).size == (140, 45)
+
+
+def test_text_to_stereo(capsys, tmp_path, tiny_sd, tiny_depth):
+    out = tmp_path / "t.png"
+    code, cap = run(
+        capsys,
+        "text",
+        "a red motorcycle",
+        out,
+        "--model",
+        tiny_sd,
+        "--depth-model",
+        tiny_depth,
+        "--steps",
+        "5",
+        "--width",
+        "72",
+        "--height",
+        "64",
+    )
+    assert code == 0, cap.err
+    assert Image.open(out).size == (144, 64)
+
+
+def test_depth_to_stereo_from_a_map_and_from_a_photo(
+    capsys, tmp_path, photo, tiny_sd_depth, tiny_depth
+):
+    depth_map = tmp_path / "near_bright.png"
+    ramp = np.tile(np.linspace(0, 255, 80, dtype=np.uint8), (60, 1))
+    Image.fromarray(ramp).save(depth_map)
+    code, cap = run(
+        capsys,
+        "depth",
+        depth_map,
+        "a garage",
+        tmp_path / "d.png",
+        "--model",
+        tiny_sd_depth,
+        "--steps",
+        "5",
+        "--size",
+        "80",
+        "--layout",
+        "pair",
+    )
+    assert code == 0, cap.err
+    assert Image.open(tmp_path / "d_L.png").size == (80, 64)
+    code, cap = run(
+        capsys,
+        "depth",
+        "a garage",
+        tmp_path / "p.png",
+        "--from-image",
+        photo,
+        "--model",
+        tiny_sd_depth,
+        "--depth-model",
+        tiny_depth,
+        "--steps",
+        "5",
+    )
+    assert code == 0, cap.err
+
+
+def test_depth_command_errors(capsys, tmp_path, tiny_sd):
+    code, cap = run(capsys, "depth", "only a prompt", tmp_path / "x.png")
+    assert code == 1 and "DEPTH_MAP PROMPT OUT" in cap.err
+    Image.fromarray(np.full((64, 64), 9, np.uint8)).save(tmp_path / "m.png")
+    code, cap = run(
+        capsys, "depth", tmp_path / "m.png", "p", tmp_path / "x.png", "--model", tiny_sd
+    )
+    assert code == 1 and "not depth-conditioned" in cap.err
+
+
+def test_missing_diffusion_model(capsys, tmp_path, photo, tiny_depth, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    code, cap = run(
+        capsys,
+        "image",
+        photo,
+        tmp_path / "o.png",
+        "--backend",
+        "diffusion",
+        "--model",
+        "nobody/no-sd",
+        "--depth-model",
+        tiny_depth,
+    )
+    assert code == 1
+    lines = [ln for ln in cap.err.splitlines() if ln.startswith("stereoconv: error")]
+    assert len(lines) == 1 and "'nobody/no-sd'" in lines[0] and "HF_HOME" in lines[0]
+    assert not (tmp_path / "o.png").exists()
