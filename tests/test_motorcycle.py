@@ -1,13 +1,13 @@
 """The warp backend on a real stereo pair with ground truth: Middlebury 2014 Motorcycle
 (Scharstein et al., GCPR 2014), its measured disparity given as --depth-kind disparity-px."""
 
-import cv2
 import numpy as np
 import torch
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from stereoconv.cli import main
+from stereoconv.evaluation.classical import warp_telea
 from stereoconv.geometry import fill_unknown_disparity, forward_warp
 from tests.conftest import write_pfm
 
@@ -20,19 +20,7 @@ def filled(disparity: np.ndarray) -> torch.Tensor:
 def baseline_right_view(left: np.ndarray, disparity: np.ndarray) -> np.ndarray:
     """The classic: the same unknown-value filling, an integer z-buffered forward warp, and
     OpenCV's Telea inpainting (radius 3) of the holes."""
-    d = filled(disparity)[0].numpy()
-    h, w = d.shape
-    target = np.round(np.arange(w)[None, :] - d).astype(np.int64)
-    inside = (target >= 0) & (target < w)
-    flat = (np.arange(h)[:, None] * w + target)[inside]
-    depth = d[inside]
-    zbuf = np.full(h * w, -np.inf)
-    np.maximum.at(zbuf, flat, depth)
-    win = depth == zbuf[flat]
-    out = np.zeros((h * w, 3), np.uint8)
-    out[flat[win]] = left[inside][win]
-    holes = np.isinf(zbuf).reshape(h, w)
-    return cv2.inpaint(out.reshape(h, w, 3), holes.astype(np.uint8), 3, cv2.INPAINT_TELEA)
+    return warp_telea(left, filled(disparity)[0].numpy())
 
 
 def scores(reference, image, mask=None):

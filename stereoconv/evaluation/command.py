@@ -1,0 +1,146 @@
+"""`stereoconv eval DATASET_DIR`: run a method set on a stereo dataset and write the report.
+
+Registered in stereoconv/cli.py; it uses cli.py's option helpers, so cli.py imports this module
+after defining them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from stereoconv.cli import config_from, job_options, setting_options
+from stereoconv.errors import UserError
+
+NOT_SETTINGS_HERE = ("backend", "layout", "views", "depth_kind", "depth_scale")
+
+
+@click.command("eval")
+@click.argument("dataset", metavar="DATASET_DIR")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=Path("eval-results"),
+    show_default=True,
+    help="Folder for results.md, results.json and scenes/*.png.",
+)
+@click.option(
+    "--protocol",
+    default="calibrated",
+    show_default=True,
+    help="calibrated (native size, disparity in pixels) or paper (512x512 crop, s = 8 %).",
+)
+@click.option(
+    "--disparity",
+    "source",
+    default="gt",
+    show_default=True,
+    help="gt (the dataset's ground truth) or estimated (the depth model).",
+)
+@click.option(
+    "--methods",
+    default="classical,warp",
+    show_default=True,
+    help="Comma-separated: leave-blank, stretch, telea, warp, diffusion[:attention=uni|bi|off"
+    ":spsmd=on|off:deblur=on|off:composite=hybrid|pure]; sets: classical, table2, ablation, all.",
+)
+@click.option("--scenes", help="Comma-separated scene names to keep (default: all).")
+@click.option("--limit", type=int, help="Only the first N scenes.")
+@click.option(
+    "--paper-size", type=int, default=512, show_default=True, help="Side of the paper protocol."
+)
+@click.option("--lpips/--no-lpips", default=True, help="Score LPIPS (needs its weights).")
+@click.option("--figures/--no-figures", default=True, help="Write a picture per scene.")
+@job_options
+@setting_options(exclude=NOT_SETTINGS_HERE)
+def eval_command(
+    dataset: str,
+    out: Path,
+    protocol: str,
+    source: str,
+    methods: str,
+    scenes,
+    limit,
+    paper_size: int,
+    lpips: bool,
+    figures: bool,
+    overwrite: bool,
+    **kwargs,
+) -> None:
+    """Evaluate right-view synthesis on DATASET_DIR (Middlebury 2014, KITTI 2015, a folder with
+    left/ right/ disparity/, or skimage:motorcycle) against its real right views."""
+    import torch
+    from tqdm import tqdm
+
+    from stereoconv.config import to_dict
+    from stereoconv.evaluation.datasets import open_dataset
+    from stereoconv.evaluation.harness import evaluate, standard_metrics
+    from stereoconv.evaluation.methods import MethodRunner, parse_methods
+    from stereoconv.evaluation.protocols import check_protocol
+    from stereoconv.evaluation.report import safe_name, scene_figure, write_png, write_report
+    from stereoconv.models import pick_device
+
+    # 1. Check everything before any work
+    config = config_from(kwargs)
+    device = pick_device(kwargs.pop("device"))
+    check_protocol(protocol, source)
+    if limit is not None and limit < 1:
+        raise UserError(f"--limit must be >= 1, not {limit}")
+    if paper_size < 64 or paper_size % 8:
+        raise UserError(f"--paper-size must be a multiple of 8, at least 64, not {paper_size}")
+    method_list = parse_methods(methods, config)
+    only = [s.strip() for s in scenes.split(",") if s.strip()] if scenes else ()
+    data = open_dataset(dataset, only, limit)
+    for name in ("results.md", "results.json"):
+        if (out / name).exists() and not overwrite:
+            raise UserError(f"{out / name} exists; pass --overwrite to replace it")
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out} is a file; give a folder")
+    uses_diffusion = any(m.family == "diffusion" for m in method_list)
+    if uses_diffusion and device.type == "cpu":
+        click.echo("stereoconv: note: diffusion on the CPU takes minutes per scene", err=True)
+
+    # 2. Models, loaded on first use
+    runner = MethodRunner(config, device)
+    estimate = None
+    if source == "estimated":
+        from stereoconv.converter import StereoConverter
+
+        converter = StereoConverter(config, device)
+
+        def estimate(rgb):
+            return converter.relative_disparity(torch.tensor(rgb)[None])[0].cpu().numpy()
+
+    metric_list = standard_metrics(lpips=lpips, device=str(device))
+    written: list[Path] = []
+
+    def on_scene(result) -> None:
+        if figures:
+            path = out / "scenes" / f"{safe_name(result.prepared.name)}.png"
+            write_png(path, scene_figure(result))
+            written.append(path)
+
+    # 3. Run and report
+    results = evaluate(
+        data,
+        protocol,
+        source,
+        method_list,
+        runner,
+        metric_list,
+        estimate=estimate,
+        paper_size=paper_size,
+        on_scene=on_scene,
+        progress=lambda it: tqdm(it, desc="scenes", unit="scene", leave=False),
+    )
+    settings = {
+        **to_dict(config),
+        "dataset_path": dataset,
+        "paper_size": paper_size,
+        "device": str(device),
+        "torch": torch.__version__,
+    }
+    written += write_report(results, out, settings)
+    for path in written:
+        click.echo(f"wrote {path}")

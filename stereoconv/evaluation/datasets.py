@@ -1,0 +1,194 @@
+"""Stereo datasets with a real right view: scenes of left view, right view and the left view's
+ground-truth disparity in pixels (NaN where unknown).
+
+Layouts, recognised from the folder given:
+- Middlebury 2014: one folder per scene with im0.png, im1.png, disp0.pfm and calib.txt (or the
+  folder of one scene itself).
+- KITTI 2015: image_2/, image_3/ and disp_occ_0/ (the `training` folder or its parent); disparity
+  is a 16-bit PNG of pixels x 256, 0 = unknown; only the `_10` frames have it.
+- Any folder with left/ and right/ subfolders of images matched by name, and optionally
+  disparity/ (.pfm or .npy in pixels, inf or nan = unknown; 16-bit .png in pixels x 256 and
+  8-bit .png in pixels, 0 = unknown).
+- `skimage:motorcycle`: Middlebury 2014 Motorcycle as bundled with scikit-image (741 x 500).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from stereoconv.depth import read_depth_values
+from stereoconv.errors import UserError
+from stereoconv.media.images import read_image
+
+MOTORCYCLE = "skimage:motorcycle"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
+DISPARITY_SUFFIXES = (".pfm", ".npy", ".png")
+LAYOUT_HELP = (
+    "expected Middlebury 2014 scene folders (im0.png, im1.png, disp0.pfm, calib.txt), KITTI 2015 "
+    f"(image_2/, image_3/, disp_occ_0/), a folder with left/ and right/ subfolders, or {MOTORCYCLE}"
+)
+
+
+@dataclass
+class Scene:
+    name: str
+    left: np.ndarray  # (H, W, 3) uint8
+    right: np.ndarray  # (H, W, 3) uint8, the real right view
+    disparity: np.ndarray | None  # (H, W) float32 pixels of the left view, NaN = unknown
+    meta: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SceneSource:
+    """A scene not read yet: datasets are listed first and read one scene at a time."""
+
+    name: str
+    load: Callable[[], Scene]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    name: str
+    layout: str  # middlebury | kitti | folder | skimage
+    scenes: tuple[SceneSource, ...]
+
+
+# --- readers -----------------------------------------------------------------------------------
+
+
+def read_disparity(path: Path, scale: float | None = None) -> np.ndarray:
+    """A disparity file as float32 pixels, NaN where unknown. PNG: `scale` if given, otherwise
+    1/256 for 16-bit files (KITTI's convention) and 1 for 8-bit ones."""
+    values, known = read_depth_values(path)
+    if path.suffix.lower() == ".png" and scale is None:
+        with Image.open(path) as im:
+            scale = 1 / 256 if im.mode.startswith("I") else 1.0
+    values = values * (scale or 1.0)
+    return np.where(known, values, np.nan).astype(np.float32)
+
+
+def read_calib(path: Path) -> dict[str, str]:
+    """Middlebury's calib.txt: `key=value` lines (cam0, cam1, doffs, baseline, width, height,
+    ndisp, vmin, vmax ...)."""
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
+def checked(scene: Scene) -> Scene:
+    """The views and the disparity must have one size: a mismatched file is a user error."""
+    shapes = {scene.left.shape[:2], scene.right.shape[:2]}
+    if scene.disparity is not None:
+        shapes.add(scene.disparity.shape)
+    if len(shapes) > 1:
+        raise UserError(f"scene {scene.name}: left, right and disparity differ in size {shapes}")
+    return scene
+
+
+def _load_files(name: str, left: Path, right: Path, disparity: Path | None, **meta) -> Scene:
+    d = read_disparity(disparity) if disparity is not None else None
+    return checked(Scene(name, read_image(left), read_image(right), d, meta))
+
+
+def _source(name: str, *args, **meta) -> SceneSource:
+    return SceneSource(name, lambda: _load_files(name, *args, **meta))
+
+
+# --- layouts -----------------------------------------------------------------------------------
+
+
+def middlebury_scene(folder: Path) -> SceneSource:
+    calib_path = folder / "calib.txt"
+    calib = read_calib(calib_path) if calib_path.is_file() else {}
+    args = (folder / "im0.png", folder / "im1.png", folder / "disp0.pfm")
+    for path in args:
+        if not path.is_file():
+            raise UserError(f"Middlebury scene {folder} lacks {path.name}")
+    return _source(folder.name, *args, calib=calib)
+
+
+def middlebury(root: Path) -> list[SceneSource]:
+    if (root / "im0.png").is_file():
+        return [middlebury_scene(root)]
+    folders = sorted(p for p in root.iterdir() if (p / "im0.png").is_file())
+    return [middlebury_scene(p) for p in folders]
+
+
+def kitti(root: Path) -> list[SceneSource]:
+    if not (root / "image_2").is_dir():
+        root = root / "training"
+    disp = root / "disp_occ_0"
+    if not disp.is_dir():
+        raise UserError(f"KITTI folder {root} has no disp_occ_0/ (ground truth disparity)")
+    scenes = []
+    for path in sorted(disp.glob("*.png")):
+        left, right = root / "image_2" / path.name, root / "image_3" / path.name
+        if left.is_file() and right.is_file():
+            scenes.append(_source(path.stem, left, right, path))
+    return scenes
+
+
+def _by_stem(folder: Path, suffixes: Sequence[str]) -> dict[str, Path]:
+    if not folder.is_dir():
+        return {}
+    return {p.stem: p for p in sorted(folder.iterdir()) if p.suffix.lower() in suffixes}
+
+
+def triplets(root: Path) -> list[SceneSource]:
+    lefts = _by_stem(root / "left", IMAGE_SUFFIXES)
+    rights = _by_stem(root / "right", IMAGE_SUFFIXES)
+    disparities = _by_stem(root / "disparity", DISPARITY_SUFFIXES)
+    names = [n for n in lefts if n in rights]
+    return [_source(n, lefts[n], rights[n], disparities.get(n)) for n in names]
+
+
+def motorcycle() -> list[SceneSource]:
+    def load() -> Scene:
+        from skimage import data
+
+        left, right, disparity = data.stereo_motorcycle()
+        disparity = np.where(np.isfinite(disparity), disparity, np.nan).astype(np.float32)
+        meta = {"source": "scikit-image data.stereo_motorcycle (Middlebury 2014, quarter size)"}
+        left, right = np.ascontiguousarray(left), np.ascontiguousarray(right)
+        return Scene("Motorcycle", left, right, disparity, meta)
+
+    return [SceneSource("Motorcycle", load)]
+
+
+def detect_layout(root: Path) -> str:
+    if (root / "im0.png").is_file() or any((p / "im0.png").is_file() for p in root.iterdir()):
+        return "middlebury"
+    if (root / "image_2").is_dir() or (root / "training" / "image_2").is_dir():
+        return "kitti"
+    if (root / "left").is_dir() and (root / "right").is_dir():
+        return "folder"
+    raise UserError(f"{root}: not a stereo dataset I know: {LAYOUT_HELP}")
+
+
+def open_dataset(spec: str, only: Sequence[str] = (), limit: int | None = None) -> Dataset:
+    """The dataset at `spec` (a folder or `skimage:motorcycle`); `only` keeps the named scenes,
+    `limit` the first n."""
+    if spec == MOTORCYCLE:
+        name, layout, scenes = "Motorcycle", "skimage", motorcycle()
+    else:
+        root = Path(spec)
+        if not root.exists():
+            raise UserError(f"dataset not found: {spec} ({LAYOUT_HELP})")
+        if not root.is_dir():
+            raise UserError(f"dataset {spec} is a file; give a folder ({LAYOUT_HELP})")
+        layout = detect_layout(root)
+        scenes = {"middlebury": middlebury, "kitti": kitti, "folder": triplets}[layout](root)
+        name = root.resolve().name
+    if only:
+        unknown = sorted(set(only) - {s.name for s in scenes})
+        if unknown:
+            raise UserError(f"no scene {', '.join(unknown)} in {spec}")
+        scenes = [s for s in scenes if s.name in only]
+    scenes = scenes[:limit] if limit else scenes
+    if not scenes:
+        raise UserError(f"{spec}: no complete scene found ({LAYOUT_HELP})")
+    return Dataset(name, layout, tuple(scenes))

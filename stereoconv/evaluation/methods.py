@@ -1,0 +1,178 @@
+"""The methods compared, by name, and one runner that makes a right view with any of them.
+
+Names (comma-separated in --methods; sets expand):
+- leave-blank, stretch, telea: the classical baselines (evaluation.classical).
+- warp: the warp backend (sub-pixel z-buffered warp, background fill).
+- diffusion: the diffusion backend with the run's settings; `diffusion:KEY=VALUE:...` changes
+  attention (uni | bi | off), spsmd (on | off), deblur (on | off), composite (hybrid | pure).
+- sets: classical, table2 (the paper's Table 2 technique rows, pure composite), ablation (every
+  attention x SPSMD x deblur x composite combination, 24 runs), all (classical, warp, ablation).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from stereoconv.config import StereoConfig
+from stereoconv.diffusion.attention import ATTENTION_MODES
+from stereoconv.errors import UserError
+from stereoconv.evaluation.classical import CLASSICAL_METHODS
+
+ON_OFF = {"on": True, "off": False}
+COMPOSITE_NAMES = {"hybrid": "hybrid", "pure": "none", "none": "none"}
+DIFFUSION_KEYS = ("attention", "spsmd", "deblur", "composite")
+
+
+@dataclass(frozen=True)
+class Method:
+    family: str  # the classical method's name, "warp" or "diffusion"
+    attention: str | None = None  # diffusion only: uni | bi | off
+    spsmd: bool | None = None
+    deblur: bool | None = None
+    composite: str | None = None  # hybrid | none (pure: both views as decoded)
+
+    @property
+    def name(self) -> str:
+        if self.family != "diffusion":
+            return self.family
+        composite = "pure" if self.composite == "none" else self.composite
+        return (
+            f"diffusion:attention={self.attention}:spsmd={'on' if self.spsmd else 'off'}"
+            f":deblur={'on' if self.deblur else 'off'}:composite={composite}"
+        )
+
+    def config(self, base: StereoConfig) -> StereoConfig:
+        """The diffusion settings of this method: the run's own, with this method's switches."""
+        every = (base.spsmd_every or 10) if self.spsmd else 0
+        return dataclasses.replace(
+            base,
+            backend="diffusion",
+            views="right",
+            attention=self.attention,
+            spsmd_every=every,
+            deblur=self.deblur,
+            composite=self.composite,
+        )
+
+
+def diffusion_method(spec: str, base: StereoConfig) -> Method:
+    """`diffusion` or `diffusion:key=value:...`, defaults from the run's settings."""
+    values = {
+        "attention": base.attention,
+        "spsmd": base.spsmd_every > 0,
+        "deblur": base.deblur,
+        "composite": base.composite,
+    }
+    for part in spec.split(":")[1:]:
+        key, _, value = part.partition("=")
+        if key not in DIFFUSION_KEYS:
+            raise UserError(
+                f"unknown diffusion switch {key!r} in {spec!r}: use {', '.join(DIFFUSION_KEYS)}"
+            )
+        if key == "attention" and value not in ATTENTION_MODES:
+            raise UserError(f"{spec!r}: attention must be uni, bi or off, not {value!r}")
+        if key in ("spsmd", "deblur") and value not in ON_OFF:
+            raise UserError(f"{spec!r}: {key} must be on or off, not {value!r}")
+        if key == "composite" and value not in COMPOSITE_NAMES:
+            raise UserError(f"{spec!r}: composite must be hybrid or pure, not {value!r}")
+        values[key] = {
+            "attention": value,
+            "spsmd": ON_OFF.get(value),
+            "deblur": ON_OFF.get(value),
+            "composite": COMPOSITE_NAMES.get(value),
+        }[key]
+    return Method("diffusion", **values)
+
+
+def table2() -> list[Method]:
+    """The paper's Table 2 technique rows (attention, SPSMD, deblur), both views as decoded."""
+    rows = [("off", 0, 0), ("off", 1, 0), ("uni", 0, 0), ("uni", 1, 0), ("uni", 1, 1)]
+    return [Method("diffusion", a, bool(s), bool(d), "none") for a, s, d in rows]
+
+
+def ablation() -> list[Method]:
+    grid = itertools.product(("off", "uni", "bi"), (True, False), (False, True), ("hybrid", "none"))
+    return [Method("diffusion", a, s, d, c) for a, s, d, c in grid]
+
+
+def parse_methods(text: str, base: StereoConfig) -> list[Method]:
+    """Method names and sets, comma-separated -> methods in order, each once."""
+    methods: list[Method] = []
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        if item in CLASSICAL_METHODS or item == "warp":
+            found = [Method(item)]
+        elif item == "diffusion" or item.startswith("diffusion:"):
+            found = [diffusion_method(item, base)]
+        elif item == "classical":
+            found = [Method(name) for name in CLASSICAL_METHODS]
+        elif item in ("table2", "ablation"):
+            found = table2() if item == "table2" else ablation()
+        elif item == "all":
+            found = [Method(name) for name in (*CLASSICAL_METHODS, "warp")] + ablation()
+        else:
+            known = [*CLASSICAL_METHODS, "warp", "diffusion[:...]", "classical", "table2"]
+            raise UserError(
+                f"unknown method {item!r}: use {', '.join(known)}, ablation or all "
+                "(comma-separated)"
+            )
+        methods += [m for m in found if m not in methods]
+    if not methods:
+        raise UserError("--methods names no method")
+    return methods
+
+
+class MethodRunner:
+    """Right views of any method; models are loaded on first use and shared by all methods."""
+
+    def __init__(self, config: StereoConfig, device: torch.device):
+        self.config = config
+        self.device = torch.device(device)
+        self._components = None
+        self._backends: dict[Method, object] = {}
+
+    def backend(self, method: Method):
+        if method not in self._backends:
+            if method.family == "warp":
+                from stereoconv.backends.warp import WarpBackend
+
+                backend = WarpBackend(views="right", fill_sigma=self.config.fill_sigma)
+            else:
+                from stereoconv.backends.diffusion import DiffusionBackend
+                from stereoconv.diffusion.pipeline import StereoDiffusion
+
+                backend = DiffusionBackend(
+                    StereoDiffusion(self.components, method.config(self.config))
+                )
+            self._backends[method] = backend
+        return self._backends[method]
+
+    @property
+    def components(self):
+        if self._components is None:
+            from stereoconv.diffusion.components import (
+                DEFAULT_SD_MODEL,
+                load_components,
+                pick_dtype,
+            )
+
+            model = self.config.model or DEFAULT_SD_MODEL
+            dtype = pick_dtype(self.device, self.config.precision)
+            self._components = load_components(model, self.device, dtype)
+        return self._components
+
+    def right_view(self, method: Method, left: np.ndarray, disparity: np.ndarray) -> np.ndarray:
+        """left (H, W, 3) uint8 and disparity (H, W) pixels -> the right view, (H, W, 3) uint8."""
+        if method.family in CLASSICAL_METHODS:
+            return CLASSICAL_METHODS[method.family](left, disparity)
+        frames = torch.from_numpy(np.array(left)).permute(2, 0, 1)[None].float() / 255.0
+        d = torch.from_numpy(np.array(disparity, dtype=np.float32))[None]
+        with torch.inference_mode(method.family == "warp"):
+            _, right = self.backend(method)(frames.to(self.device), d.to(self.device))
+        return (right[0].clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()

@@ -1,0 +1,239 @@
+"""The report: a markdown table (mean, worst and best over the scenes per metric, as the paper
+reports), a JSON file with the same numbers per method and per scene, and one picture per scene
+(left view, real right view, the holes, and each method's right view with its error map)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from stereoconv.evaluation.harness import Results, SceneResult
+from stereoconv.fileio import atomic_output
+
+ERROR_SCALE = 96  # a mean absolute error (0-255 levels) this large or more is drawn at full heat
+
+
+def summarise(values: list[float], higher_is_better: bool) -> dict[str, float | None]:
+    """Mean, best and worst of one metric over the scenes, NaN (an empty hole mask) left out."""
+    finite = [v for v in values if not math.isnan(v)]
+    if not finite:
+        return {"mean": None, "best": None, "worst": None, "scenes": 0}
+    best, worst = (max, min) if higher_is_better else (min, max)
+    return {
+        "mean": float(np.mean(finite)),
+        "best": best(finite),
+        "worst": worst(finite),
+        "scenes": len(finite),
+    }
+
+
+def summary(results: Results) -> dict[str, dict[str, dict]]:
+    """method name -> metric name -> {mean, best, worst, scenes}."""
+    out = {}
+    for method in results.methods:
+        per_scene = results.scores.get(method.name, {})
+        out[method.name] = {
+            m.name: summarise([s[m.name] for s in per_scene.values()], m.higher_is_better)
+            for m in results.metrics
+        }
+    return out
+
+
+def _json_number(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # NaN (nothing to score) or inf (identical images): JSON has neither
+    return value
+
+
+def _clean(obj):
+    if isinstance(obj, dict):
+        return {k: _clean(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_clean(v) for v in obj]
+    return _json_number(obj)
+
+
+def to_json(results: Results, settings: dict | None = None) -> dict:
+    totals = summary(results)
+    methods = {}
+    for method in results.methods:
+        methods[method.name] = {
+            "family": method.family,
+            "attention": method.attention,
+            "spsmd": method.spsmd,
+            "deblur": method.deblur,
+            "composite": method.composite,
+            "summary": totals[method.name],
+            "scenes": results.scores.get(method.name, {}),
+        }
+    metric_info = {
+        m.name: {"label": m.label, "higher_is_better": m.higher_is_better} for m in results.metrics
+    }
+    return _clean(
+        {
+            "dataset": results.dataset,
+            "protocol": results.protocol,
+            "disparity": results.disparity,
+            "metrics": metric_info,
+            "methods": methods,
+            "scene_info": results.scene_meta,
+            "settings": settings or {},
+        }
+    )
+
+
+def _cell(stats: dict, decimals: int, bold: bool) -> str:
+    if stats["mean"] is None:
+        return "n/a"
+    mean = f"{stats['mean']:.{decimals}f}"
+    mean = f"**{mean}**" if bold else mean
+    if stats["scenes"] < 2:
+        return mean
+    return f"{mean} [{stats['worst']:.{decimals}f}, {stats['best']:.{decimals}f}]"
+
+
+def _switches(method) -> list[str]:
+    if method.family != "diffusion":
+        return ["", "", "", ""]
+    composite = "pure" if method.composite == "none" else method.composite
+    on = {True: "on", False: "off"}
+    return [method.attention, on[method.spsmd], on[method.deblur], composite]
+
+
+def markdown(results: Results) -> str:
+    """The results table: one row per method, one column per metric."""
+    totals = summary(results)
+    n_scenes = len(results.scene_meta)
+    holes = np.mean([m["hole_fraction"] for m in results.scene_meta.values()] or [0.0])
+    best_mean = {}
+    for m in results.metrics:
+        means = [totals[x.name][m.name]["mean"] for x in results.methods]
+        means = [v for v in means if v is not None]
+        if means and len(results.methods) > 1:
+            best_mean[m.name] = max(means) if m.higher_is_better else min(means)
+    arrows = {True: "↑", False: "↓"}
+    header = ["method", "attention", "SPSMD", "deblur", "composite"]
+    header += [f"{m.label} {arrows[m.higher_is_better]}" for m in results.metrics]
+    lines = [
+        f"# Evaluation: {results.dataset}, protocol `{results.protocol}`, "
+        f"disparity `{results.disparity}`",
+        "",
+        f"{n_scenes} scene{'s' if n_scenes != 1 else ''}; each method's right view against the "
+        "real right view. Cells: mean over the scenes"
+        + (", then [worst, best]" if n_scenes > 1 else "")
+        + f"; the best mean in bold. *holes*: only the pixels the left view cannot see "
+        f"({holes:.1%} of the pixels on average).",
+        "",
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+    ]
+    for method in results.methods:
+        row = [f"`{method.family}`", *_switches(method)]
+        for m in results.metrics:
+            stats = totals[method.name][m.name]
+            decimals = 2 if m.name.startswith("psnr") else 4
+            row.append(_cell(stats, decimals, stats["mean"] == best_mean.get(m.name)))
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+# --- pictures ----------------------------------------------------------------------------------
+
+
+def _tile(rgb: np.ndarray, label: str, width: int) -> np.ndarray:
+    h, w = rgb.shape[:2]
+    scale = min(1.0, width / w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    image = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA) if scale < 1 else rgb
+    strip = np.full((22, image.shape[1], 3), 255, np.uint8)
+    cv2.putText(strip, label, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    return np.concatenate([strip, image], axis=0)
+
+
+def error_map(reference: np.ndarray, view: np.ndarray) -> np.ndarray:
+    """Mean absolute error over the channels as a heat map (inferno), RGB uint8."""
+    err = np.abs(reference.astype(np.int16) - view.astype(np.int16)).mean(axis=2)
+    level = np.clip(err * (255.0 / ERROR_SCALE), 0, 255).astype(np.uint8)
+    return cv2.applyColorMap(level, cv2.COLORMAP_INFERNO)[..., ::-1].copy()
+
+
+def show_holes(rgb: np.ndarray, holes: np.ndarray) -> np.ndarray:
+    out = rgb.copy()
+    out[holes] = (255, 0, 255)
+    return out
+
+
+def _score_label(scores: dict[str, float]) -> str:
+    parts = []
+    for key, fmt in (("psnr", "{:.2f} dB"), ("ssim", "SSIM {:.3f}"), ("lpips", "LPIPS {:.3f}")):
+        if key in scores and not math.isnan(scores[key]):
+            parts.append(fmt.format(scores[key]))
+    return ", ".join(parts)
+
+
+def scene_figure(result: SceneResult, tile_width: int = 400) -> np.ndarray:
+    """Rows: left | real right | holes (magenta), then each method: right view | error map."""
+    p = result.prepared
+    rows = [
+        [
+            _tile(p.left, "left", tile_width),
+            _tile(p.right, "real right", tile_width),
+            _tile(show_holes(p.right, result.holes), "holes", tile_width),
+        ]
+    ]
+    for name, view in result.views.items():
+        label = f"{name.split(':')[0]} {_short(name)}".strip()
+        rows.append(
+            [
+                _tile(view, label, tile_width),
+                _tile(
+                    error_map(p.right, view),
+                    "error: " + _score_label(result.scores[name]),
+                    tile_width,
+                ),
+            ]
+        )
+    width = max(sum(t.shape[1] for t in row) for row in rows)
+    padded = [np.concatenate(row, axis=1) for row in rows]
+    padded = [
+        np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in padded
+    ]
+    return np.concatenate(padded, axis=0)
+
+
+def _short(name: str) -> str:
+    """A diffusion method's switches, compact: `uni S D hybrid` style."""
+    if not name.startswith("diffusion:"):
+        return ""
+    values = dict(part.split("=") for part in name.split(":")[1:])
+    flags = [values["attention"]]
+    flags += ["SPSMD" if values["spsmd"] == "on" else "no-SPSMD"]
+    flags += ["deblur" if values["deblur"] == "on" else "no-deblur", values["composite"]]
+    return " ".join(flags)
+
+
+def safe_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def write_png(path: Path, rgb: np.ndarray) -> None:
+    with atomic_output(path) as tmp:
+        Image.fromarray(rgb).save(tmp, format="PNG", optimize=True)
+
+
+def write_text(path: Path, text: str) -> None:
+    with atomic_output(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_report(results: Results, out: Path, settings: dict | None = None) -> list[Path]:
+    """results.md and results.json under `out`; returns the files written."""
+    md, js = Path(out) / "results.md", Path(out) / "results.json"
+    write_text(md, markdown(results))
+    write_text(js, json.dumps(to_json(results, settings), indent=2) + "\n")
+    return [md, js]
