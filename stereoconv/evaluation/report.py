@@ -145,21 +145,55 @@ def markdown(results: Results) -> str:
 # --- pictures ----------------------------------------------------------------------------------
 
 
+FONT, FONT_SCALE, LINE_HEIGHT = cv2.FONT_HERSHEY_SIMPLEX, 0.45, 18
+
+
+def _wrap(label: str, width: int) -> list[str]:
+    """The label in lines that fit `width` pixels, broken at spaces."""
+    lines: list[str] = []
+    for word in label.split(" "):
+        candidate = f"{lines[-1]} {word}" if lines else word
+        fits = cv2.getTextSize(candidate, FONT, FONT_SCALE, 1)[0][0] <= width - 8
+        if lines and fits:
+            lines[-1] = candidate
+        else:
+            lines.append(word)
+    return lines
+
+
 def _tile(rgb: np.ndarray, label: str, width: int) -> np.ndarray:
     h, w = rgb.shape[:2]
     scale = min(1.0, width / w)
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     image = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA) if scale < 1 else rgb
-    strip = np.full((22, image.shape[1], 3), 255, np.uint8)
-    cv2.putText(strip, label, (4, 16), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (0, 0, 0), 1, cv2.LINE_AA)
+    lines = _wrap(label, image.shape[1])
+    strip = np.full((LINE_HEIGHT * len(lines) + 6, image.shape[1], 3), 255, np.uint8)
+    for i, line in enumerate(lines):
+        origin = (4, LINE_HEIGHT * (i + 1))
+        cv2.putText(strip, line, origin, FONT, FONT_SCALE, (0, 0, 0), 1, cv2.LINE_AA)
     return np.concatenate([strip, image], axis=0)
 
 
-def error_map(reference: np.ndarray, view: np.ndarray) -> np.ndarray:
-    """Mean absolute error over the channels as a heat map (inferno), RGB uint8."""
+def _row(tiles: list[np.ndarray]) -> np.ndarray:
+    """Tiles side by side, label strips padded to one height."""
+    top = max(t.shape[0] for t in tiles)
+    padded = [
+        np.pad(t, ((top - t.shape[0], 0), (0, 0), (0, 0)), constant_values=255) for t in tiles
+    ]
+    return np.concatenate(padded, axis=1)
+
+
+def error_map(
+    reference: np.ndarray, view: np.ndarray, mask: np.ndarray | None = None
+) -> np.ndarray:
+    """Mean absolute error over the channels as a heat map (inferno), RGB uint8; with a mask,
+    the heat only there and the real view, darkened, elsewhere."""
     err = np.abs(reference.astype(np.int16) - view.astype(np.int16)).mean(axis=2)
     level = np.clip(err * (255.0 / ERROR_SCALE), 0, 255).astype(np.uint8)
-    return cv2.applyColorMap(level, cv2.COLORMAP_INFERNO)[..., ::-1].copy()
+    heat = cv2.applyColorMap(level, cv2.COLORMAP_INFERNO)[..., ::-1]
+    if mask is None:
+        return heat.copy()
+    return np.where(mask[..., None], heat, reference // 3)
 
 
 def show_holes(rgb: np.ndarray, holes: np.ndarray) -> np.ndarray:
@@ -168,42 +202,40 @@ def show_holes(rgb: np.ndarray, holes: np.ndarray) -> np.ndarray:
     return out
 
 
-def _score_label(scores: dict[str, float]) -> str:
+def _score_label(scores: dict[str, float], suffix: str = "") -> str:
     parts = []
     for key, fmt in (("psnr", "{:.2f} dB"), ("ssim", "SSIM {:.3f}"), ("lpips", "LPIPS {:.3f}")):
-        if key in scores and not math.isnan(scores[key]):
-            parts.append(fmt.format(scores[key]))
+        value = scores.get(key + suffix, float("nan"))
+        if not math.isnan(value):
+            parts.append(fmt.format(value))
     return ", ".join(parts)
 
 
 def scene_figure(result: SceneResult, tile_width: int = 400) -> np.ndarray:
-    """Rows: left | real right | holes (magenta), then each method: right view | error map."""
-    p = result.prepared
+    """Rows: left | real right | holes (magenta), then per method: its right view | its error
+    map | the error in the holes alone; each error tile is labelled with its scores."""
+    p, holes = result.prepared, result.holes
     rows = [
         [
             _tile(p.left, "left", tile_width),
             _tile(p.right, "real right", tile_width),
-            _tile(show_holes(p.right, result.holes), "holes", tile_width),
+            _tile(show_holes(p.right, holes), "holes (the left view cannot see)", tile_width),
         ]
     ]
     for name, view in result.views.items():
-        label = f"{name.split(':')[0]} {_short(name)}".strip()
+        scores = result.scores[name]
         rows.append(
             [
-                _tile(view, label, tile_width),
+                _tile(view, f"{name.split(':')[0]} {_short(name)}".strip(), tile_width),
+                _tile(error_map(p.right, view), "error: " + _score_label(scores), tile_width),
                 _tile(
-                    error_map(p.right, view),
-                    "error: " + _score_label(result.scores[name]),
+                    error_map(p.right, view, holes),
+                    "holes: " + _score_label(scores, "_holes"),
                     tile_width,
                 ),
             ]
         )
-    width = max(sum(t.shape[1] for t in row) for row in rows)
-    padded = [np.concatenate(row, axis=1) for row in rows]
-    padded = [
-        np.pad(r, ((0, 0), (0, width - r.shape[1]), (0, 0)), constant_values=255) for r in padded
-    ]
-    return np.concatenate(padded, axis=0)
+    return np.concatenate([_row(row) for row in rows], axis=0)
 
 
 def _short(name: str) -> str:
