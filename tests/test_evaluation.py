@@ -19,10 +19,8 @@ from stereoconv.evaluation.report import summarise
 from tests.conftest import write_pfm
 
 
-@pytest.fixture(scope="module", autouse=True)
-def registered():
-    """`stereoconv eval` as the CLI will have it (registering it again is harmless)."""
-    cli.cli.add_command(eval_command)
+def test_the_eval_command_is_part_of_the_cli():
+    assert cli.cli.get_command(None, "eval") is eval_command
 
 
 def run(capsys, *argv):

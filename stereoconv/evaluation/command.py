@@ -1,7 +1,7 @@
 """`stereoconv eval DATASET_DIR`: run a method set on a stereo dataset and write the report.
 
-Registered in stereoconv/cli.py; it uses cli.py's option helpers, so cli.py imports this module
-after defining them.
+It uses cli.py's option helpers and adds itself to the `stereoconv` group when imported; cli.py
+imports this module at its end, after the helpers, so either module may be imported first.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from stereoconv.cli import config_from, job_options, setting_options
+from stereoconv.cli import cli, config_from, job_options, setting_options
 from stereoconv.errors import UserError
 
 NOT_SETTINGS_HERE = ("backend", "layout", "views", "depth_kind", "depth_scale")
@@ -144,3 +144,6 @@ def eval_command(
     written += write_report(results, out, settings)
     for path in written:
         click.echo(f"wrote {path}")
+
+
+cli.add_command(eval_command)
