@@ -1,0 +1,68 @@
+"""`stereoconv images IN_DIR OUT_DIR`: convert a photo library (stereoconv.jobs.library).
+
+It uses cli.py's option helpers and adds itself to the `stereoconv` group when imported; cli.py
+imports this module at its end, after the helpers, so either module may be imported first.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from stereoconv.cli import cli, job_options, make_converter, setting_options
+from stereoconv.errors import UserError
+
+# stereoconv.jobs.library.FORMATS, spelt out so that `--help` need not import torch
+FORMAT_CHOICES = ("same", "jpeg", "png", "webp", "tiff", "heic", "mpo")
+
+
+@click.command("images")
+@click.argument("in_dir", metavar="IN_DIR", type=click.Path(path_type=Path))
+@click.argument("out_dir", metavar="OUT_DIR", type=click.Path(path_type=Path))
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMAT_CHOICES),
+    default="same",
+    show_default=True,
+    help="Output format; same keeps each photo's (HEIC becomes JPEG); mpo: stereo JPEG pairs.",
+)
+@click.option("--skip-errors", is_flag=True, help="Go on past bad photos; list them at the end.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
+@job_options
+@setting_options
+def images(in_dir: Path, out_dir: Path, fmt: str, skip_errors, quiet, overwrite, **kwargs) -> None:
+    """Convert every photo under IN_DIR (JPEG, PNG, WebP, TIFF, HEIC) to stereo under OUT_DIR,
+    keeping relative paths, EXIF and colour profiles. Photos already converted with the same
+    settings are skipped; outputs made otherwise are left alone unless --overwrite."""
+    from stereoconv.jobs.library import SHOWN_PATHS, convert_library
+
+    if fmt == "mpo":  # an MPO holds the two views: the pair layout, in one file
+        if kwargs["layout"] not in (None, "pair"):
+            raise UserError(f"--format mpo holds both views; drop --layout {kwargs['layout']}")
+        kwargs["layout"] = "pair"
+    converter = make_converter(kwargs)
+    report = convert_library(converter, in_dir, out_dir, fmt, overwrite, skip_errors, quiet)
+
+    def note(text: str) -> None:
+        click.echo(f"stereoconv: {text}", err=True)
+
+    for output, why in report.left_alone[:SHOWN_PATHS]:
+        note(f"left alone: {out_dir / output} ({why})")
+    if len(report.left_alone) > SHOWN_PATHS:
+        note(f"left alone: ... and {len(report.left_alone) - SHOWN_PATHS} more")
+    for _, why in report.failed:
+        note(f"failed: {why}")
+    if not quiet:
+        note(report.summary())
+    if report.left_alone:
+        raise UserError(
+            f"{len(report.left_alone)} existing outputs left alone; --overwrite replaces them"
+        )
+    if report.failed:
+        failed = len(report.failed)
+        raise UserError(f"{failed} photo{'s' if failed > 1 else ''} failed (listed above)")
+
+
+cli.add_command(images)

@@ -1,0 +1,393 @@
+"""Convert a photo library: every photo under IN_DIR to stereo under OUT_DIR, at the same relative
+path, in batches of same-size photos.
+
+A manifest in OUT_DIR records each output: its input, the input's SHA-256, a hash of the settings
+and the output's own SHA-256. An output is up to date when all of these still match; one that
+stereoconv did not write (no record, or changed since) or wrote with other settings is left alone
+unless `overwrite`. "Settings" are every StereoConfig field except batch_size (it changes speed,
+not pictures: each photo is normalised and seeded on its own), plus the output format and its
+encoder quality. The stereoconv version is recorded, not compared.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import numpy as np
+import torch
+
+from stereoconv import __version__
+from stereoconv.config import StereoConfig
+from stereoconv.converter import StereoConverter
+from stereoconv.errors import UserError
+from stereoconv.fileio import atomic_output
+from stereoconv.jobs.image import output_paths, to_uint8
+from stereoconv.layout import pack
+from stereoconv.media.images import (
+    PHOTO_FORMATS,
+    QUALITY,
+    SUFFIX_FORMATS,
+    Photo,
+    encode_photo,
+    encode_stereo_mpo,
+    read_photo,
+    upright_size,
+    write_bytes,
+)
+
+MANIFEST = ".stereoconv-manifest.json"
+MANIFEST_VERSION = 1
+FORMATS = ("same", *PHOTO_FORMATS)
+SHOWN_PATHS = 10  # how many left-alone outputs a report names before "... and N more"
+
+
+@dataclass(frozen=True)
+class Task:
+    """One input photo and what it becomes."""
+
+    source: PurePosixPath  # relative to IN_DIR
+    outputs: tuple[PurePosixPath, ...]  # relative to OUT_DIR
+    fmt: str  # output format, a key of PHOTO_FORMATS
+    input_sha256: str
+    settings: str  # settings hash
+    size_hint: tuple[int, int] = (0, 0)  # (height, width) from the header, for grouping
+
+
+@dataclass
+class Report:
+    converted: list[PurePosixPath] = field(default_factory=list)  # inputs
+    up_to_date: list[PurePosixPath] = field(default_factory=list)  # inputs
+    left_alone: list[tuple[PurePosixPath, str]] = field(default_factory=list)  # (output, why)
+    failed: list[tuple[PurePosixPath, str]] = field(default_factory=list)  # (input, why)
+
+    def summary(self) -> str:
+        parts = [f"converted {_photos(len(self.converted))}"] if self.converted else []
+        if self.up_to_date:
+            parts.append(f"{_photos(len(self.up_to_date))} up to date")
+        if self.left_alone:
+            parts.append(f"{len(self.left_alone)} existing outputs left alone")
+        if self.failed:
+            parts.append(f"{len(self.failed)} failed")
+        return ", ".join(parts) if self.converted else "nothing converted: " + ", ".join(parts)
+
+
+def _photos(n: int) -> str:
+    return f"{n} photo" if n == 1 else f"{n} photos"
+
+
+# --- folders and names ---------------------------------------------------------------------------
+
+
+def check_folders(in_dir: Path, out_dir: Path) -> Path:
+    """Refuse folders that cannot work; returns OUT_DIR resolved. OUT_DIR may lie inside IN_DIR
+    (it is then not searched for photos); it may not be IN_DIR or contain it, where outputs
+    could land among the inputs."""
+    in_dir, out_dir = Path(in_dir), Path(out_dir)
+    if not in_dir.exists():
+        raise UserError(f"input folder not found: {in_dir}")
+    if not in_dir.is_dir():
+        raise UserError(f"{in_dir} is a file; `stereoconv image` converts a single photo")
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UserError(f"output {out_dir} is a file; give a folder")
+    source, target = in_dir.resolve(), out_dir.resolve()
+    if target == source:
+        raise UserError(f"OUT_DIR {out_dir} is IN_DIR; choose another folder for the outputs")
+    if target in source.parents:
+        raise UserError(
+            f"IN_DIR {in_dir} is inside OUT_DIR {out_dir}; choose an OUT_DIR outside it"
+        )
+    return target
+
+
+def find_photos(in_dir: Path, skip: Path | None = None) -> list[PurePosixPath]:
+    """Photos under `in_dir` by suffix, relative, sorted. Hidden files and folders (our own
+    temporary files, macOS "._" files), symlinked folders and the folder `skip` are passed by."""
+    found = []
+    for root, dirs, files in os.walk(in_dir):
+        dirs[:] = [d for d in dirs if not d.startswith(".") and (Path(root, d).resolve() != skip)]
+        for name in files:
+            if not name.startswith(".") and Path(name).suffix.lower() in SUFFIX_FORMATS:
+                found.append(PurePosixPath(Path(root, name).relative_to(in_dir).as_posix()))
+    return sorted(found, key=str)
+
+
+def output_format(source: PurePosixPath, requested: str) -> str:
+    """`same`: the input's format, HEIC becoming JPEG (most viewers cannot show HEIC)."""
+    if requested != "same":
+        return requested
+    fmt = SUFFIX_FORMATS[source.suffix.lower()]
+    return "jpeg" if fmt == "heic" else fmt
+
+
+def output_names(source: PurePosixPath, requested: str, layout: str) -> list[PurePosixPath]:
+    """Relative output names: the input's, with the format's suffix (the input's own one for
+    `same`); two files `_L`, `_R` for the `pair` layout, one file for `mpo`."""
+    fmt = output_format(source, requested)
+    if fmt == "mpo":
+        return [source.with_suffix(".mpo")]
+    keep = requested == "same" and SUFFIX_FORMATS[source.suffix.lower()] == fmt
+    name = source if keep else source.with_suffix(PHOTO_FORMATS[fmt][0])
+    return output_paths(name, layout)
+
+
+def settings_of(config: StereoConfig, fmt: str) -> dict[str, Any]:
+    settings = dataclasses.asdict(config)
+    del settings["batch_size"]
+    return {**settings, "format": fmt, "quality": QUALITY.get(fmt)}
+
+
+def settings_hash(settings: dict[str, Any]) -> str:
+    text = json.dumps(settings, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# --- the manifest --------------------------------------------------------------------------------
+
+
+def load_manifest(out_dir: Path) -> dict[str, Any]:
+    """The manifest of OUT_DIR, less the records of outputs that are gone; empty if none."""
+    path = out_dir / MANIFEST
+    empty = {"stereoconv_manifest": MANIFEST_VERSION, "settings": {}, "outputs": {}}
+    if not path.exists():
+        return empty
+    try:
+        manifest = json.loads(path.read_text())
+        outputs = manifest["outputs"]
+        manifest.setdefault("settings", {})
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        why = f"{path} is not a stereoconv manifest; move it away to start over"
+        raise UserError(why) from None
+    manifest["outputs"] = {k: v for k, v in outputs.items() if (out_dir / k).is_file()}
+    return manifest
+
+
+def save_manifest(out_dir: Path, manifest: dict[str, Any]) -> None:
+    """Write the manifest atomically, keeping only the settings that some output uses."""
+    used = {record["settings"] for record in manifest["outputs"].values()}
+    settings = {k: v for k, v in manifest["settings"].items() if k in used}
+    text = json.dumps({**manifest, "settings": settings}, indent=1, sort_keys=True)
+    with atomic_output(out_dir / MANIFEST) as tmp:
+        tmp.write_text(text + "\n")
+
+
+def output_state(task: Task, output: PurePosixPath, manifest: dict, out_dir: Path) -> str:
+    """`missing`, `current`, `stale` (ours, same settings, the input has changed since) or why
+    the output is not ours to replace."""
+    path = out_dir / output
+    if not path.exists():
+        return "missing"
+    if path.is_dir():
+        return "a folder"  # never replaced
+    record = manifest["outputs"].get(str(output))
+    if record is None:
+        return "not made by stereoconv"
+    if record["output_sha256"] != sha256_file(path):
+        return "changed since stereoconv wrote it"
+    if record["input"] != str(task.source):
+        return f"made from {record['input']}"
+    if record["settings"] != task.settings:
+        return "made with other settings"
+    return "current" if record["input_sha256"] == task.input_sha256 else "stale"
+
+
+# --- planning ------------------------------------------------------------------------------------
+
+
+def make_task(
+    in_dir: Path, source: PurePosixPath, config: StereoConfig, requested: str
+) -> tuple[Task, dict]:
+    """The task of one input (its size hint not yet read) and its settings."""
+    path = in_dir / source
+    try:
+        digest = sha256_file(path)
+    except OSError as exc:
+        raise UserError(f"cannot read {path}: {exc.strerror}") from None
+    fmt = output_format(source, requested)
+    settings = settings_of(config, fmt)
+    outputs = tuple(output_names(source, requested, config.layout))
+    return Task(source, outputs, fmt, digest, settings_hash(settings)), settings
+
+
+def plan(
+    in_dir: Path,
+    out_dir: Path,
+    sources: Iterable[PurePosixPath],
+    config: StereoConfig,
+    requested: str,
+    manifest: dict,
+    overwrite: bool,
+    fail: Callable[[PurePosixPath, str], None],
+    report: Report,
+) -> list[Task]:
+    """The tasks to run. Up-to-date inputs and left-alone outputs go to the report; unreadable
+    inputs and inputs whose output name another input already has go to `fail`."""
+    tasks, claimed = [], {}
+    for source in sources:
+        try:
+            task, settings = make_task(in_dir, source, config, requested)
+        except UserError as exc:
+            fail(source, str(exc))
+            continue
+        taken = [o for o in task.outputs if o in claimed]
+        if taken:
+            other = in_dir / claimed[taken[0]]
+            why = f"{other} and {in_dir / source} would both write {taken[0]}; rename one"
+            fail(source, why)
+            continue
+        claimed.update(dict.fromkeys(task.outputs, source))
+        manifest["settings"][task.settings] = settings
+        states = {o: output_state(task, o, manifest, out_dir) for o in task.outputs}
+        blocked = [(o, s) for o, s in states.items() if s not in ("missing", "current", "stale")]
+        if blocked and (not overwrite or any(s == "a folder" for _, s in blocked)):
+            report.left_alone += blocked
+        elif all(s == "current" for s in states.values()):
+            report.up_to_date.append(source)
+        else:
+            try:  # a file that is no picture fails here, before any work
+                tasks.append(replace(task, size_hint=upright_size(in_dir / source)))
+            except UserError as exc:
+                fail(source, str(exc))
+    return tasks
+
+
+# --- converting ----------------------------------------------------------------------------------
+
+
+def batched(items: Iterable, key: Callable, size: int) -> Iterator[list]:
+    """Consecutive items with equal key(item), at most `size` a batch."""
+    batch: list = []
+    for item in items:
+        if batch and (len(batch) == size or key(item) != key(batch[0])):
+            yield batch
+            batch = []
+        batch.append(item)
+    if batch:
+        yield batch
+
+
+def encode_outputs(
+    left: torch.Tensor, right: torch.Tensor, layout: str, fmt: str, photo: Photo
+) -> list[bytes]:
+    """The files of one photo's (1, 3, H, W) views: one per output name, in order."""
+    meta = photo.metadata
+    if fmt == "mpo":
+        return [encode_stereo_mpo(to_uint8(left[0]), to_uint8(right[0]), meta)]
+    if layout == "pair":
+        return [encode_photo(to_uint8(v[0]), fmt, meta) for v in (left, right)]
+    return [encode_photo(to_uint8(pack(left, right, layout)[0]), fmt, meta)]
+
+
+def convert_batch(converter: StereoConverter, photos: list[Photo]) -> list[tuple]:
+    """(left, right) views, each (1, 3, H, W), of photos of one size, converted together."""
+    frames = torch.from_numpy(np.stack([p.rgb for p in photos]))
+    disparity = converter.pixel_disparity(converter.relative_disparity(frames))
+    left, right = converter.views(frames, disparity)
+    return [(left[i : i + 1], right[i : i + 1]) for i in range(len(photos))]
+
+
+def convert_library(
+    converter: StereoConverter,
+    in_dir: Path,
+    out_dir: Path,
+    requested: str = "same",
+    overwrite: bool = False,
+    skip_errors: bool = False,
+    quiet: bool = False,
+) -> Report:
+    """Convert every photo under in_dir that is not up to date in out_dir. A bad photo raises
+    UserError, or with skip_errors is listed in the report and passed by. The manifest is saved
+    after each batch and when the run stops, so finished work is kept."""
+    from tqdm import tqdm
+
+    config = converter.config
+    if requested not in FORMATS:
+        raise UserError(f"--format must be one of {', '.join(FORMATS)}, not {requested!r}")
+    if requested == "mpo" and config.layout != "pair":
+        raise UserError("--format mpo holds the two views as two pictures: use --layout pair")
+    in_dir, out_dir = Path(in_dir), Path(out_dir)
+    sources = find_photos(in_dir, skip=check_folders(in_dir, out_dir))
+    if not sources:
+        suffixes = ", ".join(sorted(SUFFIX_FORMATS))
+        raise UserError(f"no photos ({suffixes}) in {in_dir}")
+    manifest = load_manifest(out_dir)
+    report = Report()
+
+    def fail(source: PurePosixPath, why: str) -> None:
+        if not skip_errors:
+            raise UserError(why)
+        report.failed.append((source, why))
+
+    checking = tqdm(sources, desc="checking", unit="file", disable=quiet, leave=False)
+    tasks = plan(in_dir, out_dir, checking, config, requested, manifest, overwrite, fail, report)
+    tasks.sort(key=lambda t: (t.size_hint, str(t.source)))
+
+    stop: list[UserError] = []  # the bad photo that ends the run, once the batch before it is done
+
+    def read_all() -> Iterator[tuple[Task, Photo]]:
+        for task in tasks:
+            try:
+                yield task, read_photo(in_dir / task.source)
+            except UserError as exc:
+                if not skip_errors:
+                    stop.append(exc)
+                    return
+                report.failed.append((task.source, str(exc)))
+                bar.update(1)
+
+    before = dict(manifest["outputs"])
+    bar = tqdm(total=len(tasks), unit="file", desc="photos", disable=quiet or not tasks)
+    try:
+        for batch in batched(read_all(), lambda tp: tp[1].rgb.shape, config.batch_size):
+            views = convert_batch(converter, [photo for _, photo in batch])
+            for (task, photo), (left, right) in zip(batch, views, strict=True):
+                try:
+                    write_task(task, photo, left, right, out_dir, config.layout, manifest)
+                    report.converted.append(task.source)
+                except UserError as exc:
+                    fail(task.source, str(exc))
+            save_manifest(out_dir, manifest)
+            bar.update(len(batch))
+        if stop:
+            raise stop[0]
+    finally:
+        bar.close()
+        if manifest["outputs"] != before:  # stopped by an error or Ctrl-C: keep what was written
+            save_manifest(out_dir, manifest)
+    return report
+
+
+def write_task(
+    task: Task,
+    photo: Photo,
+    left: torch.Tensor,
+    right: torch.Tensor,
+    out_dir: Path,
+    layout: str,
+    manifest: dict,
+) -> None:
+    """Write one photo's outputs atomically and record each in the manifest."""
+    files = encode_outputs(left, right, layout, task.fmt, photo)
+    for output, data in zip(task.outputs, files, strict=True):
+        write_bytes(out_dir / output, data)
+        manifest["outputs"][str(output)] = {
+            "input": str(task.source),
+            "input_sha256": task.input_sha256,
+            "settings": task.settings,
+            "output_sha256": hashlib.sha256(data).hexdigest(),
+            "stereoconv": __version__,
+        }
