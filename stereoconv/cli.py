@@ -122,6 +122,55 @@ def depth(args: tuple[str, ...], from_image, size, overwrite, **kwargs) -> None:
     report(depth_to_stereo(converter, prompt, output, depth_map, from_image, size, overwrite))
 
 
+@cli.command()
+@click.argument("input_path", metavar="IN", type=click.Path(path_type=Path))
+@click.argument("output", metavar="OUT", type=click.Path(path_type=Path))
+@click.option(
+    "--depth", type=click.Path(path_type=Path), help="Depth video or folder of per-frame maps."
+)
+@click.option("--save-depth", type=click.Path(path_type=Path), help="Write estimated depth here.")
+@click.option("--start", type=float, help="Start time, seconds.")
+@click.option("--end", type=float, help="End time, seconds.")
+@click.option("--max-frames", type=int, help="Convert at most this many frames.")
+@click.option("--codec", default="libx264", show_default=True, help="libx264 or libx265.")
+@click.option("--crf", default=18, show_default=True, help="Encoder quality (lower is better).")
+@click.option("--encoder-preset", default="medium", show_default=True,
+              help="Encoder speed preset.")  # fmt: skip
+@click.option("--pix-fmt", default="auto", show_default=True,
+              help="auto: yuv420p, or yuv420p10le for 10-bit sources.")  # fmt: skip
+@click.option("--chunk-frames", default=240, show_default=True,
+              help="Frames per chunk (the unit of resume).")  # fmt: skip
+@click.option("--name-tag", default="none", show_default=True,
+              help="none, auto (_LR, _3dh, _TB, _3dv) or a tag such as _SBS.")  # fmt: skip
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@job_options
+@setting_options
+def video(input_path: Path, output: Path, depth, save_depth, quiet, overwrite, **kwargs) -> None:
+    """Convert a video IN to a stereo video OUT (.mp4, .mov, .mkv), audio kept."""
+    from tqdm import tqdm
+
+    from stereoconv.jobs.video import VideoOptions, convert_video, prepare_job
+
+    options = VideoOptions(
+        codec=kwargs.pop("codec"), crf=kwargs.pop("crf"), preset=kwargs.pop("encoder_preset"),
+        pix_fmt=kwargs.pop("pix_fmt"), start=kwargs.pop("start"), end=kwargs.pop("end"),
+        max_frames=kwargs.pop("max_frames"), chunk_frames=kwargs.pop("chunk_frames"),
+        name_tag=kwargs.pop("name_tag"),
+    )  # fmt: skip
+    converter = make_converter(kwargs)
+    note = lambda text: click.echo(f"stereoconv: {text}", err=True)  # noqa: E731
+    job = prepare_job(converter.config, input_path, output, options, depth, save_depth,
+                      overwrite, note)  # fmt: skip
+    with tqdm(total=len(job.pts), unit="frame", disable=quiet, dynamic_ncols=True) as bar:
+        notes, totals = convert_video(converter, job, bar.update)
+    for text in notes:
+        note(text)
+    click.echo(
+        f"wrote {job.output} ({totals['frames']} frames; flicker of the right view relative to "
+        f"the left: {totals['flicker_ratio']:.2f})"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors become one line on stderr and exit status 1."""
     try:
@@ -130,13 +179,13 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"stereoconv: error: {exc}", err=True)
         return 1
     except click.exceptions.Abort:
-        click.echo("stereoconv: interrupted", err=True)
+        click.echo("stereoconv: interrupted; run the same command again to resume", err=True)
         return 130
     except click.ClickException as exc:
         click.echo(f"stereoconv: error: {exc.format_message()}", err=True)
         return exc.exit_code
     except KeyboardInterrupt:
-        click.echo("stereoconv: interrupted", err=True)
+        click.echo("stereoconv: interrupted; run the same command again to resume", err=True)
         return 130
     return 0
 

@@ -155,24 +155,24 @@ def read_depth_values(path: Path) -> tuple[np.ndarray, np.ndarray]:
     return values, known
 
 
-def load_depth_map(
-    path: Path,
+def depth_from_values(
+    values: np.ndarray,
+    known: np.ndarray,
     kind: str,
     height: int | None = None,
     width: int | None = None,
     scale: float = 1.0,
 ) -> torch.Tensor:
-    """A depth map file as (1, height, width) float32, the map's own size if not given: pixel
+    """Raw depth-map values (H, W) and their known mask -> (1, height, width) float32: pixel
     disparity for `disparity-px` (scaled with the width if the map is resized), relative
-    disparity otherwise.
+    disparity otherwise; the map's own size if no size is given.
 
     Values are multiplied by `scale` first (16-bit PNGs often store disparity x 256). Unknown
     values are filled from the background side of each gap before resizing."""
     if kind not in DEPTH_KINDS:
         raise UserError(f"--depth-kind must be one of {', '.join(DEPTH_KINDS)}, not {kind!r}")
-    values, known = read_depth_values(path)
-    disparity = torch.from_numpy(values)[None] * scale
-    known_t = torch.from_numpy(known)[None]
+    disparity = torch.from_numpy(np.asarray(values, dtype=np.float32))[None] * scale
+    known_t = torch.from_numpy(np.asarray(known, dtype=bool))[None]
     if kind == "depth":
         disparity = torch.where(known_t, 1.0 / disparity.clamp_min(1e-6), disparity)
     disparity = fill_unknown_disparity(disparity, known_t)
@@ -183,3 +183,17 @@ def load_depth_map(
         if kind == "disparity-px":
             disparity = disparity * (width / map_w)
     return disparity
+
+
+def load_depth_map(
+    path: Path,
+    kind: str,
+    height: int | None = None,
+    width: int | None = None,
+    scale: float = 1.0,
+) -> torch.Tensor:
+    """A depth map file (PNG, .npy, .pfm) as depth_from_values gives it."""
+    if kind not in DEPTH_KINDS:
+        raise UserError(f"--depth-kind must be one of {', '.join(DEPTH_KINDS)}, not {kind!r}")
+    values, known = read_depth_values(path)
+    return depth_from_values(values, known, kind, height, width, scale)

@@ -42,6 +42,13 @@ def hub_reachable(timeout: float = 3.0) -> bool:
         return False
 
 
+def _quiet_loading() -> None:
+    """transformers' per-tensor "Loading weights" bar would tear through the job's own bar."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+
 def load_pretrained(cls, name: str, what: str, **kwargs):
     """cls.from_pretrained(name) for a hub id or a local folder. The cache is tried first (no
     network round trips), the hub only if it answers. A model that cannot be had (offline, not
@@ -50,6 +57,7 @@ def load_pretrained(cls, name: str, what: str, **kwargs):
     if path.exists() and not path.is_dir():
         raise UserError(f"{what} {name!r} is a file; give a hub id or a model folder")
     source = str(path) if path.is_dir() else name
+    _quiet_loading()
     try:
         try:
             return cls.from_pretrained(source, local_files_only=True, **kwargs)

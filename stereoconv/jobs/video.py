@@ -1,0 +1,411 @@
+"""Convert a video: frames stream through depth and a backend in batches, are encoded in chunks
+of consecutive frames kept in a work folder beside the output, and are joined with the source's
+audio, subtitles and metadata at the end.
+
+A chunk is the unit of work and of resume: its file appears only once it is complete, so a
+killed job, run again with the same command, converts only the chunks that are missing. The
+temporal state a frame depends on (scene cuts, smoothed depth range) is rebuilt from the
+WINDOW frames before each chunk, so chunks converted in any order, by any worker, give the same
+frames as one pass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shutil
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from stereoconv import __version__
+from stereoconv.config import StereoConfig
+from stereoconv.converter import StereoConverter
+from stereoconv.depth import depth_from_values
+from stereoconv.errors import UserError
+from stereoconv.fileio import atomic_output
+from stereoconv.geometry import robust_range
+from stereoconv.layout import pack, packed_size
+from stereoconv.media.depth_frames import DepthFrames
+from stereoconv.media.encode import (
+    CODECS,
+    FILENAME_TAGS,
+    ChunkEncoder,
+    EncoderSettings,
+    choose_codec,
+    join_chunks,
+    legal_size,
+)
+from stereoconv.media.video import VideoInfo, decode_range, frame_timestamps, probe
+from stereoconv.temporal import WINDOW, DepthRangeSmoother, is_cut, thumbnails
+
+CONTAINERS = (".mp4", ".mov", ".m4v", ".mkv")
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    """Options of a video job besides the conversion settings; each is the CLI option of the
+    same name."""
+
+    codec: str = "libx264"  # libx264 | libx265
+    crf: int = 18
+    preset: str = "medium"
+    pix_fmt: str = "auto"  # auto: yuv420p, or yuv420p10le for sources of more than 8 bits
+    start: float | None = None  # seconds
+    end: float | None = None  # seconds
+    max_frames: int | None = None
+    chunk_frames: int = 240
+    name_tag: str = "none"  # none | auto (_LR, _3dh, _TB, _3dv) | a literal tag such as _SBS
+
+    def __post_init__(self) -> None:
+        if self.codec not in CODECS:
+            raise UserError(f"--codec must be one of {', '.join(CODECS)}, not {self.codec!r}")
+        if not 0 <= self.crf <= 51:
+            raise UserError(f"--crf must be between 0 and 51, not {self.crf}")
+        if self.start is not None and self.start < 0:
+            raise UserError(f"--start must be >= 0 seconds, not {self.start}")
+        if self.end is not None and self.end <= (self.start or 0):
+            raise UserError(f"--end ({self.end}) must be after --start ({self.start or 0})")
+        if self.max_frames is not None and self.max_frames < 1:
+            raise UserError(f"--max-frames must be >= 1, not {self.max_frames}")
+        if self.chunk_frames < 1:
+            raise UserError(f"--chunk-frames must be >= 1, not {self.chunk_frames}")
+
+
+@dataclass(frozen=True)
+class Chunk:
+    index: int
+    first: int  # index of its first frame in the converted range
+    stop: int  # one past its last frame
+
+    @property
+    def name(self) -> str:
+        return f"chunk-{self.index:06d}"
+
+
+def plan_chunks(frames: int, chunk_frames: int) -> list[Chunk]:
+    return [
+        Chunk(i, first, min(first + chunk_frames, frames))
+        for i, first in enumerate(range(0, frames, chunk_frames))
+    ]
+
+
+@dataclass(frozen=True)
+class VideoJob:
+    """Everything needed to convert any chunk of one video: plain data, cheap to send to a
+    worker process."""
+
+    input: Path
+    output: Path
+    config: StereoConfig
+    options: VideoOptions
+    info: VideoInfo
+    pts: tuple[int, ...]  # presentation timestamps of the frames to convert
+    encoder: EncoderSettings
+    depth: Path | None  # depth video or folder, if given
+    depth_offset: int  # its frame matching the first converted frame
+    save_depth: Path | None
+    workdir: Path
+
+    @property
+    def chunks(self) -> list[Chunk]:
+        return plan_chunks(len(self.pts), self.options.chunk_frames)
+
+    def chunk_video(self, chunk: Chunk) -> Path:
+        return self.workdir / f"{chunk.name}.mp4"
+
+    def chunk_stats(self, chunk: Chunk) -> Path:
+        return self.workdir / f"{chunk.name}.json"
+
+    def is_done(self, chunk: Chunk) -> bool:
+        return self.chunk_stats(chunk).is_file() and self.chunk_video(chunk).is_file()
+
+    def fingerprint(self) -> str:
+        """What makes finished chunks reusable: the same input file, range, settings and
+        depth source."""
+        stat = self.input.stat()
+        data = {
+            "input": [str(self.input.resolve()), stat.st_size, stat.st_mtime_ns],
+            "config": dataclasses.asdict(self.config),
+            "options": dataclasses.asdict(self.options),
+            "frames": [len(self.pts), self.pts[0], self.pts[-1]],
+            "depth": str(self.depth) if self.depth else None,
+            "version": __version__,
+        }
+        return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def tagged_output(output: Path, layout: str, name_tag: str) -> Path:
+    if name_tag == "none":
+        return output
+    tag = FILENAME_TAGS.get(layout, "") if name_tag == "auto" else name_tag
+    return (
+        output if output.stem.endswith(tag) else output.with_name(output.stem + tag + output.suffix)
+    )
+
+
+def prepare_job(
+    config: StereoConfig,
+    input_path: Path,
+    output: Path,
+    options: VideoOptions,
+    depth: Path | None = None,
+    save_depth: Path | None = None,
+    overwrite: bool = False,
+    notify: Callable[[str], None] = print,
+) -> VideoJob:
+    """Validate everything, read the frame timestamps and set up (or reopen) the work folder."""
+    input_path, output = (
+        Path(input_path),
+        tagged_output(Path(output), config.layout, options.name_tag),
+    )
+    if config.layout == "pair":
+        raise UserError("--layout pair makes two files per picture; for video use sbs or tb")
+    if output.suffix.lower() not in CONTAINERS:
+        raise UserError(
+            f"unsupported output container {output.suffix or '(none)'!r}: "
+            f"use {', '.join(CONTAINERS)}"
+        )
+    if output.exists() and output.resolve() == input_path.resolve():
+        raise UserError(f"output {output} is the input file; choose another name")
+    info = probe(input_path)
+    if output.exists() and not overwrite:
+        raise UserError(f"output {output} exists; pass --overwrite to replace it")
+    pts = frame_timestamps(input_path, options.start, options.end, options.max_frames)
+    if not pts:
+        raise UserError(f"{input_path}: no video frames in the asked range")
+    whole = options.start is None and options.end is None and options.max_frames is None
+    if whole and info.duration and info.frame_rate:
+        promised = round(info.duration * info.frame_rate)
+        if len(pts) < 0.95 * promised - 1:
+            notify(
+                f"{input_path} looks truncated: {len(pts)} frames where its header promises "
+                f"about {promised}; converting the frames that are there"
+            )
+    depth_offset = 0
+    if depth is not None and options.start:
+        depth_offset = len(frame_timestamps(input_path, 0, options.start))
+    pix_fmt = options.pix_fmt
+    if pix_fmt == "auto":
+        pix_fmt = "yuv420p10le" if info.high_bit_depth else "yuv420p"
+    height, width = legal_size(*packed_size(info.height, info.width, config.layout))
+    codec, why = choose_codec(options.codec, width, "10" in pix_fmt)
+    if why:
+        notify(why)
+    encoder = EncoderSettings(
+        codec, options.crf, options.preset, pix_fmt, width, height, info.time_base,
+        info.frame_rate, info.colour, config.layout,
+    )  # fmt: skip
+    workdir = output.with_name(f".{output.name}.stereoconv-work")
+    job = VideoJob(
+        input_path, output, config, options, info, tuple(pts), encoder, depth, depth_offset,
+        save_depth, workdir,
+    )  # fmt: skip
+    if depth is not None and len(DepthFrames(depth, depth_offset)) < len(pts):
+        raise UserError(f"--depth {depth} has fewer frames than the {len(pts)} to convert")
+    open_workdir(job, overwrite, notify)
+    return job
+
+
+def open_workdir(job: VideoJob, overwrite: bool, notify: Callable[[str], None]) -> None:
+    """Create the work folder, or reuse it if it belongs to the same job (resume)."""
+    marker = job.workdir / "job.json"
+    fingerprint = job.fingerprint()
+    if job.workdir.exists():
+        try:
+            same = json.loads(marker.read_text()).get("fingerprint") == fingerprint
+        except (OSError, ValueError):
+            same = False
+        if same:
+            done = sum(job.is_done(c) for c in job.chunks)
+            if done:
+                notify(f"resuming: {done} of {len(job.chunks)} chunks already converted")
+            return
+        if not overwrite:
+            raise UserError(
+                f"{job.workdir} holds unfinished work of another job (other input or settings); "
+                "pass --overwrite to discard it"
+            )
+        shutil.rmtree(job.workdir)
+    job.workdir.mkdir(parents=True)
+    with atomic_output(marker) as tmp:
+        tmp.write_text(json.dumps({"fingerprint": fingerprint, "output": str(job.output)}))
+
+
+# --- one chunk --------------------------------------------------------------------------------
+
+
+def batched(items: Iterable, size: int) -> Iterator[list]:
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def to_array(frames: torch.Tensor, height: int, width: int, high_bit_depth: bool) -> np.ndarray:
+    """(B, 3, h, w) float in [0, 1] -> (B, height, width, 3) uint8 / uint16, edge-padded to the
+    encoder's even size."""
+    h, w = frames.shape[-2:]
+    if (h, w) != (height, width):
+        frames = F.pad(frames, (0, width - w, 0, height - h), mode="replicate")
+    peak = 65535.0 if high_bit_depth else 255.0
+    out = (frames.clamp(0, 1) * peak).round().permute(0, 2, 3, 1).cpu().numpy()
+    return out.astype(np.uint16 if high_bit_depth else np.uint8)
+
+
+def save_depth_maps(folder: Path, indices: list[int], relative: torch.Tensor) -> None:
+    """Estimated relative disparity as 16-bit PNGs, min-max per frame (near = bright)."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, rel in zip(indices, relative, strict=True):
+        lo, hi = rel.min(), rel.max()
+        values = ((rel - lo) / (hi - lo).clamp_min(1e-12) * 65535).round().cpu().numpy()
+        with atomic_output(folder / f"frame-{i:06d}.png") as tmp:
+            Image.fromarray(values.astype(np.uint16)).save(tmp, format="PNG")
+
+
+def convert_chunk(
+    job: VideoJob,
+    converter: StereoConverter,
+    chunk: Chunk,
+    on_frames: Callable[[int], None] | None = None,
+) -> dict:
+    """Convert one chunk to its file in the work folder; returns its statistics."""
+    cfg, device, enc = converter.config, converter.device, job.encoder
+    warm = max(0, chunk.first - WINDOW)
+    index_of = {p: i for i, p in enumerate(job.pts[warm : chunk.stop], start=warm)}
+    frames = decode_range(job.input, job.pts[warm], job.pts[chunk.stop - 1], job.info)
+    depth_frames = DepthFrames(job.depth, job.depth_offset) if job.depth else None
+    peak = 65535.0 if job.info.high_bit_depth else 255.0
+    smoother, previous = DepthRangeSmoother(), None
+    flicker = {"left": 0.0, "right": 0.0, "pairs": 0}
+    last_views, first_pts = None, None
+    encoder = ChunkEncoder(job.chunk_video(chunk), enc)
+    try:
+        for batch in batched(((index_of[p], p, f) for p, f in frames if p in index_of),
+                             cfg.batch_size):  # fmt: skip
+            indices = [i for i, _, _ in batch]
+            rgb = torch.from_numpy(np.stack([f for _, _, f in batch]).astype(np.float32))
+            x = (rgb.to(device) / peak).permute(0, 3, 1, 2)
+            if depth_frames is not None:
+                maps = depth_frames.read(indices[0], indices[-1] + 1)
+                given = torch.cat([
+                    depth_from_values(v, k, cfg.depth_kind, job.info.height, job.info.width,
+                                      cfg.depth_scale) for v, k in maps
+                ]).to(device)  # fmt: skip
+            else:
+                given = None
+            relative = given if given is not None else converter.relative_disparity(x)
+            lows, highs = robust_range(relative, cfg.depth_low_pct, cfg.depth_high_pct)
+            smoothed = []
+            for thumb, lo, hi in zip(thumbnails(x), lows.tolist(), highs.tolist(), strict=True):
+                smoothed.append(smoother.update(lo, hi, is_cut(previous, thumb)))
+                previous = thumb
+            keep = [j for j, i in enumerate(indices) if i >= chunk.first]
+            if not keep:
+                continue
+            if given is not None and cfg.depth_kind == "disparity-px":
+                disparity = given[keep]
+            else:
+                lo_hi = torch.tensor([smoothed[j] for j in keep], device=device)
+                disparity = converter.pixel_disparity(relative[keep], lo_hi[:, 0], lo_hi[:, 1])
+            if job.save_depth is not None and given is None:
+                save_depth_maps(job.save_depth, [indices[j] for j in keep], relative[keep])
+            left, right = converter.backend(x[keep], disparity)
+            views = torch.stack([thumbnails(left, 256), thumbnails(right, 256)], dim=1)
+            if last_views is not None:
+                views_all = torch.cat([last_views[None], views])
+            else:
+                views_all = views
+            steps = (views_all[1:] - views_all[:-1]).abs().flatten(2).mean(-1).sum(0)
+            flicker["left"] += steps[0].item()
+            flicker["right"] += steps[1].item()
+            flicker["pairs"] += views_all.shape[0] - 1
+            last_views = views[-1]
+            packed = pack(left, right, cfg.layout)
+            pts = [batch[j][1] for j in keep]
+            first_pts = pts[0] if first_pts is None else first_pts
+            encoder.write(to_array(packed, enc.height, enc.width, enc.high_bit_depth), pts)
+            if on_frames is not None:
+                on_frames(len(keep))
+        count = encoder.close()
+    except BaseException:
+        encoder.abort()
+        raise
+    stats = {
+        "frames": count,
+        "expected": chunk.stop - chunk.first,
+        "first_pts": first_pts,
+        "flicker": flicker,
+    }
+    with atomic_output(job.chunk_stats(chunk)) as tmp:
+        tmp.write_text(json.dumps(stats))
+    return stats
+
+
+# --- the whole job --------------------------------------------------------------------------
+
+
+def finish_job(job: VideoJob) -> tuple[list[str], dict]:
+    """Join the chunks into the output and remove the work folder. Returns notes and totals
+    (frames, flicker of each view and their ratio)."""
+    stats = [json.loads(job.chunk_stats(c).read_text()) for c in job.chunks]
+    chunks = [
+        (job.chunk_video(c), s["first_pts"])
+        for c, s in zip(job.chunks, stats, strict=True)
+        if s["frames"]
+    ]
+    if not chunks:
+        raise UserError(f"{job.input}: no frame could be decoded")
+    tb = job.info.time_base
+    start = float(job.pts[0] * tb)
+    trimmed = job.options.end is not None or job.options.max_frames is not None
+    end = None
+    if trimmed:
+        step = job.pts[-1] - job.pts[-2] if len(job.pts) > 1 else 0
+        end = float((job.pts[-1] + step) * tb)
+    notes = join_chunks(
+        chunks, job.input, job.output, job.config.layout, start, end, job.pts[0], tb
+    )
+    frames = sum(s["frames"] for s in stats)
+    expected = sum(s["expected"] for s in stats)
+    if frames < expected:
+        notes.append(
+            f"{expected - frames} of {expected} frames could not be decoded and are missing"
+        )
+    pairs = sum(s["flicker"]["pairs"] for s in stats)
+    left = sum(s["flicker"]["left"] for s in stats) / max(pairs, 1)
+    right = sum(s["flicker"]["right"] for s in stats) / max(pairs, 1)
+    totals = {
+        "frames": frames,
+        "flicker_left": left,
+        "flicker_right": right,
+        "flicker_ratio": right / left if left > 0 else 1.0,
+    }
+    shutil.rmtree(job.workdir, ignore_errors=True)
+    return notes, totals
+
+
+def convert_video(
+    converter: StereoConverter,
+    job: VideoJob,
+    progress: Callable[[int], None] | None = None,
+) -> tuple[list[str], dict]:
+    """Convert every chunk that is not done yet, in one process, then join."""
+    for chunk in job.chunks:
+        if job.is_done(chunk):
+            if progress is not None:
+                progress(chunk.stop - chunk.first)
+            continue
+        convert_chunk(job, converter, chunk, progress)
+    return finish_job(job)

@@ -1,0 +1,189 @@
+"""Video in: probing, frame timestamps and streaming decode of a range of frames, with PyAV.
+
+Frames come out as (H, W, 3) RGB arrays, upright (the display matrix of phone videos applied):
+uint8 for 8-bit sources, uint16 for sources of more than 8 bits. Memory stays bounded: nothing
+holds more than the frames a caller asks for at a time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from stereoconv.errors import UserError
+
+# Errors FFmpeg raises for files that are not (readable) media.
+AV_ERRORS = (av.error.FFmpegError,)
+
+
+@dataclass(frozen=True)
+class ColourTags:
+    """The colour description a video stream carries (FFmpeg's enum values)."""
+
+    primaries: int = 2  # 2 = unspecified
+    transfer: int = 2
+    matrix: int = 2
+    range: int = 0  # 0 = unspecified, 1 = limited (tv), 2 = full (pc)
+
+    @property
+    def hdr(self) -> bool:
+        return self.transfer in (16, 18)  # SMPTE ST 2084 (PQ), ARIB STD-B67 (HLG)
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    path: Path
+    width: int  # as displayed, rotation applied
+    height: int
+    rotation: int  # display rotation, degrees counter-clockwise (0, 90, 180, 270)
+    time_base: Fraction
+    frame_rate: Fraction | None  # average rate, None if unknown
+    duration: float | None  # seconds
+    pix_fmt: str
+    bit_depth: int
+    colour: ColourTags
+    codec: str
+    audio_codecs: tuple[str, ...] = ()
+    subtitle_codecs: tuple[str, ...] = ()
+    metadata: dict = field(default_factory=dict)
+
+    @property
+    def high_bit_depth(self) -> bool:
+        return self.bit_depth > 8
+
+
+def open_input(path: Path) -> av.container.InputContainer:
+    """Open a media file, turning what FFmpeg says about bad files into one clear line."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"input not found: {path}")
+    if path.is_dir():
+        raise UserError(f"input {path} is a folder; give a video file")
+    try:
+        return av.open(str(path), metadata_errors="ignore")
+    except AV_ERRORS as exc:
+        raise UserError(f"cannot read video {path}: {exc.strerror or exc}") from None
+
+
+def video_stream(container, path: Path):
+    if not container.streams.video:
+        raise UserError(f"{path} has no video stream")
+    return container.streams.video[0]
+
+
+def _bit_depth(pix_fmt: str | None) -> int:
+    if not pix_fmt:
+        return 8
+    try:
+        return max(c.bits for c in av.VideoFormat(pix_fmt).components)
+    except (ValueError, AttributeError):
+        return 8
+
+
+def _rotation(container, stream) -> int:
+    """Display rotation from the first decodable frame's display matrix (what FFmpeg applies
+    when it autorotates), normalised to 0, 90, 180 or 270."""
+    container.seek(0)
+    try:
+        for frame in container.decode(stream):
+            return int(round(frame.rotation / 90.0)) % 4 * 90
+    except AV_ERRORS:
+        return 0
+    return 0
+
+
+def probe(path: Path) -> VideoInfo:
+    """What the conversion needs to know about a video file."""
+    with open_input(path) as container:
+        stream = video_stream(container, path)
+        cc = stream.codec_context
+        rotation = _rotation(container, stream)
+        width, height = cc.width, cc.height
+        if rotation in (90, 270):
+            width, height = height, width
+        if width <= 0 or height <= 0:
+            raise UserError(f"{path}: the video stream has no picture size")
+        duration = None
+        if stream.duration is not None and stream.time_base:
+            duration = float(stream.duration * stream.time_base)
+        elif container.duration:
+            duration = container.duration / av.time_base
+        return VideoInfo(
+            path=Path(path),
+            width=width,
+            height=height,
+            rotation=rotation,
+            time_base=stream.time_base or Fraction(1, 90000),
+            frame_rate=stream.average_rate or stream.guessed_rate,
+            duration=duration,
+            pix_fmt=cc.pix_fmt or "yuv420p",
+            bit_depth=_bit_depth(cc.pix_fmt),
+            colour=ColourTags(
+                int(cc.color_primaries),
+                int(cc.color_trc),
+                int(cc.colorspace),
+                int(cc.color_range),
+            ),  # fmt: skip
+            codec=cc.name,
+            audio_codecs=tuple(s.codec_context.name for s in container.streams.audio),
+            subtitle_codecs=tuple(
+                s.codec_context.name for s in container.streams.subtitles if s.codec_context
+            ),
+            metadata=dict(container.metadata),
+        )
+
+
+def frame_timestamps(
+    path: Path, start: float | None = None, end: float | None = None, max_frames: int | None = None
+) -> list[int]:
+    """Presentation timestamps of the video frames in [start, end) seconds, in order, read from
+    the packets without decoding. They define frame indices for chunking and resume."""
+    with open_input(path) as container:
+        stream = video_stream(container, path)
+        tb = stream.time_base
+        pts = []
+        try:
+            for packet in container.demux(stream):
+                if packet.size == 0 or packet.pts is None:
+                    continue
+                pts.append(packet.pts)
+        except AV_ERRORS:
+            pass  # a damaged tail: keep what could be read
+    pts.sort()
+    lo = None if start is None else start / tb
+    hi = None if end is None else end / tb
+    kept = [p for p in pts if (lo is None or p >= lo) and (hi is None or p < hi)]
+    return kept[:max_frames] if max_frames else kept
+
+
+def to_rgb(frame: av.VideoFrame, high_bit_depth: bool, rotation: int) -> np.ndarray:
+    """A decoded frame as upright RGB: uint8, or uint16 for high bit depth sources."""
+    rgb = frame.to_ndarray(format="rgb48le" if high_bit_depth else "rgb24")
+    if rotation:
+        rgb = np.rot90(rgb, k=rotation // 90)  # counter-clockwise, as the display matrix says
+    return np.ascontiguousarray(rgb)
+
+
+def decode_range(
+    path: Path, first_pts: int, last_pts: int, info: VideoInfo
+) -> Iterator[tuple[int, np.ndarray]]:
+    """(pts, RGB frame) for every decodable frame with first_pts <= pts <= last_pts, seeking
+    to the keyframe before the range first. A corrupt tail ends the range early."""
+    with open_input(path) as container:
+        stream = video_stream(container, path)
+        stream.thread_type = "AUTO"
+        try:
+            container.seek(first_pts, stream=stream, backward=True, any_frame=False)
+            for frame in container.decode(stream):
+                if frame.pts is None or frame.pts < first_pts:
+                    continue
+                if frame.pts > last_pts:
+                    break
+                yield frame.pts, to_rgb(frame, info.high_bit_depth, info.rotation)
+        except AV_ERRORS:
+            return

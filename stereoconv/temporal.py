@@ -1,0 +1,69 @@
+"""Temporal stability of video conversion: scene cuts, smoothed depth normalisation, flicker.
+
+Everything here depends only on a short window of frames before the current one (never on
+where a chunk of work starts), so a video converted in chunks, by one process or by many,
+gives the same frames as one converted in one piece.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+CUT_THRESHOLD = 0.12  # mean absolute change of a 64-pixel grey thumbnail, 0..1
+WINDOW = 16  # frames of history the depth normalisation looks at
+DECAY = 0.8  # weight of each older frame in that history
+
+
+def thumbnails(frames: torch.Tensor, size: int = 64) -> torch.Tensor:
+    """(B, 3, H, W) float frames -> (B, h, w) grey thumbnails with the longer side `size`."""
+    h, w = frames.shape[-2:]
+    scale = size / max(h, w)
+    small = F.interpolate(
+        frames.float(), size=(max(1, round(h * scale)), max(1, round(w * scale))), mode="area"
+    )
+    return small.mean(dim=1)
+
+
+def is_cut(previous: torch.Tensor | None, current: torch.Tensor) -> bool:
+    """A hard cut between two consecutive thumbnails: a large mean change of brightness."""
+    if previous is None:
+        return True
+    return (current - previous).abs().mean().item() > CUT_THRESHOLD
+
+
+class DepthRangeSmoother:
+    """Exponentially weighted average of the per-frame depth percentiles over the last WINDOW
+    frames of the current shot (reset at cuts): the depth scale follows the scene without
+    pumping from frame to frame."""
+
+    def __init__(self, window: int = WINDOW, decay: float = DECAY):
+        self.window, self.decay = window, decay
+        self.history: list[tuple[float, float]] = []
+
+    def update(self, low: float, high: float, cut: bool) -> tuple[float, float]:
+        if cut:
+            self.history = []
+        self.history = (self.history + [(low, high)])[-self.window :]
+        weights = self.decay ** np.arange(len(self.history))[::-1]
+        values = np.array(self.history)
+        lo, hi = (weights[:, None] * values).sum(0) / weights.sum()
+        return float(lo), float(hi)
+
+
+def flicker(frames: np.ndarray) -> float:
+    """Mean absolute frame-to-frame change of a view, (T, H, W, C) in any range, per pixel and
+    channel, normalised to 0..1 for integer inputs."""
+    frames = np.asarray(frames, dtype=np.float64)
+    if frames.shape[0] < 2:
+        return 0.0
+    scale = 255.0 if frames.max() > 1.0 else 1.0
+    return float(np.abs(np.diff(frames, axis=0)).mean() / scale)
+
+
+def flicker_ratio(left: np.ndarray, right: np.ndarray) -> float:
+    """Flicker of the right view relative to the left: 1.0 means the synthesised eye changes
+    from frame to frame exactly as much as the original; above 1, it shimmers on its own."""
+    base = flicker(left)
+    return flicker(right) / base if base > 0 else float("inf") if flicker(right) > 0 else 1.0

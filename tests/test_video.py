@@ -1,0 +1,331 @@
+"""`stereoconv video` on real and test-made clips: frames, timestamps, audio, rotation, bit
+depth, stereo metadata, temporal stability, resume, bad input."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from fractions import Fraction
+
+import av
+import numpy as np
+import pytest
+
+from stereoconv.cli import main
+from stereoconv.media.mp4box import read_st3d
+from stereoconv.temporal import flicker_ratio
+from tests.clips import (
+    audio_duration,
+    bikes_path,
+    decode_all,
+    numbered_frame,
+    psnr,
+    read_number,
+    render_planes,
+    write_clip,
+)
+
+
+def run(capsys, *argv):
+    argv = [str(a) for a in argv]
+    if "--backend" not in argv:
+        argv += ["--backend", "warp"]
+    code = main(argv + ["--quiet"])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err.strip().splitlines()
+
+
+@pytest.fixture(scope="module")
+def numbered(tmp_path_factory):
+    """50 numbered frames at 25 fps with 2 s of audio."""
+    path = tmp_path_factory.mktemp("clips") / "numbered.mp4"
+    return write_clip(path, [numbered_frame(i) for i in range(50)], audio_seconds=2.0)
+
+
+def video_info(path):
+    with av.open(str(path)) as c:
+        s = c.streams.video[0]
+        return s.codec_context.name, s.width, s.height, s.codec_context.pix_fmt
+
+
+def test_bikes_keeps_frames_timing_and_the_left_view(capsys, tmp_path, tiny_depth):
+    src = bikes_path()
+    out = tmp_path / "bikes_sbs.mp4"
+    code, stdout, err = run(capsys, "video", src, out, "--depth-model", tiny_depth,
+                            "--chunk-frames", "100")  # fmt: skip
+    assert code == 0, err
+    assert "250 frames" in stdout
+    frames_in, times_in = decode_all(src)
+    frames_out, times_out = decode_all(out)
+    assert len(frames_out) == len(frames_in) == 250
+    assert video_info(out)[1:3] == (1280, 272)
+    step = times_in[1] - times_in[0]
+    assert np.allclose(np.array(times_out) - times_out[0], np.array(times_in) - times_in[0],
+                       atol=1e-6)  # fmt: skip
+    with av.open(str(src)) as a, av.open(str(out)) as b:
+        da = float(a.streams.video[0].duration * a.streams.video[0].time_base)
+        db = float(b.streams.video[0].duration * b.streams.video[0].time_base)
+    assert abs(da - db) <= step + 1e-6
+    worst = min(psnr(o[:, :640], i) for o, i in zip(frames_out, frames_in, strict=True))
+    print(f"\nbikes: left half vs input, worst frame PSNR {worst:.1f} dB")
+    assert worst > 35
+
+
+def test_numbered_frames_and_audio_in_order(capsys, tmp_path, numbered, tiny_depth):
+    out = tmp_path / "n.mkv"
+    code, _, err = run(capsys, "video", numbered, out, "--depth-model", tiny_depth,
+                       "--chunk-frames", "7")  # fmt: skip
+    assert code == 0, err
+    frames, times = decode_all(out)
+    assert [read_number(f) for f in frames] == list(range(50))
+    assert abs(audio_duration(out) - 2.0) < 0.05
+
+
+def test_start_and_end_trim_video_and_audio(capsys, tmp_path, numbered, tiny_depth):
+    out = tmp_path / "trim.mp4"
+    code, _, err = run(capsys, "video", numbered, out, "--depth-model", tiny_depth,
+                       "--start", "0.4", "--end", "1.2", "--chunk-frames", "8")  # fmt: skip
+    assert code == 0, err
+    frames, times = decode_all(out)
+    assert [read_number(f) for f in frames] == list(range(10, 30))
+    assert times[0] == pytest.approx(0.0, abs=1e-3)
+    assert abs(audio_duration(out) - 0.8) < 0.05
+    code, _, err = run(capsys, "video", numbered, tmp_path / "max.mp4", "--depth-model",
+                       tiny_depth, "--max-frames", "12")  # fmt: skip
+    assert code == 0, err
+    assert [read_number(f) for f in decode_all(tmp_path / "max.mp4")[0]] == list(range(12))
+
+
+def test_variable_frame_rate_keeps_its_timestamps(capsys, tmp_path, tiny_depth):
+    tb = Fraction(1, 12800)
+    pts = [0, 512, 1100, 1500, 2600, 3000, 3512, 4000, 5200, 5600, 6100, 7000, 7300, 8900]
+    src = write_clip(tmp_path / "vfr.mp4", [numbered_frame(i) for i in range(len(pts))], pts=pts,
+                     time_base=tb)  # fmt: skip
+    out = tmp_path / "vfr_sbs.mp4"
+    code, _, err = run(capsys, "video", src, out, "--depth-model", tiny_depth,
+                       "--chunk-frames", "5")  # fmt: skip
+    assert code == 0, err
+    frames, times = decode_all(out)
+    assert [read_number(f) for f in frames] == list(range(len(pts)))
+    assert np.allclose(times, [float(p * tb) for p in pts], atol=1e-4)
+
+
+def test_rotated_phone_clip_comes_out_upright(capsys, tmp_path, tiny_depth):
+    upright = [numbered_frame(i, 64, 128) for i in range(6)]
+    for f in upright:
+        f[40:, :20] = (255, 0, 0)  # a red corner bottom left, to see the orientation
+    stored = [np.ascontiguousarray(np.rot90(f, k=-1)) for f in upright]  # as a phone stores it
+    src = write_clip(tmp_path / "rot.mp4", stored, rotation=90)
+    out = tmp_path / "rot_sbs.mp4"
+    code, _, err = run(capsys, "video", src, out, "--depth-model", tiny_depth)
+    assert code == 0, err
+    frames, _ = decode_all(out)
+    assert frames[0].shape == (64, 256, 3)
+    assert psnr(frames[0][:, :128], upright[0]) > 30
+    assert [read_number(f) for f in frames] == list(range(6))
+
+
+def test_odd_size_works(capsys, tmp_path, tiny_depth):
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 256, (481, 853, 3), dtype=np.uint8) for _ in range(3)]
+    src = write_clip(tmp_path / "odd.mkv", [np.ascontiguousarray(f[:480, :852]) for f in frames])
+    # the clip itself must be even for yuv420p: re-create an odd one in a 4:4:4 codec
+    src = write_clip(tmp_path / "odd444.mkv", frames, codec="libx264", pix_fmt="yuv444p")
+    out = tmp_path / "odd_sbs.mp4"
+    code, _, err = run(capsys, "video", src, out, "--depth-model", tiny_depth)
+    assert code == 0, err
+    _, width, height, _ = video_info(out)
+    assert (width, height) == (1706, 482)  # padded by one row to be encoder-legal
+
+
+def test_ten_bit_hdr_input_stays_ten_bit(capsys, tmp_path, tiny_depth):
+    ramp = np.linspace(0, 65535, 96, dtype=np.uint16)
+    frame = np.stack([np.tile(ramp, (64, 1))] * 3, axis=-1)
+    frames = [np.ascontiguousarray(frame) for _ in range(4)]
+    pq_bt2020 = (9, 16, 9, 1)  # primaries, transfer (PQ), matrix, limited range
+    src = write_clip(tmp_path / "hdr.mkv", frames, codec="libx265", pix_fmt="yuv420p10le",
+                     colour=pq_bt2020, input_format="rgb48le")  # fmt: skip
+    out = tmp_path / "hdr_sbs.mkv"
+    code, _, err = run(capsys, "video", src, out, "--depth-model", tiny_depth)
+    assert code == 0, err
+    assert any("10-bit" in line for line in err)  # the switch to HEVC is said
+    codec, width, _, pix_fmt = video_info(out)
+    assert codec == "hevc" and pix_fmt == "yuv420p10le" and width == 192
+    with av.open(str(out)) as c:
+        cc = c.streams.video[0].codec_context
+        assert (int(cc.color_primaries), int(cc.color_trc), int(cc.colorspace)) == (9, 16, 9)
+    decoded, _ = decode_all(out, "rgb48le")
+    assert psnr(decoded[0][:, :96], frames[0], 65535.0) > 35
+
+
+def test_stereo_metadata_in_each_container(capsys, tmp_path, numbered, tiny_depth):
+    mp4, tb_mp4, mkv = tmp_path / "m.mp4", tmp_path / "tb.mp4", tmp_path / "m.mkv"
+    base = ["--depth-model", tiny_depth, "--max-frames", "5"]
+    assert run(capsys, "video", numbered, mp4, *base)[0] == 0
+    assert run(capsys, "video", numbered, tb_mp4, "--layout", "tb", *base)[0] == 0
+    assert run(capsys, "video", numbered, mkv, *base)[0] == 0
+    assert read_st3d(mp4) == 2 and read_st3d(tb_mp4) == 1  # left-right, top-bottom
+    with av.open(str(mkv)) as c:
+        assert c.streams.video[0].metadata.get("stereo_mode") == "left_right"
+    with av.open(str(mp4)) as c:  # H.264 frame-packing SEI, exported as frame side data
+        frame = next(c.decode(video=0))
+        kinds = [str(sd.type) for sd in frame.side_data]
+        assert any("STEREO3D" in k.upper() for k in kinds), kinds
+    code, stdout, _ = run(capsys, "video", numbered, tmp_path / "tagged.mp4", *base,
+                          "--name-tag", "auto")  # fmt: skip
+    assert code == 0 and (tmp_path / "tagged_LR.mp4").is_file()
+
+
+def test_known_depth_scene_is_stable_and_matches_the_right_eye(capsys, tmp_path):
+    frames = 24
+    lefts, rights, maps = [], [], tmp_path / "depth"
+    maps.mkdir()
+    for t in range(frames):
+        left, disparity = render_planes(t)
+        lefts.append(left)
+        rights.append(render_planes(t, eye="right")[0])
+        np.save(maps / f"{t:04d}.npy", disparity)
+    src = write_clip(tmp_path / "planes.mkv", lefts, codec="libx264", pix_fmt="yuv444p")
+    out = tmp_path / "planes_sbs.mkv"
+    code, stdout, err = run(capsys, "video", src, out, "--depth", maps, "--depth-kind",
+                            "disparity-px", "--crf", "4", "--pix-fmt", "yuv444p",
+                            "--chunk-frames", "10")  # fmt: skip
+    assert code == 0, err
+    decoded, _ = decode_all(out)
+    left_out = np.stack([f[:, :160] for f in decoded])
+    right_out = np.stack([f[:, 160:] for f in decoded])
+    ratio = flicker_ratio(left_out, right_out)
+    # pixels the left eye also sees: away from the right border and from the strip the card
+    # uncovers (7 px right of it, rows 20..75), which the warp can only invent
+    seen = np.ones((96, 160), bool)
+    seen[:, 150:] = False
+    everywhere = []
+    for t, (r, g) in enumerate(zip(right_out, rights, strict=True)):
+        seen_t = seen.copy()
+        seen_t[20:76, 30 + t + 51 - 2 : 30 + t + 60 + 2] = False
+        everywhere.append(psnr(r[:, :150], g[:, :150]))
+        seen_psnr = psnr(r[seen_t], g[seen_t])
+        assert seen_psnr > 35, (t, seen_psnr)
+    print(
+        f"\nplanes: flicker right/left {ratio:.3f}; right view vs the rendered right eye: "
+        f"{np.mean(everywhere):.1f} dB overall, > 35 dB where the left eye sees the surface"
+    )
+    assert ratio <= 1.1
+
+
+def test_resume_converts_only_missing_chunks(capsys, tmp_path, numbered, tiny_depth, monkeypatch):
+    import stereoconv.jobs.video as video_job
+
+    out = tmp_path / "resume.mp4"
+    args = ["video", numbered, out, "--depth-model", tiny_depth, "--chunk-frames", "10"]
+    real = video_job.convert_chunk
+    calls = []
+
+    def failing(job, converter, chunk, on_frames=None):
+        if chunk.index == 3:
+            raise KeyboardInterrupt  # as Ctrl-C in the middle of the job
+        calls.append(chunk.index)
+        return real(job, converter, chunk, on_frames)
+
+    monkeypatch.setattr(video_job, "convert_chunk", failing)
+    code, _, err = run(capsys, *args)
+    assert code == 130 and "resume" in err[-1]
+    assert not out.exists()
+    work = tmp_path / ".resume.mp4.stereoconv-work"
+    assert sorted(p.name for p in work.glob("chunk-*.mp4")) == [
+        f"chunk-{i:06d}.mp4" for i in range(3)
+    ]
+    assert not list(work.glob(".*partial*"))  # the interrupted chunk left nothing behind
+
+    calls.clear()
+    monkeypatch.setattr(
+        video_job, "convert_chunk", lambda *a, **k: (calls.append(a[2].index), real(*a, **k))[1]
+    )
+    code, _, err = run(capsys, *args)
+    assert code == 0, err
+    assert calls == [3, 4] and any("resuming: 3 of 5" in line for line in err)
+    assert [read_number(f) for f in decode_all(out)[0]] == list(range(50))
+    assert not work.exists()
+
+
+def sha(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_bad_inputs(capsys, tmp_path, numbered):
+    def fails(*argv, text):
+        code, _, err = run(capsys, "video", *argv)
+        assert code != 0 and len(err) == 1 and text in err[0], err
+
+    fails(tmp_path / "none.mp4", tmp_path / "o.mp4", text="input not found")
+    (tmp_path / "text.mp4").write_text("not a video at all")
+    fails(tmp_path / "text.mp4", tmp_path / "o.mp4", text="cannot read video")
+    before = sha(numbered)
+    fails(numbered, numbered, "--overwrite", text="is the input")
+    assert sha(numbered) == before
+    fails(numbered, tmp_path / "o.avi", text="unsupported output container")
+    fails(numbered, tmp_path / "o.mp4", "--layout", "pair", text="pair")
+    # audio only
+    with av.open(str(tmp_path / "audio.m4a"), "w") as out:
+        stream = out.add_stream("aac", rate=48000)
+        stream.layout = "mono"
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="flt",
+                                           layout="mono")  # fmt: skip
+        frame.sample_rate, frame.pts = 48000, 0
+        out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    fails(tmp_path / "audio.m4a", tmp_path / "o.mp4", text="no video stream")
+    assert not (tmp_path / "o.mp4").exists()
+
+
+def test_truncated_video_converts_what_decodes_and_says_so(capsys, tmp_path, tiny_depth):
+    src = write_clip(tmp_path / "full.mkv", [numbered_frame(i) for i in range(40)])
+    data = src.read_bytes()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(data[: int(len(data) * 0.6)])
+    out = tmp_path / "cut_sbs.mp4"
+    code, stdout, err = run(capsys, "video", cut, out, "--depth-model", tiny_depth)
+    assert code == 0, err
+    numbers = [read_number(f) for f in decode_all(out)[0]]
+    # the decodable frames, in order, none twice; frames whose data was cut are missing
+    assert 0 < len(numbers) < 40 and numbers == sorted(set(numbers)) and numbers[0] == 0
+    assert f"{len(numbers)} frames" in stdout
+    assert any("looks truncated" in line for line in err), err
+
+
+def test_work_folder_of_another_job_is_not_reused(capsys, tmp_path, numbered, tiny_depth):
+    out = tmp_path / "x.mp4"
+    work = tmp_path / ".x.mp4.stereoconv-work"
+    work.mkdir()
+    (work / "job.json").write_text(json.dumps({"fingerprint": "someone else"}))
+    code, _, err = run(capsys, "video", numbered, out, "--depth-model", tiny_depth)
+    assert code == 1 and "another job" in err[0]
+    code, _, err = run(capsys, "video", numbered, out, "--depth-model", tiny_depth,
+                       "--overwrite", "--max-frames", "3")  # fmt: skip
+    assert code == 0, err
+
+
+PEAK_RSS = """
+import resource, subprocess, sys
+subprocess.run(sys.argv[1:], check=True, capture_output=True)
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
+"""
+
+
+def test_memory_stays_flat_for_a_ten_times_longer_clip(tmp_path, tiny_depth):
+    import subprocess
+    import sys
+
+    peaks = {}
+    for frames in (120, 1200):  # 2 and 20 chunks
+        src = write_clip(tmp_path / f"c{frames}.mp4", [numbered_frame(i)
+                                                      for i in range(frames)])  # fmt: skip
+        cmd = [sys.executable, "-m", "stereoconv.cli", "video", str(src),
+               str(tmp_path / f"o{frames}.mp4"), "--backend", "warp", "--depth-model",
+               str(tiny_depth), "--quiet", "--chunk-frames", "60",
+               "--encoder-preset", "ultrafast"]  # fmt: skip
+        out = subprocess.run([sys.executable, "-c", PEAK_RSS, *cmd], check=True,
+                             capture_output=True, text=True)  # fmt: skip
+        peaks[frames] = int(out.stdout.strip()) / 1024  # MiB
+    print(f"\npeak RSS: 120 frames {peaks[120]:.0f} MiB, 1200 frames {peaks[1200]:.0f} MiB")
+    assert peaks[1200] - peaks[120] < 25
