@@ -250,7 +250,7 @@ def encode_photo(rgb: np.ndarray, fmt: str, metadata: Metadata) -> bytes:
     buffer = io.BytesIO()
     try:
         picture.save(buffer, **_save_options(fmt, picture, metadata))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, TypeError, struct.error) as exc:  # e.g. an odd EXIF value
         raise UserError(f"cannot encode {fmt}: {exc}") from None
     return buffer.getvalue()
 
