@@ -143,9 +143,15 @@ def depth(args: tuple[str, ...], from_image, size, overwrite, **kwargs) -> None:
 @click.option("--name-tag", default="none", show_default=True,
               help="none, auto (_LR, _3dh, _TB, _3dv) or a tag such as _SBS.")  # fmt: skip
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--workers", default=1, show_default=True,
+              help="Ray workers, one per GPU (or CPU); 1, no --ray-address: no Ray.")  # fmt: skip
+@click.option("--ray-address", envvar="RAY_ADDRESS", help="An existing Ray cluster to run on.")
 @job_options
 @setting_options
-def video(input_path: Path, output: Path, depth, save_depth, quiet, overwrite, **kwargs) -> None:
+def video(
+    input_path: Path, output: Path, depth, save_depth, quiet, overwrite, workers, ray_address,
+    **kwargs,
+) -> None:  # fmt: skip
     """Convert a video IN to a stereo video OUT (.mp4, .mov, .mkv), audio kept."""
     from tqdm import tqdm
 
@@ -161,14 +167,29 @@ def video(input_path: Path, output: Path, depth, save_depth, quiet, overwrite, *
     note = lambda text: click.echo(f"stereoconv: {text}", err=True)  # noqa: E731
     job = prepare_job(converter.config, input_path, output, options, depth, save_depth,
                       overwrite, note)  # fmt: skip
+    if workers < 1:
+        raise UserError(f"--workers must be >= 1, not {workers}")
     with tqdm(total=len(job.pts), unit="frame", disable=quiet, dynamic_ncols=True) as bar:
-        notes, totals = convert_video(converter, job, bar.update)
+        if workers == 1 and not ray_address:
+            notes, totals = convert_video(converter, job, bar.update)
+        else:
+            notes, totals = convert_video_on_ray(job, workers, ray_address, bar.update)
     for text in notes:
         note(text)
     click.echo(
         f"wrote {job.output} ({totals['frames']} frames; flicker of the right view relative to "
         f"the left: {totals['flicker_ratio']:.2f})"
     )
+
+
+def convert_video_on_ray(job, workers: int, address: str | None, progress):
+    """The chunks on Ray actors (one GPU each where the cluster has GPUs), then the join."""
+    from stereoconv.jobs.video import finish_job
+    from stereoconv.runner import run_chunks, start_actors
+
+    actors = start_actors(job.config, workers, address, depth_model=job.depth is None)
+    run_chunks(job, actors, progress)
+    return finish_job(job)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -190,6 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+import stereoconv.cli_images  # noqa: E402, F401  (registers `stereoconv images`)
 import stereoconv.evaluation.command  # noqa: E402, F401  (registers `stereoconv eval`)
 
 if __name__ == "__main__":

@@ -30,9 +30,15 @@ FORMAT_CHOICES = ("same", "jpeg", "png", "webp", "tiff", "heic", "mpo")
 )
 @click.option("--skip-errors", is_flag=True, help="Go on past bad photos; list them at the end.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
+@click.option("--workers", default=1, show_default=True,
+              help="Ray workers, one per GPU (or CPU); 1, no --ray-address: no Ray.")  # fmt: skip
+@click.option("--ray-address", envvar="RAY_ADDRESS", help="An existing Ray cluster to run on.")
 @job_options
 @setting_options
-def images(in_dir: Path, out_dir: Path, fmt: str, skip_errors, quiet, overwrite, **kwargs) -> None:
+def images(
+    in_dir: Path, out_dir: Path, fmt: str, skip_errors, quiet, overwrite, workers, ray_address,
+    **kwargs,
+) -> None:  # fmt: skip
     """Convert every photo under IN_DIR (JPEG, PNG, WebP, TIFF, HEIC) to stereo under OUT_DIR,
     keeping relative paths, EXIF and colour profiles. Photos already converted with the same
     settings are skipped; outputs made otherwise are left alone unless --overwrite."""
@@ -43,7 +49,14 @@ def images(in_dir: Path, out_dir: Path, fmt: str, skip_errors, quiet, overwrite,
             raise UserError(f"--format mpo holds both views; drop --layout {kwargs['layout']}")
         kwargs["layout"] = "pair"
     converter = make_converter(kwargs)
-    report = convert_library(converter, in_dir, out_dir, fmt, overwrite, skip_errors, quiet)
+    mapper = None
+    if workers < 1:
+        raise UserError(f"--workers must be >= 1, not {workers}")
+    if workers > 1 or ray_address:
+        from stereoconv.runner import ray_photo_batches, start_actors
+
+        mapper = ray_photo_batches(start_actors(converter.config, workers, ray_address))
+    report = convert_library(converter, in_dir, out_dir, fmt, overwrite, skip_errors, quiet, mapper)
 
     def note(text: str) -> None:
         click.echo(f"stereoconv: {text}", err=True)

@@ -300,6 +300,27 @@ def convert_batch(converter: StereoConverter, photos: list[Photo]) -> list[tuple
     return [(left[i : i + 1], right[i : i + 1]) for i in range(len(photos))]
 
 
+def encode_batch(converter: StereoConverter, batch: list[tuple], layout: str) -> list[list[bytes]]:
+    """The output files of a batch of (task, photo) of one size, converted together."""
+    views = convert_batch(converter, [photo for _, photo in batch])
+    return [
+        encode_outputs(left, right, layout, task.fmt, photo)
+        for (task, photo), (left, right) in zip(batch, views, strict=True)
+    ]
+
+
+# Maps batches of (task, photo) to (batch, files per photo), in order: here or on Ray actors.
+BatchMapper = Callable[[Iterator[list], str], Iterator[tuple[list, list[list[bytes]]]]]
+
+
+def local_batches(converter: StereoConverter) -> BatchMapper:
+    def run(batches: Iterator[list], layout: str) -> Iterator[tuple[list, list[list[bytes]]]]:
+        for batch in batches:
+            yield batch, encode_batch(converter, batch, layout)
+
+    return run
+
+
 def convert_library(
     converter: StereoConverter,
     in_dir: Path,
@@ -308,10 +329,12 @@ def convert_library(
     overwrite: bool = False,
     skip_errors: bool = False,
     quiet: bool = False,
+    mapper: BatchMapper | None = None,
 ) -> Report:
     """Convert every photo under in_dir that is not up to date in out_dir. A bad photo raises
     UserError, or with skip_errors is listed in the report and passed by. The manifest is saved
-    after each batch and when the run stops, so finished work is kept."""
+    after each batch and when the run stops, so finished work is kept. mapper: where batches are
+    converted (default: with `converter`, in this process)."""
     from tqdm import tqdm
 
     config = converter.config
@@ -352,11 +375,11 @@ def convert_library(
     before = dict(manifest["outputs"])
     bar = tqdm(total=len(tasks), unit="file", desc="photos", disable=quiet or not tasks)
     try:
-        for batch in batched(read_all(), lambda tp: tp[1].rgb.shape, config.batch_size):
-            views = convert_batch(converter, [photo for _, photo in batch])
-            for (task, photo), (left, right) in zip(batch, views, strict=True):
+        batches = batched(read_all(), lambda tp: tp[1].rgb.shape, config.batch_size)
+        for batch, files in (mapper or local_batches(converter))(batches, config.layout):
+            for (task, _), task_files in zip(batch, files, strict=True):
                 try:
-                    write_task(task, photo, left, right, out_dir, config.layout, manifest)
+                    write_task(task, task_files, out_dir, manifest)
                     report.converted.append(task.source)
                 except UserError as exc:
                     fail(task.source, str(exc))
@@ -371,17 +394,8 @@ def convert_library(
     return report
 
 
-def write_task(
-    task: Task,
-    photo: Photo,
-    left: torch.Tensor,
-    right: torch.Tensor,
-    out_dir: Path,
-    layout: str,
-    manifest: dict,
-) -> None:
+def write_task(task: Task, files: list[bytes], out_dir: Path, manifest: dict) -> None:
     """Write one photo's outputs atomically and record each in the manifest."""
-    files = encode_outputs(left, right, layout, task.fmt, photo)
     for output, data in zip(task.outputs, files, strict=True):
         write_bytes(out_dir / output, data)
         manifest["outputs"][str(output)] = {

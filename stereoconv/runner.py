@@ -1,0 +1,220 @@
+"""Running a video job's chunks on Ray actors: one per GPU (or CPU workers), on this machine or
+an existing cluster.
+
+The worker is a plain class that loads its models once and converts whole chunks; Ray only
+places it and moves chunks and results. Inputs are read by every worker from the same path
+(shared storage); encoded chunks come back through the driver, which keeps them atomically in
+the work folder, so resume works exactly as in a single-process run. If an actor dies, Ray
+restarts it and retries its chunk.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from stereoconv.config import StereoConfig
+from stereoconv.converter import StereoConverter
+from stereoconv.errors import UserError
+from stereoconv.fileio import atomic_output
+from stereoconv.jobs.video import Chunk, VideoJob, convert_chunk
+
+ConverterFactory = Callable[[StereoConfig, torch.device], StereoConverter]
+CHUNKS_IN_FLIGHT_PER_WORKER = 2
+
+
+def default_factory(config: StereoConfig, device: torch.device) -> StereoConverter:
+    return StereoConverter(config, device)
+
+
+class ChunkWorker:
+    """Converts chunks of a video job; holds the models. Usable without Ray."""
+
+    def __init__(
+        self,
+        config: StereoConfig,
+        factory: ConverterFactory | None = None,
+        cpu_threads: int | None = None,
+    ):
+        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if cpu_threads and device.type == "cpu":
+            # CPU kernels sum in an order that depends on the thread count: the driver's count
+            # makes a worker's frames bit-identical to a single-process run's
+            torch.set_num_threads(cpu_threads)
+        self.converter = (factory or default_factory)(config, device)
+
+    def pid(self) -> int:
+        return os.getpid()
+
+    def ready(self, depth_model: bool = True) -> bool:
+        """Load the models now (they load lazily), so failures show up before any chunk and
+        timings do not include loading. depth_model: also the depth model (not needed when
+        the job's depth is given)."""
+        _ = self.converter.backend
+        if depth_model:
+            _ = self.converter.depth_estimator
+        return True
+
+    def encode_photos(self, batch: list[tuple], layout: str) -> list[list[bytes]]:
+        """A photo-library batch: its output files, encoded here, written by the driver."""
+        from stereoconv.jobs.library import encode_batch
+
+        return encode_batch(self.converter, batch, layout)
+
+    def convert(self, job: VideoJob, chunk: Chunk) -> tuple[bytes, dict]:
+        """The encoded chunk file's bytes and its statistics."""
+        with tempfile.TemporaryDirectory(prefix="stereoconv-chunk-") as tmp:
+            local = dataclasses.replace(job, workdir=Path(tmp), save_depth=None)
+            stats = convert_chunk(local, self.converter, chunk)
+            return local.chunk_video(chunk).read_bytes(), stats
+
+
+def with_absolute_model_paths(config: StereoConfig) -> StereoConfig:
+    """Model folders given as relative paths, made absolute for workers in other folders."""
+    changes = {
+        name: str(Path(getattr(config, name)).resolve())
+        for name in ("model", "depth_model")
+        if getattr(config, name) and Path(getattr(config, name)).exists()
+    }
+    return dataclasses.replace(config, **changes)
+
+
+def keep_chunk(job: VideoJob, chunk: Chunk, data: bytes, stats: dict) -> None:
+    """Store a chunk that came back from a worker, atomically, as convert_chunk would have."""
+    import json
+
+    with atomic_output(job.chunk_video(chunk)) as tmp:
+        tmp.write_bytes(data)
+    with atomic_output(job.chunk_stats(chunk)) as tmp:
+        tmp.write_text(json.dumps(stats))
+
+
+def start_ray(address: str | None, workers: int) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    try:
+        if address:
+            ray.init(address=address, log_to_driver=False)
+        else:
+            cpus = max(workers, os.cpu_count() or 1)
+            ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+    except ConnectionError as exc:
+        raise UserError(f"cannot reach the Ray cluster at {address}: {exc}") from None
+
+
+def cluster_gpus() -> int:
+    import ray
+
+    return int(ray.cluster_resources().get("GPU", 0))
+
+
+def start_actors(
+    config: StereoConfig, workers: int, address: str | None, depth_model: bool = True
+) -> list:
+    """Join (or start) the Ray cluster and start the workers: one GPU each where the cluster
+    has GPUs, CPU workers otherwise."""
+    if workers < 1:
+        raise UserError(f"--workers must be >= 1, not {workers}")
+    start_ray(address, workers)
+    gpus = cluster_gpus()
+    if 0 < gpus < workers:
+        raise UserError(f"--workers {workers}: the Ray cluster has only {gpus} GPUs")
+    # workers do not share our working folder
+    return make_actors(with_absolute_model_paths(config), workers, gpus > 0, None, depth_model)
+
+
+def make_actors(
+    config: StereoConfig,
+    workers: int,
+    use_gpus: bool,
+    factory: ConverterFactory | None = None,
+    depth_model: bool = True,
+) -> list:
+    """Actors, one GPU each (or one CPU), with their models loaded. Ray restarts an actor whose
+    process dies and retries the chunk it was converting."""
+    import ray
+
+    remote = ray.remote(ChunkWorker).options(
+        num_gpus=1 if use_gpus else 0, num_cpus=1, max_restarts=3, max_task_retries=3
+    )
+    threads = torch.get_num_threads()
+    actors = [remote.remote(config, factory, threads) for _ in range(workers)]
+    ray.get([a.ready.remote(depth_model) for a in actors])
+    return actors
+
+
+def run_chunks(
+    job: VideoJob,
+    actors: list,
+    progress: Callable[[int], None] | None = None,
+    on_chunk: Callable[[Chunk], None] | None = None,
+) -> list[Chunk]:
+    """Convert the job's missing chunks on the actors, each actor holding at most
+    CHUNKS_IN_FLIGHT_PER_WORKER (memory stays flat, and a fast actor is never idle while a
+    slow one queues), keeping each result as it arrives. A chunk whose actor is gone for good
+    goes to another. Returns the chunks converted."""
+    import ray
+    from ray.exceptions import RayActorError
+
+    todo = [c for c in job.chunks if not job.is_done(c)]
+    if progress is not None:
+        progress(sum(c.stop - c.first for c in job.chunks if job.is_done(c)))
+    live = list(range(len(actors)))
+    load = dict.fromkeys(live, 0)
+    pending: dict = {}
+    done: list[Chunk] = []
+    while todo or pending:
+        while todo and live and min(load[i] for i in live) < CHUNKS_IN_FLIGHT_PER_WORKER:
+            worker = min(live, key=lambda i: load[i])
+            chunk = todo.pop(0)
+            pending[actors[worker].convert.remote(job, chunk)] = (chunk, worker)
+            load[worker] += 1
+        if not pending:
+            raise UserError("every Ray worker failed; see the Ray logs")
+        (ref,), _ = ray.wait(list(pending), num_returns=1)
+        chunk, worker = pending.pop(ref)
+        load[worker] -= 1
+        try:
+            data, stats = ray.get(ref)
+        except RayActorError:
+            live = [i for i in live if i != worker]  # out of restarts: give its chunk to others
+            todo.insert(0, chunk)
+            continue
+        keep_chunk(job, chunk, data, stats)
+        done.append(chunk)
+        if progress is not None:
+            progress(chunk.stop - chunk.first)
+        if on_chunk is not None:
+            on_chunk(chunk)
+    return done
+
+
+def ray_photo_batches(actors: list):
+    """A photo-library batch mapper over the actors: batches in order, each actor holding at
+    most CHUNKS_IN_FLIGHT_PER_WORKER of them, so memory stays flat on the driver."""
+    import collections
+
+    import ray
+
+    def run(batches, layout: str):
+        in_flight: collections.deque = collections.deque()
+        turn = 0
+        for batch in batches:
+            if len(in_flight) >= CHUNKS_IN_FLIGHT_PER_WORKER * len(actors):
+                done, ref = in_flight.popleft()
+                yield done, ray.get(ref)
+            actor = actors[turn % len(actors)]
+            turn += 1
+            in_flight.append((batch, actor.encode_photos.remote(batch, layout)))
+        while in_flight:
+            done, ref = in_flight.popleft()
+            yield done, ray.get(ref)
+
+    return run

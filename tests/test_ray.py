@@ -1,0 +1,127 @@
+"""Ray: a real local cluster started by the test, two CPU workers, tiny models, a real clip."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+import numpy as np
+import pytest
+import ray
+
+from stereoconv.cli import main
+from stereoconv.config import build_config
+from stereoconv.jobs.video import VideoOptions, finish_job, prepare_job
+from stereoconv.runner import make_actors, run_chunks
+from tests.clips import decode_all, numbered_frame, read_number, write_clip
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    path = tmp_path_factory.mktemp("ray") / "clip.mp4"
+    return write_clip(path, [numbered_frame(i) for i in range(60)], audio_seconds=2.4)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, clip, tiny_depth):
+    """The single-process conversion, chunked the same way."""
+    out = tmp_path_factory.mktemp("ray-ref") / "single.mp4"
+    args = ["video", clip, out, "--backend", "warp", "--depth-model", tiny_depth,
+            "--chunk-frames", "10", "--quiet"]  # fmt: skip
+    assert main([str(a) for a in args]) == 0
+    return decode_all(out)[0]
+
+
+def assert_identical(path, reference):
+    frames = decode_all(path)[0]
+    assert len(frames) == len(reference) == 60
+    assert all(np.array_equal(a, b) for a, b in zip(frames, reference, strict=True))
+    assert [read_number(f) for f in frames] == list(range(60))
+
+
+def job_for(clip, out, tiny_depth):
+    config = build_config(backend="warp", depth_model=str(tiny_depth))
+    options = VideoOptions(chunk_frames=10)
+    return prepare_job(config, clip, out, options, notify=lambda text: None)
+
+
+def test_two_workers_give_the_single_process_frames_bit_for_bit(
+    cluster, tmp_path, clip, reference, tiny_depth
+):
+    out = tmp_path / "ray.mp4"
+    args = ["video", clip, out, "--backend", "warp", "--depth-model", tiny_depth,
+            "--chunk-frames", "10", "--workers", "2", "--quiet"]  # fmt: skip
+    assert main([str(a) for a in args]) == 0
+    assert_identical(out, reference)
+
+
+def test_a_killed_worker_is_restarted_and_the_job_completes(
+    cluster, tmp_path, clip, reference, tiny_depth
+):
+    job = job_for(clip, tmp_path / "killed.mp4", tiny_depth)
+    actors = make_actors(job.config, 2, use_gpus=False)
+    victim = ray.get(actors[0].pid.remote())
+    killed = []
+
+    def kill_once(chunk):
+        if not killed:  # after the first chunk, while the others are in flight
+            os.kill(victim, signal.SIGKILL)
+            killed.append(chunk)
+
+    done = run_chunks(job, actors, on_chunk=kill_once)
+    assert killed and len(done) == 6
+    assert ray.get(actors[0].pid.remote()) != victim  # Ray restarted it
+    finish_job(job)
+    assert_identical(job.output, reference)
+
+
+def test_stopped_job_resumes_with_only_the_missing_chunks(
+    cluster, tmp_path, clip, reference, tiny_depth
+):
+    job = job_for(clip, tmp_path / "resumed.mp4", tiny_depth)
+    actors = make_actors(job.config, 2, use_gpus=False)
+    seen = []
+
+    def stop_after_two(chunk):
+        seen.append(chunk.index)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_chunks(job, actors, on_chunk=stop_after_two)
+    finished = {c.index for c in job.chunks if job.is_done(c)}
+    assert finished == set(seen)
+
+    job = job_for(clip, tmp_path / "resumed.mp4", tiny_depth)  # the same command again
+    done = run_chunks(job, actors)
+    assert {c.index for c in done} == set(range(6)) - finished
+    finish_job(job)
+    assert_identical(job.output, reference)
+    assert not job.workdir.exists()
+
+
+def test_photo_library_on_two_workers_equals_one_process(cluster, tmp_path, tiny_depth):
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    (photos / "trip").mkdir(parents=True)
+    rng = np.random.default_rng(3)
+    for name, size in [("a.png", (40, 64)), ("trip/b.png", (40, 64)), ("trip/c.jpg", (48, 30)),
+                       ("d.png", (48, 30)), ("e.png", (40, 64))]:  # fmt: skip
+        Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(photos / name)
+    common = ["--backend", "warp", "--depth-model", str(tiny_depth), "--batch-size", "2", "-q"]
+    assert main(["images", str(photos), str(tmp_path / "local"), *common]) == 0
+    assert main(["images", str(photos), str(tmp_path / "ray"), *common, "--workers", "2"]) == 0
+    local = sorted(p.relative_to(tmp_path / "local") for p in (tmp_path / "local").rglob("*.*"))
+    on_ray = sorted(p.relative_to(tmp_path / "ray") for p in (tmp_path / "ray").rglob("*.*"))
+    outputs = [p for p in local if not p.name.startswith(".")]
+    assert local == on_ray and len(outputs) == 5
+    for rel in outputs:
+        assert (tmp_path / "local" / rel).read_bytes() == (tmp_path / "ray" / rel).read_bytes()
