@@ -135,12 +135,17 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def measure(fn, frames: int, repeats: int, device: torch.device, counter=None) -> dict:
-    """Warm up once, then time `repeats` runs; count FLOPs on one more run."""
+def measure(
+    fn, frames: int, repeats: int, device: torch.device, counter=None, flops: bool = True
+) -> dict:
+    """Warm up once (timed apart: compiling happens there), then time `repeats` runs; count
+    FLOPs on one more run."""
     from torch.utils.flop_counter import FlopCounterMode
 
+    t0 = time.perf_counter()
     fn()
     sync(device)
+    warmup = time.perf_counter() - t0
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
     evals_before = counter.images if counter else 0
@@ -153,16 +158,20 @@ def measure(fn, frames: int, repeats: int, device: torch.device, counter=None) -
         times.append(time.perf_counter() - t0)
     evals = (counter.images - evals_before) / repeats / frames if counter else 0
     peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else 0.0
-    with FlopCounterMode(display=False) as flops:
-        fn()
+    total_flops = 0.0
+    if flops:
+        with FlopCounterMode(display=False) as counted:
+            fn()
+        total_flops = counted.get_total_flops()
     seconds = sorted(times)[len(times) // 2]
     return {
+        "warmup_seconds": warmup,
         "seconds_per_frame": seconds / frames,
         "fps": frames / seconds,
         "peak_gib": peak,
         "unet_evals_per_frame": evals,
-        "tflop_per_frame": flops.get_total_flops() / frames / 1e12,
-        "tflops": flops.get_total_flops() / seconds / 1e12,
+        "tflop_per_frame": total_flops / frames / 1e12,
+        "tflops": total_flops / seconds / 1e12,
         "runs_seconds": times,
     }
 
@@ -177,14 +186,77 @@ def frames_and_disparity(n: int, height: int, width: int, divergence: float, dev
 # --- cases ------------------------------------------------------------------------------------
 
 
-def diffusion_case(components, device, height, width, frames, repeats, **settings) -> dict:
+def diffusion_case(
+    components, device, height, width, frames, repeats, flops=True, **settings
+) -> dict:
     cfg = build_config(backend="diffusion", batch_size=frames, **settings)
-    backend = DiffusionBackend(StereoDiffusion(components, cfg))
-    counter = UNetCounter(components.unet)
+    pipe = StereoDiffusion(components, cfg)
+    counter = count_unet_images(pipe)
+    backend = DiffusionBackend(pipe)
     x, d = frames_and_disparity(frames, height, width, cfg.divergence, device)
-    result = measure(lambda: backend(x, d), frames, repeats, device, counter)
+    result = measure(lambda: backend(x, d), frames, repeats, device, counter, flops)
     result.update(size=f"{width}x{height}", frames_per_batch=frames)
     return result
+
+
+def count_unet_images(pipe: StereoDiffusion) -> UNetCounter:
+    """Count images through the UNet at the pipeline's model call (also when compiled)."""
+    counter = UNetCounter.__new__(UNetCounter)
+    counter.images = 0
+    predict = pipe.predict
+
+    def counted(x, t, step, views, cond, uncond, extra=None):
+        counter.images += x.shape[0] * (2 if uncond is not None else 1)
+        return predict(x, t, step, views, cond, uncond, extra)
+
+    pipe.predict = counted
+    return counter
+
+
+def warp_video_case(depth, device, height, width, frames, preset) -> dict:
+    """The whole `video` job with the warp backend: decode, depth, warp, SBS, libx264."""
+    import tempfile
+
+    import av
+    import numpy as np
+
+    from stereoconv.converter import StereoConverter
+    from stereoconv.jobs.video import VideoOptions, convert_video, prepare_job
+
+    tmp = Path(tempfile.mkdtemp())
+    src = tmp / "in.mp4"
+    height, width = height - height % 2, width - width % 2
+    with av.open(str(src), "w") as out:
+        stream = out.add_stream("libx264", rate=30, options={"preset": "ultrafast", "crf": "18"})
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        y, x = np.mgrid[0:height, 0:width]
+        for i in range(frames):
+            img = np.stack([(x + 4 * i) % 256, (y + 2 * i) % 256, (x + y) % 256], -1)
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(img.astype(np.uint8))))
+        out.mux(stream.encode())
+    cfg = build_config(backend="warp", batch_size=8)
+    converter = StereoConverter(cfg, device, depth_estimator=depth)
+    results = {}
+    for run in ("warmup", "timed"):
+        options = VideoOptions(preset=preset, chunk_frames=frames)
+        job = prepare_job(cfg, src, tmp / f"{run}.mp4", options, overwrite=True,
+                          notify=lambda text: None)  # fmt: skip
+        sync(device)
+        t0 = time.perf_counter()
+        convert_video(converter, job)
+        sync(device)
+        results[run] = time.perf_counter() - t0
+    return {
+        "seconds_per_frame": results["timed"] / frames,
+        "fps": frames / results["timed"],
+        "peak_gib": 0.0,
+        "unet_evals_per_frame": 0,
+        "tflop_per_frame": 0.0,
+        "tflops": 0.0,
+        "size": f"{width}x{height}",
+        "encoder_preset": preset,
+        "frames": frames,
+    }
 
 
 def warp_case(depth, device, height, width, frames, repeats) -> dict:
@@ -223,7 +295,20 @@ def smoke_patch() -> None:
 
 SMOKE_SCALE = 1
 
-CASES = ("diffusion-512", "diffusion-1024x576", "paper-512", "warp-1080p")
+
+def compiled_case(components, device, height, width, frames, repeats) -> dict:
+    """The benchmark settings with the UNet compiled (--compile); last, as it changes the
+    components for good."""
+    from stereoconv.backends.diffusion import compile_unet
+
+    compile_unet(components)
+    return diffusion_case(components, device, height, width, frames, repeats, flops=False)
+
+
+CASES = (
+    "diffusion-512", "diffusion-512-b16", "diffusion-1024x576", "paper-512", "warp-1080p",
+    "warp-1080p-video", "diffusion-512-compiled",
+)  # fmt: skip
 
 
 def main() -> None:
@@ -260,15 +345,24 @@ def main() -> None:
         "diffusion-1024x576": lambda: diffusion_case(
             components, device, 576 // k, 1024 // k, args.frames, args.repeats),
         "paper-512": lambda: diffusion_case(
-            components, device, 512 // k, 512 // k, min(args.frames, 4), 1,
+            components, device, 512 // k, 512 // k, args.frames, 1, flops=False,
             null_text=True, guidance=7.5),
+        "diffusion-512-b16": lambda: diffusion_case(
+            components, device, 512 // k, 512 // k, 2 * args.frames, args.repeats),
         "warp-1080p": lambda: warp_case(
             build_depth(device, dtype if k > 1 else torch.float16), device, 1080 // k,
             1920 // k, 8, args.repeats),
+        "warp-1080p-video": lambda: warp_video_case(
+            build_depth(device, dtype if k > 1 else torch.float16), device, 1080 // k,
+            1920 // k, 64, "veryfast"),
+        "diffusion-512-compiled": lambda: compiled_case(
+            components, device, 512 // k, 512 // k, 2 * args.frames, args.repeats),
     }  # fmt: skip
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     for case in cases:
         result = bench[case]()
         report["cases"][case] = result
+        args.out.write_text(json.dumps(report, indent=2))  # kept even if a later case fails
         share = result["tflops"] / report["matmul_bf16_tflops"]
         print(
             f"{case:20s} {result['seconds_per_frame']:8.3f} s/frame {result['fps']:7.2f} fps "

@@ -74,6 +74,7 @@ class StereoConfig:
     max_side: int = setting(1024, "diffusion works at most at this long side (aspect kept)")
     seed: int = setting(0, "random seed of the diffusion noise")
     precision: str = setting("auto", "auto (bf16/fp16 on GPUs, fp32 on CPU) | fp32 | fp16 | bf16")
+    compile: bool = setting(False, "torch.compile the UNet: faster for videos, minutes to start")
 
     @property
     def shift_step(self) -> int:

@@ -24,11 +24,15 @@ def make_backend(config: StereoConfig, device: torch.device):
 class StereoConverter:
     """Holds the models of one conversion (loaded once, on first use) and converts batches."""
 
-    def __init__(self, config: StereoConfig, device: torch.device, depth_estimator=None):
+    def __init__(
+        self, config: StereoConfig, device: torch.device, depth_estimator=None, backend=None
+    ):
+        """depth_estimator, backend: ready-made models (benchmarks, tests); by default they
+        load from the config on first use."""
         self.config = config
         self.device = torch.device(device)
         self._depth_estimator = depth_estimator
-        self._backend = None
+        self._backend = backend
 
     @property
     def depth_estimator(self) -> DepthEstimator:

@@ -187,7 +187,7 @@ def test_uni_attention_equals_attention_by_hand(sd):
     left = torch.randn(frames, tokens, channels, generator=g)
     right = torch.roll(left, shifts=2, dims=1) + 0.1 * torch.randn(left.shape, generator=g)
     hidden = torch.cat([left, right])  # (view, frame)
-    stereo = StereoStep(step=5, start=2, mode="uni", frames=frames)
+    stereo = StereoStep.at(step=5, start=2, mode="uni", frames=frames)
     out = StereoAttnProcessor(name)(attn, hidden, stereo=stereo)
 
     def by_hand(queries_from, keys_from):
@@ -202,7 +202,7 @@ def test_uni_attention_equals_attention_by_hand(sd):
     assert torch.allclose(out[frames:], by_hand(right, left), atol=1e-5)
     assert torch.allclose(out[:frames], by_hand(left, left), atol=1e-5)
     # before the start step the same call is plain self-attention
-    early = StereoAttnProcessor(name)(attn, hidden, stereo=StereoStep(1, 2, "uni", frames))
+    early = StereoAttnProcessor(name)(attn, hidden, stereo=StereoStep.at(1, 2, "uni", frames))
     assert torch.allclose(early[frames:], by_hand(right, right), atol=1e-5)
 
 

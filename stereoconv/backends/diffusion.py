@@ -69,6 +69,17 @@ def hybrid_right_view(
     return warped.image * (1 - alpha) + generated * alpha, warped.holes
 
 
+def compile_unet(components: SDComponents) -> None:
+    """torch.compile the UNet (channels-last), with the stereo processors installed for good so
+    that compiled graphs are reused from call to call. The first batch of each shape compiles
+    (a minute or more on a GPU); it pays off for videos."""
+    from stereoconv.diffusion.attention import install
+
+    install(components.unet)
+    components.unet.to(memory_format=torch.channels_last)
+    components.unet = torch.compile(components.unet)
+
+
 class DiffusionBackend:
     """frames (B, 3, H, W) float in [0, 1] and disparity (B, H, W) in pixels -> (left, right)."""
 
@@ -84,13 +95,17 @@ class DiffusionBackend:
         components = load_components(
             config.model or DEFAULT_SD_MODEL, device, pick_dtype(device, config.precision)
         )
+        if config.compile:
+            compile_unet(components)
         return cls(StereoDiffusion(components, config))
 
     @property
     def components(self) -> SDComponents:
         return self.pipeline.components
 
-    def generate(self, frames: torch.Tensor, disparity: torch.Tensor) -> StereoOutput:
+    def generate(
+        self, frames: torch.Tensor, disparity: torch.Tensor, decode_left: bool = True
+    ) -> StereoOutput:
         """Run StereoDiffusion at the working size; views and disparity come back at the frames'
         size."""
         height, width = frames.shape[-2:]
@@ -99,7 +114,7 @@ class DiffusionBackend:
         d_small = F.interpolate(disparity.unsqueeze(1), size=(wh, ww), mode="bilinear")
         d_small = d_small.squeeze(1) * (ww / width)
         out = self.pipeline.image_to_stereo(
-            pad_to_multiple(small.clamp(0, 1)), pad_to_multiple(d_small)
+            pad_to_multiple(small.clamp(0, 1)), pad_to_multiple(d_small), decode_left=decode_left
         )
 
         def back(views: torch.Tensor) -> torch.Tensor:
@@ -108,13 +123,15 @@ class DiffusionBackend:
                 return views
             return F.interpolate(views, size=(height, width), mode="bicubic").clamp(0, 1)
 
-        return StereoOutput(back(out.left), back(out.right), disparity, out.holes)
+        left = back(out.left) if out.left is not None else None
+        return StereoOutput(left, back(out.right), disparity, out.holes)
 
     def __call__(
         self, frames: torch.Tensor, disparity: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self.generate(frames, disparity)
-        if self.config.composite == "none":
+        hybrid = self.config.composite == "hybrid"
+        out = self.generate(frames, disparity, decode_left=not hybrid)
+        if not hybrid:
             return out.left, out.right
         right, _ = hybrid_right_view(frames, disparity, out.right, self.config.seam)
         return frames, right

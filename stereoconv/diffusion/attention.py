@@ -24,16 +24,18 @@ ATTENTION_MODES = ("uni", "bi", "off")
 
 @dataclass(frozen=True)
 class StereoStep:
-    """What the stereo attention layers need to know at one UNet call."""
+    """What the stereo attention layers need to know at one UNet call. The processors read
+    only `active`, `mode` and `frames`, so a compiled UNet is not specialised on the step."""
 
     step: int  # index of the denoising step
-    start: int  # stereo attention is on from this step
     mode: str  # uni | bi | off
     frames: int  # frames per view in the batch (2 views follow each other per guidance branch)
+    active: bool  # stereo attention is on at this step
 
-    @property
-    def active(self) -> bool:
-        return self.mode != "off" and self.step >= self.start
+    @classmethod
+    def at(cls, step: int, start: int, mode: str, frames: int) -> StereoStep:
+        """The state at `step` when stereo attention runs from step `start` on."""
+        return cls(step, mode, frames, mode != "off" and step >= start)
 
 
 def stereo_keys_values(hidden: torch.Tensor, stereo: StereoStep, project) -> torch.Tensor:
@@ -131,11 +133,21 @@ class StereoAttnProcessor:
         return hidden_states / attn.rescale_output_factor
 
 
+def install(unet) -> None:
+    """Install StereoAttnProcessor in every layer for good (a compiled UNet must keep the same
+    processors between calls); without a `stereo` argument it is plain SDPA attention."""
+    unet.set_attn_processor({name: StereoAttnProcessor(name) for name in unet.attn_processors})
+
+
 @contextlib.contextmanager
 def stereo_attention(unet) -> Iterator[None]:
     """Install StereoAttnProcessor in every attention layer of `unet` for the duration of the
-    block; the original processors are restored afterwards, also after an exception."""
+    block; the original processors are restored afterwards, also after an exception. A UNet
+    that has them installed for good keeps them."""
     original = dict(unet.attn_processors)
+    if all(isinstance(p, StereoAttnProcessor) for p in original.values()):
+        yield
+        return
     unet.set_attn_processor({name: StereoAttnProcessor(name) for name in original})
     try:
         yield

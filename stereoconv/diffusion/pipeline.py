@@ -23,7 +23,7 @@ from stereoconv.geometry import background_side_columns, disparity_to_latent, fo
 
 @dataclass
 class StereoOutput:
-    left: torch.Tensor  # (N, 3, H, W) decoded left view
+    left: torch.Tensor | None  # (N, 3, H, W) decoded left view; None if not asked for
     right: torch.Tensor  # (N, 3, H, W) decoded right view
     disparity: torch.Tensor  # (N, H, W) the image-pixel disparity that drove the shift
     holes: torch.Tensor  # (N, h, w) latent pixels the shift left uncovered
@@ -87,7 +87,7 @@ class StereoDiffusion:
         if uncond is not None:
             inp = torch.cat([inp, inp])
             emb = torch.cat([uncond.repeat(views, 1, 1), emb])
-        stereo = StereoStep(step, self.config.shift_step, self.config.attention, frames)
+        stereo = StereoStep.at(step, self.config.shift_step, self.config.attention, frames)
         # one view: nothing stereo to do, and the UNet may carry diffusers' own processors
         out = c.unet(
             inp.to(c.dtype),
@@ -116,9 +116,15 @@ class StereoDiffusion:
     # --- image to stereo (the main job) -------------------------------------------------------
 
     def image_to_stereo(
-        self, images: torch.Tensor, disparity: torch.Tensor, callback: Callable | None = None
+        self,
+        images: torch.Tensor,
+        disparity: torch.Tensor,
+        callback: Callable | None = None,
+        decode_left: bool = True,
     ) -> StereoOutput:
-        """Invert the images into the latent trajectory, then run the stereo loop."""
+        """Invert the images into the latent trajectory, then run the stereo loop.
+        decode_left=False skips decoding the left latent (the hybrid composite keeps the
+        original frame as the left view)."""
         c, cfg = self.components, self.config
         n = images.shape[0]
         c.scheduler.set_timesteps(cfg.steps, device=c.device)
@@ -157,7 +163,7 @@ class StereoDiffusion:
                     callback=callback,
                 )
                 return StereoOutput(
-                    c.decode_latents(left, cfg.batch_size),
+                    c.decode_latents(left, cfg.batch_size) if decode_left else None,
                     c.decode_latents(right, cfg.batch_size),
                     disparity,
                     ~mask,
