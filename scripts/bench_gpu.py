@@ -296,18 +296,22 @@ def smoke_patch() -> None:
 SMOKE_SCALE = 1
 
 
-def compiled_case(components, device, height, width, frames, repeats) -> dict:
-    """The benchmark settings with the UNet compiled (--compile); last, as it changes the
-    components for good."""
+def compiled_case(components, device, height, width, frames, repeats, **settings) -> dict:
+    """The benchmark settings with the UNet compiled (--compile); after the eager cases, as it
+    changes the components for good."""
     from stereoconv.backends.diffusion import compile_unet
 
-    compile_unet(components)
-    return diffusion_case(components, device, height, width, frames, repeats, flops=False)
+    if not isinstance(components.unet, torch._dynamo.eval_frame.OptimizedModule):
+        compile_unet(components)
+    return diffusion_case(
+        components, device, height, width, frames, repeats, flops=False, **settings
+    )
 
 
 CASES = (
     "diffusion-512", "diffusion-512-b16", "diffusion-1024x576", "paper-512", "warp-1080p",
-    "warp-1080p-video", "diffusion-512-compiled",
+    "warp-1080p-video", "diffusion-512-compiled", "diffusion-512-skip",
+    "diffusion-1024x576-skip", "diffusion-512-compiled-skip",
 )  # fmt: skip
 
 
@@ -357,6 +361,16 @@ def main() -> None:
             1920 // k, 64, "veryfast"),
         "diffusion-512-compiled": lambda: compiled_case(
             components, device, 512 // k, 512 // k, 2 * args.frames, args.repeats),
+        # named options that change the output, measured apart from the benchmark settings
+        "diffusion-512-skip": lambda: diffusion_case(
+            components, device, 512 // k, 512 // k, 2 * args.frames, args.repeats,
+            skip_pre_shift=True),
+        "diffusion-1024x576-skip": lambda: diffusion_case(
+            components, device, 576 // k, 1024 // k, args.frames, args.repeats,
+            skip_pre_shift=True),
+        "diffusion-512-compiled-skip": lambda: compiled_case(
+            components, device, 512 // k, 512 // k, 2 * args.frames, args.repeats,
+            skip_pre_shift=True),
     }  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for case in cases:

@@ -75,6 +75,9 @@ class StereoConfig:
     seed: int = setting(0, "random seed of the diffusion noise")
     precision: str = setting("auto", "auto (bf16/fp16 on GPUs, fp32 on CPU) | fp32 | fp16 | bf16")
     compile: bool = setting(False, "torch.compile the UNet: faster for videos, minutes to start")
+    skip_pre_shift: bool = setting(
+        False, "start at t' from the inversion (fewer UNet calls; changes the output)"
+    )
 
     @property
     def shift_step(self) -> int:

@@ -272,3 +272,32 @@ def test_frames_together_equal_frames_one_by_one(sd, deblur):
         assert torch.allclose(alone.right, together.right[i : i + 1], atol=1e-4)
     again = run_image(sd, cfg, imgs, d)
     assert torch.equal(again.right, together.right)
+
+
+def test_skip_pre_shift_starts_from_the_inversion_at_the_shift_step(sd):
+    imgs, d = images(1), uniform_disparity(1, 48, 64, 1)
+    cfg = settings(skip_pre_shift=True)
+    pipe = StereoDiffusion(sd, cfg)
+    calls, shifts = [], []
+    predict = pipe.predict
+
+    def counted(x, t, i, views, *args, **kwargs):
+        calls.append((i, x.shape[0]))
+        return predict(x, t, i, views, *args, **kwargs)
+
+    def keep_shift(event):
+        if event["event"] == "shift":
+            shifts.append(event)
+
+    pipe.predict = counted
+    out = pipe.image_to_stereo(imgs, d, callback=keep_shift)
+    # 8 inversion steps (to the level of step 2 of 10), then steps 2..9 with both views
+    assert [c for c in calls if c[0] == -1] == [(-1, 1)] * 8
+    assert [c[0] for c in calls if c[0] >= 0] == list(range(2, 10))
+    sd.scheduler.set_timesteps(10)
+    cond, _ = pipe.prompt_embeddings("", 1)
+    z0 = sd.encode_images(imgs)
+    with torch.inference_mode():
+        full = ddim_invert(lambda z, t: predict(z, t, -1, 1, cond, None), z0, sd.scheduler)
+    assert torch.allclose(shifts[0]["left"], full[-1 - 2], atol=1e-6)
+    assert out.right.shape == (1, 3, 48, 64)

@@ -52,18 +52,23 @@ def ddim_inversion_step(
     return abar_to.sqrt() * x0 + (1 - abar_to).sqrt() * eps
 
 
-def ddim_invert(model: ModelFn, latents: torch.Tensor, scheduler) -> list[torch.Tensor]:
+def ddim_invert(
+    model: ModelFn, latents: torch.Tensor, scheduler, start: int = 0
+) -> list[torch.Tensor]:
     """The DDIM inversion trajectory of clean latents, the scheduler's timesteps already set.
 
     Returns [z_0, z_t1, ..., z_T]: entry k + 1 is the latent at the noise level of
     timesteps[-1 - k], so the last entry starts the denoising loop and entry -1 - i is the
     latent the loop should hold before its step i. As in diffusers' DDIMInverseScheduler, the
     model is evaluated at the target timestep on the current latent.
+    start > 0 stops the inversion at the noise level of loop step `start` (the last entry is
+    the latent to hold before that step), for a loop that begins there.
     """
     prediction_type = scheduler.config.prediction_type
     trajectory = [latents]
     z = latents
-    for t in scheduler.timesteps.flip(0).tolist():
+    ascending = scheduler.timesteps.flip(0).tolist()
+    for t in ascending[: len(ascending) - start]:
         abar_from = alpha_bar(scheduler, previous_timestep(scheduler, t)).to(z)
         abar_to = alpha_bar(scheduler, t).to(z)
         z = ddim_inversion_step(model(z, t), z, abar_from, abar_to, prediction_type)
@@ -90,7 +95,8 @@ def null_text_inversion(
     guidance: float,
     inner_steps: int = 10,
     callback: Callable[[dict], None] | None = None,
-) -> list[torch.Tensor]:
+    start: int = 0,
+) -> list[torch.Tensor | None]:
     """Null-text inversion: per denoising step, optimise each frame's unconditional embedding
     so that the guided DDIM step lands on the inversion trajectory (the pivot).
 
@@ -98,15 +104,18 @@ def null_text_inversion(
     The reference settings: `inner_steps` Adam steps, lr 1e-2 * (1 - i / 100), stop when the
     loss falls under 1e-5 + i * 2e-5. Each frame is its own problem: its own embedding, Adam
     state and early stop, so frames optimised together give what they give one by one.
-    Returns one (N, tokens, dim) unconditional embedding per denoising step.
+    Returns one (N, tokens, dim) unconditional embedding per denoising step (None before
+    `start`, for a loop that begins there; the trajectory then ends at that step's level).
     """
     prediction_type = scheduler.config.prediction_type
     n = cond.shape[0]
     z = trajectory[-1]
     embeddings = uncond.detach().float().clone()
-    out = []
+    out: list[torch.Tensor | None] = [None] * start
     for i, t in enumerate(scheduler.timesteps.tolist()):
-        target = trajectory[-2 - i]
+        if i < start:
+            continue
+        target = trajectory[-2 - (i - start)]
         with torch.no_grad():
             out_cond = unet_fn(z, t, cond).float()
         m = torch.zeros_like(embeddings)

@@ -132,11 +132,17 @@ class StereoDiffusion:
         cond, uncond = self.prompt_embeddings(cfg.prompt, n)
         latents = c.encode_images(images, cfg.batch_size)
         d_latent = disparity_to_latent(disparity, c.vae_scale_factor)
+        # skip_pre_shift: start the loop at t' from the inversion's latent there, instead of
+        # denoising z_T back down to it (fewer UNet calls; the result changes slightly)
+        start = cfg.shift_step if cfg.skip_pre_shift else 0
         with stereo_attention(c.unet):
             # 2. DDIM inversion with the conditional branch at w = 1 (the pivot)
             with torch.inference_mode():
                 trajectory = ddim_invert(
-                    lambda z, t: self.predict(z, t, -1, 1, cond, None), latents, c.scheduler
+                    lambda z, t: self.predict(z, t, -1, 1, cond, None),
+                    latents,
+                    c.scheduler,
+                    start,
                 )
             # 3. Optional null-text inversion: per-step unconditional embeddings for w > 1
             uncond_at = lambda i: uncond  # noqa: E731
@@ -149,6 +155,7 @@ class StereoDiffusion:
                     c.scheduler,
                     cfg.guidance,
                     cfg.null_text_steps,
+                    start=start,
                 )
                 uncond_at = steps.__getitem__
             # 4. The stereo loop from z_T
@@ -159,6 +166,7 @@ class StereoDiffusion:
                     trajectory[-1],
                     d_latent,
                     self.schedule,
+                    start=start,
                     noise=self.deblur_noise(latents.shape) if cfg.deblur else None,
                     callback=callback,
                 )

@@ -42,6 +42,7 @@ from stereoconv.media.encode import (
     legal_size,
 )
 from stereoconv.media.video import VideoInfo, decode_range, frame_timestamps, probe
+from stereoconv.pipelining import prefetch
 from stereoconv.temporal import WINDOW, DepthRangeSmoother, is_cut, thumbnails
 
 CONTAINERS = (".mp4", ".mov", ".m4v", ".mkv")
@@ -258,8 +259,11 @@ def to_array(frames: torch.Tensor, height: int, width: int, high_bit_depth: bool
     if (h, w) != (height, width):
         frames = F.pad(frames, (0, width - w, 0, height - h), mode="replicate")
     peak = 65535.0 if high_bit_depth else 255.0
-    out = (frames.clamp(0, 1) * peak).round().permute(0, 2, 3, 1).cpu().numpy()
-    return out.astype(np.uint16 if high_bit_depth else np.uint8)
+    # to integers on the device: a quarter (8-bit) of the bytes cross to the host
+    out = (frames.clamp(0, 1) * peak).round().permute(0, 2, 3, 1)
+    if high_bit_depth:  # torch has no uint16 on every device: int32 there, uint16 here
+        return out.to(torch.int32).cpu().numpy().astype(np.uint16)
+    return out.to(torch.uint8).cpu().numpy()
 
 
 def save_depth_maps(folder: Path, indices: list[int], relative: torch.Tensor) -> None:
@@ -285,6 +289,7 @@ def convert_chunk(
     warm = max(0, chunk.first - WINDOW)
     index_of = {p: i for i, p in enumerate(job.pts[warm : chunk.stop], start=warm)}
     frames = decode_range(job.input, job.pts[warm], job.pts[chunk.stop - 1], job.info)
+    frames = prefetch(frames, ahead=2 * cfg.batch_size)  # decode while the GPU works
     depth_frames = DepthFrames(job.depth, job.depth_offset) if job.depth else None
     peak = 65535.0 if job.info.high_bit_depth else 255.0
     smoother, previous = DepthRangeSmoother(), None

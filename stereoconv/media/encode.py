@@ -21,6 +21,7 @@ from stereoconv.errors import UserError
 from stereoconv.fileio import atomic_output
 from stereoconv.media.mp4box import add_st3d
 from stereoconv.media.video import AV_ERRORS, ColourTags, open_input
+from stereoconv.pipelining import Background
 
 CODECS = ("libx264", "libx265")
 H264_MAX_WIDTH = 4096  # level 5.2; wider H.264 does not play on most hardware decoders
@@ -101,14 +102,22 @@ class ChunkEncoder:
         stream.time_base = settings.time_base
         cc = stream.codec_context
         cc.time_base = settings.time_base
+        cc.thread_type = "FRAME"  # x264 / x265 frame threads; PyAV's default, slices, is slower
         colour = settings.colour
         cc.color_primaries, cc.color_trc = colour.primaries, colour.transfer
         cc.colorspace, cc.color_range = colour.matrix, colour.range
         self.stream = stream
         self.frames = 0
+        # colour conversion and encoding run behind the caller, in their own thread
+        self._writer = Background(self._encode)
 
     def write(self, frames: np.ndarray, pts: list[int]) -> None:
-        """frames: (B, H, W, 3) uint8 or uint16 RGB, already of the encoder's size."""
+        """frames: (B, H, W, 3) uint8 or uint16 RGB, already of the encoder's size. Returns at
+        once; the batch is encoded in the background."""
+        self._writer.submit((frames, pts))
+
+    def _encode(self, batch: tuple[np.ndarray, list[int]]) -> None:
+        frames, pts = batch
         s = self.settings
         fmt = "rgb48le" if frames.dtype == np.uint16 else "rgb24"
         matrix = s.colour.matrix if s.colour.matrix != 2 else None
@@ -123,12 +132,17 @@ class ChunkEncoder:
 
     def close(self) -> int:
         """Flush the encoder and put the file in place; returns the number of frames."""
+        self._writer.close()
         self.container.mux(self.stream.encode())
         self.container.close()
         self._atomic.__exit__(None, None, None)
         return self.frames
 
     def abort(self) -> None:
+        try:
+            self._writer.close()
+        except BaseException:  # noqa: BLE001  the error that made us abort is already on its way
+            pass
         try:
             self.container.close()
         except AV_ERRORS:
