@@ -21,7 +21,9 @@ def setting_options(func=None, *, exclude: tuple[str, ...] = ()):
     types = {"float": float, "int": int, "str": str}
     for f in reversed([f for f in fields(StereoConfig) if f.name not in exclude]):
         flag = "--" + f.name.replace("_", "-")
-        if f.type == "bool":
+        if f.name == "convergence":  # a number, or "auto" (sets auto_convergence)
+            option = click.option(flag, f.name, help=f.metadata["help"])
+        elif f.type == "bool":
             option = click.option(
                 f"{flag}/--no-{flag[2:]}", f.name, default=None, help=f.metadata["help"]
             )
@@ -34,6 +36,15 @@ def setting_options(func=None, *, exclude: tuple[str, ...] = ()):
 
 def config_from(kwargs: dict):
     settings = {k: kwargs.pop(k) for k in field_names() if k in kwargs}
+    if settings.get("convergence") == "auto":
+        settings["convergence"], settings["auto_convergence"] = None, True
+    elif settings.get("convergence") is not None:
+        try:
+            settings["convergence"] = float(settings["convergence"])
+        except ValueError:
+            raise UserError(
+                f"--convergence must be a number in [0, 1] or auto, not {settings['convergence']!r}"
+            ) from None
     return build_config(kwargs.pop("preset"), **settings)
 
 
@@ -143,6 +154,8 @@ def depth(args: tuple[str, ...], from_image, size, overwrite, **kwargs) -> None:
 @click.option("--name-tag", default="none", show_default=True,
               help="none, auto (_LR, _3dh, _TB, _3dv) or a tag such as _SBS.")  # fmt: skip
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--report", type=click.Path(path_type=Path),
+              help="Write a comfort and quality report (HTML, and JSON beside it).")  # fmt: skip
 @click.option("--workers", default=1, show_default=True,
               help="Ray workers, one per GPU (or CPU); 1, no --ray-address: no Ray.")  # fmt: skip
 @click.option("--ray-address", envvar="RAY_ADDRESS", help="An existing Ray cluster to run on.")
@@ -150,12 +163,12 @@ def depth(args: tuple[str, ...], from_image, size, overwrite, **kwargs) -> None:
 @setting_options
 def video(
     input_path: Path, output: Path, depth, save_depth, quiet, overwrite, workers, ray_address,
-    **kwargs,
+    report, **kwargs,
 ) -> None:  # fmt: skip
     """Convert a video IN to a stereo video OUT (.mp4, .mov, .mkv), audio kept."""
     from tqdm import tqdm
 
-    from stereoconv.jobs.video import VideoOptions, convert_video, prepare_job
+    from stereoconv.jobs.video import VideoOptions, convert_video, plan_convergence, prepare_job
 
     options = VideoOptions(
         codec=kwargs.pop("codec"), crf=kwargs.pop("crf"), preset=kwargs.pop("encoder_preset"),
@@ -166,7 +179,10 @@ def video(
     converter = make_converter(kwargs)
     note = lambda text: click.echo(f"stereoconv: {text}", err=True)  # noqa: E731
     job = prepare_job(converter.config, input_path, output, options, depth, save_depth,
-                      overwrite, note)  # fmt: skip
+                      overwrite, note, collect_stats=report is not None)  # fmt: skip
+    if converter.config.auto_convergence:
+        note("--convergence auto: measuring the depth at the frame borders, shot by shot")
+        job = plan_convergence(job, converter)
     if workers < 1:
         raise UserError(f"--workers must be >= 1, not {workers}")
     with tqdm(total=len(job.pts), unit="frame", disable=quiet, dynamic_ncols=True) as bar:
@@ -180,6 +196,11 @@ def video(
         f"wrote {job.output} ({totals['frames']} frames; flicker of the right view relative to "
         f"the left: {totals['flicker_ratio']:.2f})"
     )
+    if report is not None:
+        from stereoconv.report import write_video_report
+
+        for path in write_video_report(report, job, totals, notes):
+            click.echo(f"wrote {path}")
 
 
 def convert_video_on_ray(job, workers: int, address: str | None, progress):

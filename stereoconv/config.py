@@ -39,7 +39,12 @@ class StereoConfig:
     backend: str = setting("warp", "warp (fast) or diffusion (StereoDiffusion)")
     layout: str = setting("sbs", "sbs, half-sbs, tb, half-tb, anaglyph or pair (two files)")
     divergence: float = setting(3.0, "near-to-far disparity range, % of one eye's view width")
-    convergence: float = setting(0.5, "depth on the screen plane: 0 farthest ... 1 nearest")
+    convergence: float = setting(
+        0.5, "depth on the screen plane: 0 farthest ... 1 nearest; auto: per shot (video)"
+    )
+    auto_convergence: bool = setting(
+        False, "video: choose the screen plane per shot so nothing in front touches the border"
+    )
     views: str = setting(
         "right", "right: keep the input as the left eye; both: split the disparity"
     )

@@ -55,16 +55,18 @@ class StereoConverter:
         relative: torch.Tensor,
         low: torch.Tensor | None = None,
         high: torch.Tensor | None = None,
+        convergence: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Relative disparity -> pixels with the configured divergence and convergence; the
-        normalisation range is this batch's percentiles unless given (video smooths it)."""
+        normalisation range is this batch's percentiles unless given (video smooths it), the
+        convergence the configured one unless given per frame (--convergence auto)."""
         if low is None or high is None:
             cfg = self.config
             low, high = robust_range(relative, cfg.depth_low_pct, cfg.depth_high_pct)
         width = relative.shape[-1]
-        return relative_to_pixels(
-            relative, width, self.config.divergence, self.config.convergence, low, high
-        )
+        if convergence is None:
+            convergence = self.config.convergence
+        return relative_to_pixels(relative, width, self.config.divergence, convergence, low, high)
 
     def views(
         self, frames: torch.Tensor, disparity: torch.Tensor

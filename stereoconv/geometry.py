@@ -43,7 +43,7 @@ def relative_to_pixels(
     relative: torch.Tensor,
     width: int,
     divergence: float,
-    convergence: float,
+    convergence: float | torch.Tensor,
     low: torch.Tensor | None = None,
     high: torch.Tensor | None = None,
 ) -> torch.Tensor:
@@ -52,6 +52,7 @@ def relative_to_pixels(
     divergence: the near-to-far disparity range in % of `width`, the width of one eye's view.
     convergence in [0, 1]: the normalised depth that sits on the screen plane; 0 puts the
     farthest point there (everything in front, as in the paper), 1 the nearest (everything behind).
+    A (B,) tensor gives each frame its own.
     low, high: the normalisation range per frame (B,); robust percentiles of this map if None
     (video passes smoothed values so that the depth scale does not flicker).
     """
@@ -61,6 +62,8 @@ def relative_to_pixels(
     high = high.reshape(-1, 1, 1).to(relative)
     span = (high - low).clamp_min(torch.finfo(relative.dtype).eps)
     normalised = ((relative - low) / span).clamp(0.0, 1.0)
+    if isinstance(convergence, torch.Tensor):
+        convergence = convergence.reshape(-1, 1, 1).to(relative)
     return (normalised - convergence) * (divergence / 100.0 * width)
 
 

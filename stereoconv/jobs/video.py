@@ -24,6 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from stereoconv import __version__
+from stereoconv.comfort import border_nearness, frame_stats, shot_convergence
 from stereoconv.config import StereoConfig
 from stereoconv.converter import StereoConverter
 from stereoconv.depth import depth_from_values
@@ -112,6 +113,8 @@ class VideoJob:
     depth_offset: int  # its frame matching the first converted frame
     save_depth: Path | None
     workdir: Path
+    convergence_plan: tuple[float, ...] | None = None  # per frame, from --convergence auto
+    collect_stats: bool = False  # per-frame comfort statistics, for --report
 
     @property
     def chunks(self) -> list[Chunk]:
@@ -136,6 +139,7 @@ class VideoJob:
             "options": dataclasses.asdict(self.options),
             "frames": [len(self.pts), self.pts[0], self.pts[-1]],
             "depth": str(self.depth) if self.depth else None,
+            "stats": self.collect_stats,
             "version": __version__,
         }
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
@@ -159,6 +163,7 @@ def prepare_job(
     save_depth: Path | None = None,
     overwrite: bool = False,
     notify: Callable[[str], None] = print,
+    collect_stats: bool = False,
 ) -> VideoJob:
     """Validate everything, read the frame timestamps and set up (or reopen) the work folder."""
     input_path, output = (
@@ -205,7 +210,7 @@ def prepare_job(
     workdir = output.with_name(f".{output.name}.stereoconv-work")
     job = VideoJob(
         input_path, output, config, options, info, tuple(pts), encoder, depth, depth_offset,
-        save_depth, workdir,
+        save_depth, workdir, collect_stats=collect_stats,
     )  # fmt: skip
     if depth is not None and len(DepthFrames(depth, depth_offset)) < len(pts):
         raise UserError(f"--depth {depth} has fewer frames than the {len(pts)} to convert")
@@ -295,6 +300,7 @@ def convert_chunk(
     smoother, previous = DepthRangeSmoother(), None
     flicker = {"left": 0.0, "right": 0.0, "pairs": 0}
     last_views, first_pts = None, None
+    frames_stats: list[dict] = []
     encoder = ChunkEncoder(job.chunk_video(chunk), enc)
     try:
         for batch in batched(((index_of[p], p, f) for p, f in frames if p in index_of),
@@ -312,9 +318,10 @@ def convert_chunk(
                 given = None
             relative = given if given is not None else converter.relative_disparity(x)
             lows, highs = robust_range(relative, cfg.depth_low_pct, cfg.depth_high_pct)
-            smoothed = []
+            smoothed, cuts = [], []
             for thumb, lo, hi in zip(thumbnails(x), lows.tolist(), highs.tolist(), strict=True):
-                smoothed.append(smoother.update(lo, hi, is_cut(previous, thumb)))
+                cuts.append(is_cut(previous, thumb))
+                smoothed.append(smoother.update(lo, hi, cuts[-1]))
                 previous = thumb
             keep = [j for j, i in enumerate(indices) if i >= chunk.first]
             if not keep:
@@ -323,7 +330,13 @@ def convert_chunk(
                 disparity = given[keep]
             else:
                 lo_hi = torch.tensor([smoothed[j] for j in keep], device=device)
-                disparity = converter.pixel_disparity(relative[keep], lo_hi[:, 0], lo_hi[:, 1])
+                convergence = None
+                if job.convergence_plan is not None:
+                    plan = [job.convergence_plan[indices[j]] for j in keep]
+                    convergence = torch.tensor(plan, device=device)
+                disparity = converter.pixel_disparity(
+                    relative[keep], lo_hi[:, 0], lo_hi[:, 1], convergence
+                )
             if job.save_depth is not None and given is None:
                 save_depth_maps(job.save_depth, [indices[j] for j in keep], relative[keep])
             left, right = converter.backend(x[keep], disparity)
@@ -332,10 +345,35 @@ def convert_chunk(
                 views_all = torch.cat([last_views[None], views])
             else:
                 views_all = views
-            steps = (views_all[1:] - views_all[:-1]).abs().flatten(2).mean(-1).sum(0)
+            per_frame = (views_all[1:] - views_all[:-1]).abs().flatten(2).mean(-1)
+            steps = per_frame.sum(0)
             flicker["left"] += steps[0].item()
             flicker["right"] += steps[1].item()
             flicker["pairs"] += views_all.shape[0] - 1
+            if job.collect_stats:
+                changes = [None] * (len(keep) - per_frame.shape[0]) + per_frame.tolist()
+                measured = frame_stats(disparity, job.info.width)
+                if job.convergence_plan is not None:  # what the configured plane would give
+                    span = cfg.divergence / 100 * job.info.width
+                    shift = (convergence - cfg.convergence).view(-1, 1, 1) * span
+                    fixed = frame_stats(disparity + shift, job.info.width, holes=False)
+                    for stat, other in zip(measured, fixed, strict=True):
+                        stat["violation_without_auto"] = other["violation"]
+                        stat["near_pct_without_auto"] = other["near_pct"]
+                for j, change, stat in zip(keep, changes, measured, strict=True):
+                    stat.update(
+                        index=indices[j],
+                        time=float((batch[j][1] - job.pts[0]) * job.info.time_base),
+                        cut=cuts[j],
+                        convergence=(
+                            job.convergence_plan[indices[j]]
+                            if job.convergence_plan
+                            else cfg.convergence
+                        ),  # fmt: skip
+                        change_left=None if change is None else change[0],
+                        change_right=None if change is None else change[1],
+                    )
+                    frames_stats.append(stat)
             last_views = views[-1]
             packed = pack(left, right, cfg.layout)
             pts = [batch[j][1] for j in keep]
@@ -352,10 +390,51 @@ def convert_chunk(
         "expected": chunk.stop - chunk.first,
         "first_pts": first_pts,
         "flicker": flicker,
+        "frames_stats": frames_stats,
     }
     with atomic_output(job.chunk_stats(chunk)) as tmp:
         tmp.write_text(json.dumps(stats))
     return stats
+
+
+def plan_convergence(job: VideoJob, converter: StereoConverter) -> VideoJob:
+    """--convergence auto: a first pass over the depth of every frame finds, per shot, the
+    screen plane that keeps the border bands behind it (at least the configured convergence);
+    the plan is part of the job, so every chunk and every worker uses the same one."""
+    cfg, device = converter.config, converter.device
+    if cfg.depth_kind == "disparity-px" and job.depth is not None:
+        raise UserError("--convergence auto needs relative depth, not --depth-kind disparity-px")
+    depth_frames = DepthFrames(job.depth, job.depth_offset) if job.depth else None
+    peak = 65535.0 if job.info.high_bit_depth else 255.0
+    smoother, previous = DepthRangeSmoother(), None
+    nearness, cuts, decoded = [], [], []
+    index_of = {p: i for i, p in enumerate(job.pts)}
+    frames = prefetch(decode_range(job.input, job.pts[0], job.pts[-1], job.info))
+    for batch in batched(((index_of[p], f) for p, f in frames if p in index_of), cfg.batch_size):
+        indices = [i for i, _ in batch]
+        rgb = torch.from_numpy(np.stack([f for _, f in batch]).astype(np.float32))
+        x = (rgb.to(device) / peak).permute(0, 3, 1, 2)
+        if depth_frames is not None:
+            maps = depth_frames.read(indices[0], indices[-1] + 1)
+            relative = torch.cat([
+                depth_from_values(v, k, cfg.depth_kind, job.info.height, job.info.width,
+                                  cfg.depth_scale) for v, k in maps
+            ]).to(device)  # fmt: skip
+        else:
+            relative = converter.relative_disparity(x)
+        lows, highs = robust_range(relative, cfg.depth_low_pct, cfg.depth_high_pct)
+        decoded += indices
+        for b, (thumb, lo, hi) in enumerate(
+            zip(thumbnails(x), lows.tolist(), highs.tolist(), strict=True)
+        ):
+            cuts.append(is_cut(previous, thumb))
+            previous = thumb
+            lo_s, hi_s = smoother.update(lo, hi, cuts[-1])
+            normalised = ((relative[b] - lo_s) / max(hi_s - lo_s, 1e-12)).clamp(0, 1)
+            nearness.append(float(border_nearness(normalised[None])[0]))
+    per_frame = dict(zip(decoded, shot_convergence(nearness, cuts, cfg.convergence), strict=True))
+    plan = [per_frame.get(i, cfg.convergence) for i in range(len(job.pts))]
+    return dataclasses.replace(job, convergence_plan=tuple(plan))
 
 
 # --- the whole job --------------------------------------------------------------------------
@@ -396,6 +475,7 @@ def finish_job(job: VideoJob) -> tuple[list[str], dict]:
         "flicker_left": left,
         "flicker_right": right,
         "flicker_ratio": right / left if left > 0 else 1.0,
+        "frames_stats": [f for s in stats for f in s.get("frames_stats", [])],
     }
     shutil.rmtree(job.workdir, ignore_errors=True)
     return notes, totals

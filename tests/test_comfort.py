@@ -1,0 +1,77 @@
+"""Comfort statistics and --convergence auto on a clip with known depth: a near card slides
+into the right frame border."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from stereoconv.comfort import frame_stats, shot_convergence
+from stereoconv.config import build_config
+from stereoconv.converter import StereoConverter
+from stereoconv.jobs.video import VideoOptions, convert_video, plan_convergence, prepare_job
+from tests.clips import texture, write_clip
+
+FRAMES, H, W = 20, 64, 128
+
+
+def card_scene(tmp_path):
+    """Frames and relative-disparity maps (far wall 0, near card 1): the card's right edge
+    reaches the border at frame 10, is cut by it until frame 17 and has left by frame 18."""
+    wall, card = texture(H, W, 5), texture(H, 40, 6)
+    maps = tmp_path / "depth"
+    maps.mkdir()
+    frames = []
+    for t in range(FRAMES):
+        image, depth = wall.copy(), np.zeros((H, W), np.float32)
+        x0 = 40 + 5 * t
+        x1 = min(W, x0 + 40)
+        if x0 < W:
+            image[16:48, x0:x1] = card[16:48, : x1 - x0]
+            depth[16:48, x0:x1] = 1.0
+        frames.append(np.clip(image, 0, 255).astype(np.uint8))
+        np.save(maps / f"{t:04d}.npy", depth)
+    return write_clip(tmp_path / "card.mkv", frames, pix_fmt="yuv444p"), maps
+
+
+def run(tmp_path, name, **settings):
+    src, maps = card_scene(tmp_path) if not (tmp_path / "card.mkv").exists() else (
+        tmp_path / "card.mkv", tmp_path / "depth")  # fmt: skip
+    config = build_config(backend="warp", depth_kind="relative-disparity", **settings)
+    converter = StereoConverter(config, torch.device("cpu"))
+    job = prepare_job(config, src, tmp_path / name, VideoOptions(chunk_frames=7), depth=maps,
+                      notify=lambda text: None, collect_stats=True)  # fmt: skip
+    if config.auto_convergence:
+        job = plan_convergence(job, converter)
+    _, totals = convert_video(converter, job)
+    return job, totals["frames_stats"]
+
+
+def test_violations_are_found_and_auto_convergence_removes_them(tmp_path):
+    _, fixed = run(tmp_path, "fixed.mp4", convergence=0.5)
+    violating = [s["index"] for s in fixed if s["violation"]]
+    assert violating == list(range(10, 18))  # the card is cut by the border
+    in_view = [s for s in fixed if s["index"] < 18]
+    assert all(s["near_pct"] == pytest.approx(1.5, abs=0.05) for s in in_view)  # 3 % x (1 - 0.5)
+
+    job, auto = run(tmp_path, "auto.mp4", convergence=0.5, auto_convergence=True)
+    assert set(job.convergence_plan) == {1.0}  # one shot, one screen plane: no jumps
+    assert not any(s["violation"] for s in auto)
+    assert [s["index"] for s in auto if s["violation_without_auto"]] == violating
+    assert max(s["near_pct"] for s in auto) <= 0.0 + 1e-6  # nothing in front any more
+
+
+def test_shot_convergence_is_constant_per_shot_and_not_below_the_base():
+    near = [0.2, 0.9, 0.3, 0.1, 0.1]
+    cuts = [True, False, False, True, False]
+    assert shot_convergence(near, cuts, 0.5) == [0.92, 0.92, 0.92, 0.5, 0.5]
+
+
+def test_frame_stats_measure_parallax_and_holes():
+    d = torch.zeros(1, 10, 100)
+    d[..., 40:60] = 5.0  # a block 5 px in front opens 5 px of holes behind it
+    stats = frame_stats(d, 100)[0]
+    assert stats["near_pct"] == 5.0 and stats["far_pct"] == 0.0
+    assert not stats["violation"]
+    assert stats["holes"] == pytest.approx(5 / 100)
