@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import sys
+import errno
+import signal
+import threading
 from dataclasses import fields
 from pathlib import Path
 
@@ -73,7 +75,9 @@ def make_converter(kwargs: dict, diffusion: bool = False):
             "--backend warp is fast",
             err=True,
         )
-    return StereoConverter(config, device)
+    converter = StereoConverter(config, device)
+    converter.notify = lambda text: click.echo(f"stereoconv: {text}", err=True)
+    return converter
 
 
 def report(written: list[Path]) -> None:
@@ -176,6 +180,10 @@ def video(
         max_frames=kwargs.pop("max_frames"), chunk_frames=kwargs.pop("chunk_frames"),
         name_tag=kwargs.pop("name_tag"),
     )  # fmt: skip
+    if report is not None:  # a bad report name fails before the work, not after it
+        from stereoconv.report import check_report_path
+
+        check_report_path(report, input_path, output)
     converter = make_converter(kwargs)
     note = lambda text: click.echo(f"stereoconv: {text}", err=True)  # noqa: E731
     job = prepare_job(converter.config, input_path, output, options, depth, save_depth,
@@ -213,8 +221,15 @@ def convert_video_on_ray(job, workers: int, address: str | None, progress):
     return finish_job(job)
 
 
+def _stop_on_sigterm(signum, frame) -> None:
+    raise KeyboardInterrupt  # the same clean stop as Ctrl-C: finished chunks kept, temp removed
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: user errors become one line on stderr and exit status 1."""
+    """Entry point: user errors become one line on stderr and exit status 1; Ctrl-C and
+    SIGTERM stop cleanly with status 130; a full disk is said in one line."""
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _stop_on_sigterm) if main_thread else None
     try:
         cli.main(args=argv, prog_name="stereoconv", standalone_mode=False)
     except UserError as exc:
@@ -229,11 +244,21 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("stereoconv: interrupted; run the same command again to resume", err=True)
         return 130
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = f" writing {exc.filename}" if getattr(exc, "filename", None) else ""
+        click.echo(
+            f"stereoconv: error: the disk is full{where}; finished work is kept: free some "
+            "space and run the same command again",
+            err=True,
+        )
+        return 1
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
     return 0
 
 
 import stereoconv.cli_images  # noqa: E402, F401  (registers `stereoconv images`)
 import stereoconv.evaluation.command  # noqa: E402, F401  (registers `stereoconv eval`)
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -61,6 +61,7 @@ class StereoConfig:
         3.0, "warp backend: smoothing of filled holes, pixels (0: plain extension)"
     )
     batch_size: int = setting(8, "frames per batch through the models")
+    max_megapixels: float = setting(100.0, "pictures larger than this are refused, not tiled")
     # --- the diffusion backend (StereoDiffusion) ---
     model: str = setting(
         "", "SD 1.x / 2.x hub id or folder; '': SD 1.5 (image, text), SD 2 depth (depth)"
@@ -107,6 +108,8 @@ class StereoConfig:
             raise UserError(f"--depth-scale must be > 0, not {self.depth_scale}")
         if self.fill_sigma < 0:
             raise UserError(f"--fill-sigma must be >= 0, not {self.fill_sigma}")
+        if not self.max_megapixels > 0:
+            raise UserError(f"--max-megapixels must be > 0, not {self.max_megapixels}")
         if self.batch_size < 1:
             raise UserError(f"--batch-size must be >= 1, not {self.batch_size}")
         _check_choice("attention", self.attention, ATTENTION_MODES)

@@ -5,11 +5,14 @@ Knows nothing of files, videos or progress bars; the jobs in stereoconv.jobs fee
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from stereoconv.backends.warp import WarpBackend
 from stereoconv.config import StereoConfig
 from stereoconv.depth import DepthEstimator, as_float_frames
+from stereoconv.errors import UserError
 from stereoconv.geometry import relative_to_pixels, robust_range
 
 
@@ -33,6 +36,9 @@ class StereoConverter:
         self.device = torch.device(device)
         self._depth_estimator = depth_estimator
         self._backend = backend
+        self.max_batch: int | None = None  # lowered when the GPU runs out of memory
+        self._oom_said = False
+        self.notify: Callable[[str], None] = lambda text: None
 
     @property
     def depth_estimator(self) -> DepthEstimator:
@@ -48,7 +54,8 @@ class StereoConverter:
 
     def relative_disparity(self, frames: torch.Tensor) -> torch.Tensor:
         """Estimated relative disparity (B, H, W) of uint8 (B, H, W, 3) or float frames."""
-        return self.depth_estimator(frames, batch_size=self.config.batch_size).to(self.device)
+        estimate = lambda x: self.depth_estimator(x, batch_size=len(x)).to(self.device)  # noqa: E731
+        return self._in_batches(estimate, frames)
 
     def pixel_disparity(
         self,
@@ -73,4 +80,30 @@ class StereoConverter:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """(left, right) views, (B, 3, H, W) float in [0, 1], of frames and pixel disparity."""
         x = as_float_frames(torch.as_tensor(frames)).to(self.device)
-        return self.backend(x, disparity.to(self.device))
+        return self._in_batches(self.backend, x, disparity.to(self.device))
+
+    def _in_batches(self, fn, *batch: torch.Tensor):
+        """fn over the batch in pieces of at most self.max_batch frames. When the GPU runs out
+        of memory, the piece size halves (said once) and the work goes on; the results are
+        the same, as frames do not depend on their batch."""
+        n = batch[0].shape[0]
+        size = min(n, self.max_batch or n)
+        while True:
+            try:
+                parts = [fn(*(t[i : i + size] for t in batch)) for i in range(0, n, size)]
+                break
+            except torch.cuda.OutOfMemoryError:
+                if size == 1:
+                    raise UserError(
+                        "the GPU is out of memory even for one frame: lower --max-side, use "
+                        "--backend warp, or free the GPU"
+                    ) from None
+                size = self.max_batch = max(1, size // 2)
+                if torch.cuda.is_available():
+                    torch.cuda.empty_cache()
+                if not self._oom_said:
+                    self.notify(f"GPU out of memory: going on with batches of {size} frames")
+                    self._oom_said = True
+        if isinstance(parts[0], tuple):
+            return tuple(torch.cat(p) for p in zip(*parts, strict=True))
+        return torch.cat(parts)

@@ -320,7 +320,7 @@ def test_memory_stays_flat_for_a_ten_times_longer_clip(tmp_path, tiny_depth):
     for frames in (120, 1200):  # 2 and 20 chunks
         src = write_clip(tmp_path / f"c{frames}.mp4", [numbered_frame(i)
                                                       for i in range(frames)])  # fmt: skip
-        cmd = [sys.executable, "-m", "stereoconv.cli", "video", str(src),
+        cmd = [sys.executable, "-m", "stereoconv", "video", str(src),
                str(tmp_path / f"o{frames}.mp4"), "--backend", "warp", "--depth-model",
                str(tiny_depth), "--quiet", "--chunk-frames", "60",
                "--encoder-preset", "ultrafast"]  # fmt: skip

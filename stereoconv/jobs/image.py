@@ -63,7 +63,7 @@ def convert_image(
         check_output(input_path, out, overwrite)
     if depth is not None and Path(depth).resolve() in {o.resolve() for o in outputs}:
         raise UserError(f"output {output} is the depth map; choose another name")
-    rgb = read_image(input_path)
+    rgb = read_image(input_path, converter.config.max_megapixels)
     disparity = frame_disparity(converter, rgb, depth)
     left, right = converter.views(torch.from_numpy(rgb)[None], disparity)
     write_views(outputs, left, right, layout)

@@ -339,7 +339,7 @@ def convert_chunk(
                 )
             if job.save_depth is not None and given is None:
                 save_depth_maps(job.save_depth, [indices[j] for j in keep], relative[keep])
-            left, right = converter.backend(x[keep], disparity)
+            left, right = converter.views(x[keep], disparity)
             views = torch.stack([thumbnails(left, 256), thumbnails(right, 256)], dim=1)
             if last_views is not None:
                 views_all = torch.cat([last_views[None], views])

@@ -40,7 +40,21 @@ def to_rgb8(image: Image.Image) -> np.ndarray:
     return np.array(image.convert("RGB"), dtype=np.uint8)
 
 
-def read_image(path: Path) -> np.ndarray:
+DEFAULT_MAX_MEGAPIXELS = 100.0
+
+
+def check_pixels(path: Path, width: int, height: int, max_megapixels: float) -> None:
+    """Refuse pictures larger than the limit before decoding them (a 30000x30000 PNG would take
+    gigabytes of memory at every stage); the limit is the --max-megapixels setting."""
+    megapixels = width * height / 1e6
+    if megapixels > max_megapixels:
+        raise UserError(
+            f"{path} is {width}x{height} ({megapixels:.0f} megapixels), over the limit of "
+            f"{max_megapixels:g}: raise --max-megapixels to convert it anyway"
+        )
+
+
+def read_image(path: Path, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> np.ndarray:
     """An image file as (H, W, 3) uint8 RGB, EXIF orientation applied."""
     enable_heif()
     path = Path(path)
@@ -50,6 +64,7 @@ def read_image(path: Path) -> np.ndarray:
         raise UserError(f"input {path} is a folder; give an image file")
     try:
         with Image.open(path) as im:
+            check_pixels(path, im.width, im.height, max_megapixels)
             im = ImageOps.exif_transpose(im)
             return to_rgb8(im)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
@@ -164,12 +179,13 @@ def _metadata(im: Image.Image) -> Metadata:
     )
 
 
-def read_photo(path: Path) -> Photo:
+def read_photo(path: Path, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> Photo:
     """A photo (JPEG, PNG, WebP, TIFF, HEIC, ...) as upright RGB with its metadata."""
     enable_heif()
     path = Path(path)
     try:
         with Image.open(path) as im:
+            check_pixels(path, im.width, im.height, max_megapixels)
             metadata = _metadata(im)
             return Photo(to_rgb8(ImageOps.exif_transpose(im)), metadata)
     except FileNotFoundError:

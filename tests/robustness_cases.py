@@ -1,0 +1,167 @@
+"""The bad- and awkward-input matrix: one table that tests/test_robustness.py runs and that
+docs/robustness.md is generated from (`python -m tests.robustness_cases > docs/robustness.md`;
+a test fails when the page and the table differ).
+
+Each case: the command, what is given, the expected outcome ("error" with a text the one error
+line must contain, or "ok" with what happens), and how the test builds the input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    command: str  # image | images | video | text | depth | eval
+    given: str  # what the user hands over (for the docs)
+    outcome: str  # "error" or "ok"
+    behaviour: str  # what happens (for the docs); for errors, text in the one error line
+    argv: tuple[str, ...]  # {in}, {out}, {dir} are filled in by the test
+
+
+def photo(path, size=(37, 61), mode="RGB", dtype=np.uint8):
+    rng = np.random.default_rng(0)
+    if mode == "I;16":
+        Image.fromarray(rng.integers(0, 65535, size, dtype=np.uint16)).save(path)
+    elif mode == "L":
+        Image.fromarray(rng.integers(0, 256, size, dtype=np.uint8)).save(path)
+    elif mode == "RGBA":
+        Image.fromarray(rng.integers(0, 256, (*size, 4), dtype=np.uint8), "RGBA").save(path)
+    elif mode == "CMYK":
+        Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).convert("CMYK").save(
+            path, format="JPEG"
+        )
+    else:
+        Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(path)
+    return path
+
+
+W = ("--backend", "warp")  # the cases run the warp backend with the tiny depth model
+CASES = [
+    Case("missing-path", "image", "an input path that does not exist", "error",
+         "input not found", ("image", "{dir}/nothing.png", "{out}.png", *W)),
+    Case("folder-as-file", "image", "a folder where a file is expected", "error",
+         "is a folder", ("image", "{dir}", "{out}.png", *W)),
+    Case("zero-byte", "image", "a zero-byte .png", "error", "cannot read image",
+         ("image", "{in:empty.png}", "{out}.png", *W)),
+    Case("text-as-png", "image", "a text file named .png", "error", "cannot read image",
+         ("image", "{in:text.png}", "{out}.png", *W)),
+    Case("one-pixel", "image", "a 1x1 image", "ok", "converted: a 2x1 side-by-side image",
+         ("image", "{in:one.png}", "{out}.png", *W)),
+    Case("16-bit", "image", "a 16-bit grey PNG", "ok", "converted (top 8 bits, as RGB)",
+         ("image", "{in:deep.png}", "{out}.png", *W)),
+    Case("cmyk", "image", "a CMYK JPEG", "ok", "converted to RGB",
+         ("image", "{in:cmyk.jpg}", "{out}.jpg", *W)),
+    Case("alpha", "image", "a PNG with alpha", "ok", "converted; alpha dropped (views are opaque)",
+         ("image", "{in:alpha.png}", "{out}.png", *W)),
+    Case("grey", "image", "a greyscale PNG", "ok", "converted",
+         ("image", "{in:grey.png}", "{out}.png", *W)),
+    Case("odd-size", "image", "an odd size (853x481)", "ok", "converted at 1706x481",
+         ("image", "{in:odd.png}", "{out}.png", *W)),
+    Case("too-large", "image", "an image over --max-megapixels", "error",
+         "over the limit of 0.001: raise --max-megapixels",
+         ("image", "{in:photo.png}", "{out}.png", "--max-megapixels", "0.001", *W)),
+    Case("not-writable", "image", "an output folder that cannot be created or written", "error",
+         "cannot create the output folder", ("image", "{in:photo.png}", "/proc/sc/out.png", *W)),
+    Case("output-is-input", "image", "the output equal to the input", "error", "is the input",
+         ("image", "{in:photo.png}", "{in:photo.png}", "--overwrite", *W)),
+    Case("existing-output", "image", "an existing output without --overwrite", "error",
+         "exists; pass --overwrite", ("image", "{in:photo.png}", "{in:other.png}", *W)),
+    Case("negative-divergence", "image", "--divergence -1", "error", "--divergence must be >= 0",
+         ("image", "{in:photo.png}", "{out}.png", "--divergence", "-1", *W)),
+    Case("unknown-layout", "image", "--layout diagonal", "error", "--layout must be one of",
+         ("image", "{in:photo.png}", "{out}.png", "--layout", "diagonal", *W)),
+    Case("preset-typo", "image", "a preset file with a misspelt key", "error",
+         "did you mean 'divergence'", ("image", "{in:photo.png}", "{out}.png", "--preset",
+                                        "{in:typo.toml}", *W)),
+    Case("not-a-model", "image", "a model folder that is not a model", "error",
+         "is not a usable model", ("image", "{in:photo.png}", "{out}.png", "--depth-model",
+                                   "{dir}/empty-model", *W)),
+    Case("unsupported-format", "image", "an output format with no writer (.xyz)", "error",
+         "unsupported output format", ("image", "{in:photo.png}", "{out}.xyz", *W)),
+    Case("video-missing", "video", "a video path that does not exist", "error", "input not found",
+         ("video", "{dir}/none.mp4", "{out}.mp4", *W)),
+    Case("video-text", "video", "a text file named .mp4", "error", "cannot read video",
+         ("video", "{in:text.mp4}", "{out}.mp4", *W)),
+    Case("video-zero-byte", "video", "a zero-byte .mp4", "error", "cannot read video",
+         ("video", "{in:empty.mp4}", "{out}.mp4", *W)),
+    Case("audio-only", "video", "an audio-only file", "error", "has no video stream",
+         ("video", "{in:audio.m4a}", "{out}.mp4", *W)),
+    Case("truncated", "video", "a truncated video", "ok",
+         "converts the frames that are there and says the file looks truncated",
+         ("video", "{in:cut.mkv}", "{out}.mp4", *W)),
+    Case("unsupported-codec", "video", "--codec libvpx (not offered)", "error",
+         "--codec must be one of",
+         ("video", "{in:clip.mp4}", "{out}.mp4", "--codec", "libvpx", *W)),
+    Case("video-container", "video", "an output container it cannot write (.avi)", "error",
+         "unsupported output container", ("video", "{in:clip.mp4}", "{out}.avi", *W)),
+    Case("video-existing", "video", "an existing output without --overwrite", "error",
+         "exists; pass --overwrite", ("video", "{in:clip.mp4}", "{in:other.mp4}", *W)),
+    Case("images-missing", "images", "an input folder that does not exist", "error", "not found",
+         ("images", "{dir}/no-photos", "{dir}/out-photos", *W)),
+    Case("images-same", "images", "OUT_DIR equal to IN_DIR", "error", "is IN_DIR",
+         ("images", "{in:photos}", "{in:photos}", *W)),
+    Case("text-size", "text", "--width 65 (not a multiple of 8)", "error", "multiple of 8",
+         ("text", "a cat", "{out}.png", "--width", "65", "--model", "{tiny_sd}",
+          "--depth-model", "{tiny_depth}")),
+    Case("depth-unreadable", "depth", "a depth map that is not an image", "error", "cannot read",
+         ("depth", "{in:text.png}", "a castle", "{out}.png")),
+    Case("eval-missing", "eval", "a dataset folder that does not exist", "error", "not found",
+         ("eval", "{dir}/no-dataset", "--out", "{dir}/eval-out")),
+    Case("eval-method", "eval", "an unknown method name", "error", "unknown method",
+         ("eval", "skimage:motorcycle", "--methods", "magic", "--out", "{dir}/eval-out")),
+]  # fmt: skip
+
+
+def markdown() -> str:
+    """docs/robustness.md, from the table."""
+    lines = [
+        "# Robustness: every bad input, interruption and resource limit",
+        "",
+        "Generated from `tests/robustness_cases.py` (`python -m tests.robustness_cases >",
+        "docs/robustness.md`); `tests/test_robustness.py` runs every row and fails if this page",
+        "and the table differ. Every error is one line on stderr starting `stereoconv: error:`,",
+        "with a non-zero exit status; in every case the input is unchanged (checked by hash) and",
+        "no file is left under the final output name unless the case converts.",
+        "",
+        "| command | given | outcome | what happens |",
+        "|---|---|---|---|",
+    ]
+    for c in CASES:
+        what = f"one line: `... {c.behaviour} ...`" if c.outcome == "error" else c.behaviour
+        lines.append(f"| `{c.command}` | {c.given} | {c.outcome} | {what} |")
+    lines += [
+        "",
+        "## Interruptions and limits",
+        "",
+        "| event | what happens | test |",
+        "|---|---|---|",
+        "| Ctrl-C (SIGINT) or SIGTERM during `video` | the chunk in progress is dropped, finished "
+        "chunks are kept in the work folder, exit status 130 and `interrupted; run the same "
+        "command again to resume`; the second run converts only the missing chunks and gives "
+        "the same frames | `test_signal_stops_video_and_the_rerun_finishes` (a real subprocess "
+        "and a real signal) |",
+        "| SIGTERM during `images` | the manifest keeps what was written; the second run converts "
+        "the rest and the outputs are byte-identical to an uninterrupted run | "
+        "`test_sigterm_stops_a_photo_library_and_the_rerun_finishes` |",
+        "| the GPU runs out of memory | the batch halves (said once: `GPU out of memory: going on "
+        "with batches of N frames`) and the job goes on with the same frames; out of memory for "
+        "one frame is one error line | `test_out_of_memory_halves_the_batch` (the real "
+        "`torch.cuda.OutOfMemoryError` raised on the CPU) |",
+        "| the disk fills up while writing | one line (`the disk is full writing ...; finished "
+        "work is kept`), exit 1, no partial file; once space is freed the same command resumes "
+        "and completes | `test_disk_full_stops_cleanly_and_resumes` on a small tmpfs (needs "
+        "root to mount; CI runs as root) |",
+        "| a worker process of a Ray job dies | Ray restarts it and retries its chunk | "
+        "`tests/test_ray.py` |",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    print(markdown(), end="")
