@@ -76,3 +76,13 @@ def shot_convergence(nearness: list[float], cuts: list[bool], base: float) -> li
         shot.append(near)
     close_shot()
     return out
+
+
+def still_convergence(
+    relative: torch.Tensor, low: torch.Tensor, high: torch.Tensor, base: float
+) -> torch.Tensor:
+    """--convergence auto for still pictures, each its own shot: per picture (B,), the screen
+    plane that keeps its border bands behind it, at least `base`."""
+    span = (high - low).clamp_min(1e-12).view(-1, 1, 1)
+    normalised = ((relative - low.view(-1, 1, 1)) / span).clamp(0, 1)
+    return (border_nearness(normalised) + MARGIN).clamp(min=base, max=1.0)

@@ -75,3 +75,24 @@ def test_frame_stats_measure_parallax_and_holes():
     assert stats["near_pct"] == 5.0 and stats["far_pct"] == 0.0
     assert not stats["violation"]
     assert stats["holes"] == pytest.approx(5 / 100)
+
+
+def test_auto_convergence_for_a_still_picture(tmp_path, capsys):
+    from PIL import Image
+
+    from stereoconv.cli import main
+
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (40, 80, 3), dtype=np.uint8)).save(tmp_path / "p.png")
+    depth = np.zeros((40, 80), np.float32)
+    depth[10:30, 60:] = 1.0  # a near block cut by the right border
+    np.save(tmp_path / "d.npy", depth)
+    for name, extra in (("fixed", []), ("auto", ["--convergence", "auto"])):
+        args = ["image", str(tmp_path / "p.png"), str(tmp_path / f"{name}.png"), "--backend",
+                "warp", "--depth", str(tmp_path / "d.npy"), "--layout", "pair", *extra]  # fmt: skip
+        assert main(args) == 0
+    right = {n: np.asarray(Image.open(tmp_path / f"{n}_R.png")) for n in ("fixed", "auto")}
+    left = np.asarray(Image.open(tmp_path / "p.png"))
+    # with auto the near block sits on the screen plane: it does not move at all
+    assert np.array_equal(right["auto"][10:30, 62:], left[10:30, 62:])
+    assert not np.array_equal(right["fixed"][10:30, 62:], left[10:30, 62:])

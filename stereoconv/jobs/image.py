@@ -7,10 +7,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from stereoconv.comfort import still_convergence
 from stereoconv.converter import StereoConverter
 from stereoconv.depth import load_depth_map
 from stereoconv.errors import UserError
 from stereoconv.fileio import check_output
+from stereoconv.geometry import robust_range
 from stereoconv.layout import pack
 from stereoconv.media.images import check_writable_suffix, read_image, write_image
 
@@ -40,12 +42,16 @@ def frame_disparity(
     cfg = converter.config
     if depth is None:
         relative = converter.relative_disparity(torch.from_numpy(rgb)[None])
-        return converter.pixel_disparity(relative)
-    given = load_depth_map(depth, cfg.depth_kind, height, width, cfg.depth_scale)
-    given = given.to(converter.device)
-    if cfg.depth_kind == "disparity-px":
-        return given
-    return converter.pixel_disparity(given)
+    else:
+        relative = load_depth_map(depth, cfg.depth_kind, height, width, cfg.depth_scale)
+        relative = relative.to(converter.device)
+        if cfg.depth_kind == "disparity-px":
+            return relative
+    low, high = robust_range(relative, cfg.depth_low_pct, cfg.depth_high_pct)
+    convergence = None
+    if cfg.auto_convergence:
+        convergence = still_convergence(relative, low, high, cfg.convergence)
+    return converter.pixel_disparity(relative, low, high, convergence)
 
 
 def convert_image(
