@@ -257,3 +257,38 @@ def test_eval_mistakes_are_one_line(capsys, tmp_path, argv, message):
     assert code == 1 and message in cap.err and len(cap.err.strip().splitlines()) == 1
     code, cap = run(capsys, "eval", tmp_path / "missing", "--out", tmp_path)
     assert code == 1 and "dataset not found" in cap.err
+
+
+def test_a_stereo_video_dataset_reports_flicker(tmp_path, capsys):
+    """Left and right videos of a scene with known depth, and its disparity video: every frame
+    is scored and each method's flicker is measured against the left view's."""
+    import av
+
+    from stereoconv.cli import main
+    from tests.clips import render_planes, write_clip
+
+    data = tmp_path / "planes"
+    data.mkdir()
+    lefts, rights, maps = [], [], []
+    for t in range(8):
+        left, disparity = render_planes(t)
+        lefts.append(left)
+        rights.append(render_planes(t, eye="right")[0])
+        maps.append(disparity.astype(np.uint8))  # whole pixels: 8-bit disparity video
+    write_clip(data / "left.mkv", lefts, pix_fmt="yuv444p")
+    write_clip(data / "right.mkv", rights, pix_fmt="yuv444p")
+    with av.open(str(data / "disparity.mkv"), "w") as out:
+        stream = out.add_stream("ffv1", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 160, 96, "gray"
+        for d in maps:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(d, format="gray")))
+        out.mux(stream.encode())
+    code = main(["eval", str(data), "--methods", "stretch,warp", "--no-lpips", "--no-figures",
+                 "--out", str(tmp_path / "out")])  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    result = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert len(result["scene_info"]) == 8
+    temporal = result["temporal"]
+    assert set(temporal) == {"stretch", "warp"}
+    assert 0 < temporal["warp"]["flicker_ratio"] < 1.2
+    assert "Temporal stability" in (tmp_path / "out" / "results.md").read_text()

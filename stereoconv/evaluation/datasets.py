@@ -9,6 +9,9 @@ Layouts, recognised from the folder given:
 - Any folder with left/ and right/ subfolders of images matched by name, and optionally
   disparity/ (.pfm or .npy in pixels, inf or nan = unknown; 16-bit .png in pixels x 256 and
   8-bit .png in pixels, 0 = unknown).
+- A stereo video: a folder with left.* and right.* video files (mp4, mkv, mov) and optionally
+  disparity.* (a grey video: 16-bit in pixels x 256, 8-bit in pixels, 0 = unknown); each frame
+  is a scene, in order, and the report adds the temporal flicker of every method.
 - `skimage:motorcycle`: Middlebury 2014 Motorcycle as bundled with scikit-image (741 x 500).
 """
 
@@ -30,7 +33,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".p
 DISPARITY_SUFFIXES = (".pfm", ".npy", ".png")
 LAYOUT_HELP = (
     "expected Middlebury 2014 scene folders (im0.png, im1.png, disp0.pfm, calib.txt), KITTI 2015 "
-    f"(image_2/, image_3/, disp_occ_0/), a folder with left/ and right/ subfolders, or {MOTORCYCLE}"
+    "(image_2/, image_3/, disp_occ_0/), a folder with left/ and right/ subfolders, left.* and "
+    f"right.* videos, or {MOTORCYCLE}"
 )
 
 
@@ -54,8 +58,13 @@ class SceneSource:
 @dataclass(frozen=True)
 class Dataset:
     name: str
-    layout: str  # middlebury | kitti | folder | skimage
+    layout: str  # middlebury | kitti | folder | video | skimage
     scenes: tuple[SceneSource, ...]
+
+    @property
+    def sequence(self) -> bool:
+        """Scenes are consecutive frames of a video: temporal measures apply."""
+        return self.layout == "video"
 
 
 # --- readers -----------------------------------------------------------------------------------
@@ -159,6 +168,40 @@ def motorcycle() -> list[SceneSource]:
     return [SceneSource("Motorcycle", load)]
 
 
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".m4v", ".avi", ".webm")
+
+
+def _video(root: Path, stem: str) -> Path | None:
+    return next((p for p in sorted(root.glob(f"{stem}.*")) if p.suffix.lower() in VIDEO_SUFFIXES),
+                None)  # fmt: skip
+
+
+def stereo_video(root: Path) -> list[SceneSource]:
+    """Frames of left.*, right.* and disparity.* videos as scenes, decoded once, in order."""
+    from stereoconv.media.video import decode_range, frame_timestamps, probe
+
+    def frames(path: Path, channels: bool = True) -> list[np.ndarray]:
+        info, pts = probe(path), frame_timestamps(path)
+        return [f if channels else f[..., 0] for _, f in decode_range(path, pts[0], pts[-1], info)]
+
+    left, right = frames(_video(root, "left")), frames(_video(root, "right"))
+    depth_path = _video(root, "disparity")
+    disparities: list = [None] * len(left)
+    if depth_path is not None:
+        raw = frames(depth_path, channels=False)
+        scale = 1 / 256 if raw and raw[0].dtype == np.uint16 else 1.0
+        disparities = [np.where(d > 0, d * scale, np.nan).astype(np.float32) for d in raw]
+    count = min(len(left), len(right), len(disparities))
+    if count < len(left) or count < len(right):
+        raise UserError(f"{root}: the left, right and disparity videos have different lengths")
+    to8 = lambda f: (f >> 8).astype(np.uint8) if f.dtype == np.uint16 else f  # noqa: E731
+    return [
+        SceneSource(f"frame-{i:06d}", lambda i=i: Scene(
+            f"frame-{i:06d}", to8(left[i]), to8(right[i]), disparities[i], {"frame": i}))
+        for i in range(count)
+    ]  # fmt: skip
+
+
 def detect_layout(root: Path) -> str:
     if (root / "im0.png").is_file() or any((p / "im0.png").is_file() for p in root.iterdir()):
         return "middlebury"
@@ -166,6 +209,8 @@ def detect_layout(root: Path) -> str:
         return "kitti"
     if (root / "left").is_dir() and (root / "right").is_dir():
         return "folder"
+    if _video(root, "left") and _video(root, "right"):
+        return "video"
     raise UserError(f"{root}: not a stereo dataset I know: {LAYOUT_HELP}")
 
 
@@ -181,7 +226,9 @@ def open_dataset(spec: str, only: Sequence[str] = (), limit: int | None = None) 
         if not root.is_dir():
             raise UserError(f"dataset {spec} is a file; give a folder ({LAYOUT_HELP})")
         layout = detect_layout(root)
-        scenes = {"middlebury": middlebury, "kitti": kitti, "folder": triplets}[layout](root)
+        readers = {"middlebury": middlebury, "kitti": kitti, "folder": triplets,
+                   "video": stereo_video}  # fmt: skip
+        scenes = readers[layout](root)
         name = root.resolve().name
     if only:
         unknown = sorted(set(only) - {s.name for s in scenes})

@@ -71,6 +71,41 @@ class Results:
     scores: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)
     # method name -> scene name -> metric name -> value
     scene_meta: dict[str, dict] = field(default_factory=dict)
+    # video datasets: method name -> flicker of the left view, of its right view, and the ratio
+    temporal: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+class FlickerMeter:
+    """The video issue's flicker measure over a dataset's frames, for every method's right
+    view against the left view: mean absolute change between consecutive frames (0..1)."""
+
+    def __init__(self):
+        self.previous: dict[str, np.ndarray] = {}
+        self.sums: dict[str, float] = {}
+        self.pairs = 0
+
+    def add(self, left: np.ndarray, views: dict[str, np.ndarray]) -> None:
+        current = {"left": left, **views}
+        if self.previous:
+            self.pairs += 1
+            for name, frame in current.items():
+                change = np.abs(frame.astype(np.float64) - self.previous[name]).mean() / 255.0
+                self.sums[name] = self.sums.get(name, 0.0) + float(change)
+        self.previous = {k: v.astype(np.float64) for k, v in current.items()}
+
+    def results(self) -> dict[str, dict[str, float]]:
+        if not self.pairs:
+            return {}
+        left = self.sums["left"] / self.pairs
+        return {
+            name: {
+                "flicker_left": left,
+                "flicker_right": total / self.pairs,
+                "flicker_ratio": (total / self.pairs) / left if left > 0 else float("nan"),
+            }
+            for name, total in self.sums.items()
+            if name != "left"
+        }
 
 
 def hole_mask(disparity: np.ndarray) -> np.ndarray:
@@ -122,6 +157,7 @@ def evaluate(
     relative disparity (H, W), for `source` = estimated. `on_scene` gets each scene's result
     (views included) as it is done, so views need not stay in memory."""
     results = Results(dataset.name, protocol, source, methods, metric_list)
+    meter = FlickerMeter() if dataset.sequence else None
     for source_scene in progress(dataset.scenes):
         scene = source_scene.load()
         prepared = prepare(scene, protocol, paper_size)
@@ -130,6 +166,8 @@ def evaluate(
         holes = hole_mask(truth)
         views = {m.name: runner.right_view(m, prepared.left, disparity) for m in methods}
         scores = score_views(prepared, views, holes, metric_list)
+        if meter is not None:
+            meter.add(prepared.left, views)
         for name, values in scores.items():
             results.scores.setdefault(name, {})[scene.name] = values
         results.scene_meta[scene.name] = {
@@ -140,4 +178,6 @@ def evaluate(
         }
         if on_scene is not None:
             on_scene(SceneResult(prepared, disparity, holes, views, scores))
+    if meter is not None:
+        results.temporal = meter.results()
     return results

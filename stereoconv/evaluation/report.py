@@ -82,6 +82,7 @@ def to_json(results: Results, settings: dict | None = None) -> dict:
             "metrics": metric_info,
             "methods": methods,
             "scene_info": results.scene_meta,
+            "temporal": results.temporal,
             "settings": settings or {},
         }
     )
@@ -139,6 +140,23 @@ def markdown(results: Results) -> str:
             decimals = 2 if m.name.startswith("psnr") else 4
             row.append(_cell(stats, decimals, stats["mean"] == best_mean.get(m.name)))
         lines.append("| " + " | ".join(row) + " |")
+    if results.temporal:
+        lines += [
+            "",
+            "Temporal stability (a video): flicker, the mean absolute change between consecutive "
+            "frames, of each method's right view against the left view's (1.0: the right eye "
+            "changes exactly as much as the left).",
+            "",
+            "| method | flicker left | flicker right | right / left ↓ |",
+            "|---|---|---|---|",
+        ]
+        for method in results.methods:
+            t = results.temporal.get(method.name)
+            if t:
+                lines.append(
+                    f"| `{method.name}` | {t['flicker_left']:.4f} | {t['flicker_right']:.4f} | "
+                    f"{t['flicker_ratio']:.3f} |"
+                )
     return "\n".join(lines) + "\n"
 
 
