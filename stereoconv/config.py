@@ -37,7 +37,9 @@ class StereoConfig:
     """The settings of a conversion; each field is the CLI option of the same name."""
 
     backend: str = setting("warp", "warp (fast) or diffusion (StereoDiffusion)")
-    layout: str = setting("sbs", "sbs, half-sbs, tb, half-tb, anaglyph or pair (two files)")
+    layout: str = setting(
+        "sbs", "sbs, half-sbs, tb, half-tb, anaglyph, pair (two files) or spatial (video, .mov)"
+    )
     divergence: float = setting(3.0, "near-to-far disparity range, % of one eye's view width")
     convergence: float = setting(
         0.5, "depth on the screen plane: 0 farthest ... 1 nearest; auto: per shot (video)"
@@ -62,6 +64,9 @@ class StereoConfig:
     )
     batch_size: int = setting(8, "frames per batch through the models")
     max_megapixels: float = setting(100.0, "pictures larger than this are refused, not tiled")
+    # --- spatial video (--layout spatial: MV-HEVC .mov for Vision Pro, docs/vision-pro.md) ---
+    spatial_baseline: float = setting(64.0, "spatial video: camera baseline written to vexu, mm")
+    spatial_hfov: float = setting(60.0, "spatial video: horizontal field of view, degrees")
     # --- the diffusion backend (StereoDiffusion) ---
     model: str = setting(
         "", "SD 1.x / 2.x hub id or folder; '': SD 1.5 (image, text), SD 2 depth (depth)"
@@ -112,6 +117,12 @@ class StereoConfig:
             raise UserError(f"--max-megapixels must be > 0, not {self.max_megapixels}")
         if self.batch_size < 1:
             raise UserError(f"--batch-size must be >= 1, not {self.batch_size}")
+        if not 0 < self.spatial_baseline <= 1000:
+            raise UserError(
+                f"--spatial-baseline must be in (0, 1000] mm, not {self.spatial_baseline}"
+            )
+        if not 0 < self.spatial_hfov < 180:
+            raise UserError(f"--spatial-hfov must be in (0, 180) degrees, not {self.spatial_hfov}")
         _check_choice("attention", self.attention, ATTENTION_MODES)
         _check_choice("composite", self.composite, COMPOSITES)
         _check_choice("precision", self.precision, PRECISIONS)

@@ -8,7 +8,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-LAYOUTS = ("sbs", "half-sbs", "tb", "half-tb", "anaglyph", "pair")
+from stereoconv.errors import UserError
+
+LAYOUTS = ("sbs", "half-sbs", "tb", "half-tb", "anaglyph", "pair", "spatial")
+# spatial: Apple spatial video (MV-HEVC, two layers) for Vision Pro; video only (media/mvhevc.py)
 
 # Dubois' least-squares red-cyan anaglyph matrices (E. Dubois, "A projection method to generate
 # anaglyph stereo images", ICASSP 2001), applied to linear RGB.
@@ -32,6 +35,8 @@ def packed_size(height: int, width: int, layout: str) -> tuple[int, int]:
         return 2 * (height // 2), width
     if layout in ("anaglyph", "pair"):
         return height, width
+    if layout == "spatial":  # the views stacked for the MV-HEVC encoder, each of even height
+        return 2 * (height + height % 2), width
     raise ValueError(f"unknown layout {layout!r}")
 
 
@@ -69,4 +74,14 @@ def pack(left: torch.Tensor, right: torch.Tensor, layout: str) -> torch.Tensor:
         return torch.cat([_squeeze(left, h // 2, w), _squeeze(right, h // 2, w)], dim=-2)
     if layout == "anaglyph":
         return anaglyph(left, right)
+    if layout == "spatial":
+        raise UserError("--layout spatial is Apple spatial video: use `stereoconv video` to .mov")
     raise ValueError(f"layout {layout!r} is not a packed layout")
+
+
+def stack_views(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
+    """The two views one above the other, each padded to an even height (edge rows repeated):
+    the frame the spatial (MV-HEVC) encoder takes and splits again."""
+    if left.shape[-2] % 2:
+        left, right = (F.pad(v, (0, 0, 0, 1), mode="replicate") for v in (left, right))
+    return torch.cat([left, right], dim=-2)

@@ -31,7 +31,7 @@ from stereoconv.depth import depth_from_values
 from stereoconv.errors import UserError
 from stereoconv.fileio import atomic_output
 from stereoconv.geometry import robust_range
-from stereoconv.layout import pack, packed_size
+from stereoconv.layout import pack, packed_size, stack_views
 from stereoconv.media.depth_frames import DepthFrames
 from stereoconv.media.encode import (
     CODECS,
@@ -42,6 +42,8 @@ from stereoconv.media.encode import (
     join_chunks,
     legal_size,
 )
+from stereoconv.media.mvhevc import SpatialChunkEncoder
+from stereoconv.media.vexu import SpatialMetadata
 from stereoconv.media.video import VideoInfo, decode_range, frame_timestamps, probe
 from stereoconv.pipelining import prefetch
 from stereoconv.temporal import WINDOW, DepthRangeSmoother, is_cut, thumbnails
@@ -172,6 +174,8 @@ def prepare_job(
     )
     if config.layout == "pair":
         raise UserError("--layout pair makes two files per picture; for video use sbs or tb")
+    if config.layout == "spatial" and output.suffix.lower() != ".mov":
+        raise UserError("--layout spatial writes Apple spatial video: name the output .mov")
     if output.suffix.lower() not in CONTAINERS:
         raise UserError(
             f"unsupported output container {output.suffix or '(none)'!r}: "
@@ -200,9 +204,14 @@ def prepare_job(
     if pix_fmt == "auto":
         pix_fmt = "yuv420p10le" if info.high_bit_depth else "yuv420p"
     height, width = legal_size(*packed_size(info.height, info.width, config.layout))
-    codec, why = choose_codec(options.codec, width, "10" in pix_fmt)
-    if why:
-        notify(why)
+    if config.layout == "spatial":  # MV-HEVC Multiview Main: 8-bit 4:2:0 HEVC (media/mvhevc.py)
+        if pix_fmt != "yuv420p":
+            notify(f"spatial video is 8-bit 4:2:0 HEVC (Multiview Main): yuv420p, not {pix_fmt}")
+        pix_fmt, codec = "yuv420p", "libx265"
+    else:
+        codec, why = choose_codec(options.codec, width, "10" in pix_fmt)
+        if why:
+            notify(why)
     encoder = EncoderSettings(
         codec, options.crf, options.preset, pix_fmt, width, height, info.time_base,
         info.frame_rate, info.colour, config.layout,
@@ -301,7 +310,9 @@ def convert_chunk(
     flicker = {"left": 0.0, "right": 0.0, "pairs": 0}
     last_views, first_pts = None, None
     frames_stats: list[dict] = []
-    encoder = ChunkEncoder(job.chunk_video(chunk), enc)
+    encoder = (SpatialChunkEncoder if enc.layout == "spatial" else ChunkEncoder)(
+        job.chunk_video(chunk), enc
+    )
     try:
         for batch in batched(((index_of[p], p, f) for p, f in frames if p in index_of),
                              cfg.batch_size):  # fmt: skip
@@ -375,7 +386,10 @@ def convert_chunk(
                     )
                     frames_stats.append(stat)
             last_views = views[-1]
-            packed = pack(left, right, cfg.layout)
+            if cfg.layout == "spatial":  # both views whole, for the MV-HEVC encoder
+                packed = stack_views(left, right)
+            else:
+                packed = pack(left, right, cfg.layout)
             pts = [batch[j][1] for j in keep]
             first_pts = pts[0] if first_pts is None else first_pts
             encoder.write(to_array(packed, enc.height, enc.width, enc.high_bit_depth), pts)
@@ -458,8 +472,12 @@ def finish_job(job: VideoJob) -> tuple[list[str], dict]:
     if trimmed:
         step = job.pts[-1] - job.pts[-2] if len(job.pts) > 1 else 0
         end = float((job.pts[-1] + step) * tb)
+    spatial = None
+    if job.config.layout == "spatial":
+        cfg = job.config
+        spatial = SpatialMetadata.from_settings(cfg.spatial_baseline, cfg.spatial_hfov)
     notes = join_chunks(
-        chunks, job.input, job.output, job.config.layout, start, end, job.pts[0], tb
+        chunks, job.input, job.output, job.config.layout, start, end, job.pts[0], tb, spatial
     )
     frames = sum(s["frames"] for s in stats)
     expected = sum(s["expected"] for s in stats)

@@ -20,6 +20,7 @@ import numpy as np
 from stereoconv.errors import UserError
 from stereoconv.fileio import atomic_output
 from stereoconv.media.mp4box import add_st3d
+from stereoconv.media.vexu import SpatialMetadata, add_vexu
 from stereoconv.media.video import AV_ERRORS, ColourTags, open_input
 from stereoconv.pipelining import Background
 
@@ -242,11 +243,13 @@ def join_chunks(
     end_seconds: float | None,
     offset_pts: int,
     source_tb: Fraction,
+    spatial: SpatialMetadata | None = None,
 ) -> list[str]:
     """Remux the encoded chunks with the source's audio and subtitle streams and container
     metadata into `output` (atomically); chunks are (file, pts of its first frame). Audio the
     container cannot take is re-encoded to AAC;
-    such subtitles are left out. Returns one note per stream that was changed or left out."""
+    such subtitles are left out. Returns one note per stream that was changed or left out.
+    `spatial`: the chunks are MV-HEVC (--layout spatial); Apple's vexu / hfov are added."""
     notes: list[str] = []
     suffix = output.suffix.lower()
     mov = suffix in (".mp4", ".mov", ".m4v")
@@ -258,6 +261,9 @@ def join_chunks(
             template = first.streams.video[0]
             video = out.add_stream_from_template(template)
             video.time_base = template.time_base
+        if spatial is not None:  # MV-HEVC: parameter sets in hvcC + lhvC only, both layers
+            video.codec_tag = "hvc1"
+            video.disposition = av.stream.Disposition.multilayer
         if suffix in (".mkv", ".webm") and layout in MATROSKA_STEREO_MODE:
             video.metadata["stereo_mode"] = MATROSKA_STEREO_MODE[layout]
         sources = [_routed(video, _video_packets(chunks, offset_pts, source_tb))]
@@ -292,6 +298,8 @@ def join_chunks(
             raise UserError(f"cannot write {output}: {exc}") from None
         if mov:
             add_st3d(tmp, layout)
+        if spatial is not None:
+            add_vexu(tmp, spatial)
     return notes
 
 
