@@ -151,6 +151,12 @@ def test_ten_bit_hdr_input_stays_ten_bit(capsys, tmp_path, tiny_depth):
     assert any("10-bit" in line for line in err)  # the switch to HEVC is said
     codec, width, _, pix_fmt = video_info(out)
     assert codec == "hevc" and pix_fmt == "yuv420p10le" and width == 192
+    mov = tmp_path / "hdr_sbs.mov"  # Apple's players want HEVC tagged hvc1
+    assert run(capsys, "video", src, mov, "--depth-model", tiny_depth)[0] == 0
+    with av.open(str(mov)) as c:
+        assert c.streams.video[0].codec_tag == "hvc1"
+    decoded_mov, _ = decode_all(mov, "rgb48le")
+    assert len(decoded_mov) == 4
     with av.open(str(out)) as c:
         cc = c.streams.video[0].codec_context
         assert (int(cc.color_primaries), int(cc.color_trc), int(cc.colorspace)) == (9, 16, 9)

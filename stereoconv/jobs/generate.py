@@ -19,7 +19,7 @@ from stereoconv.diffusion.components import (
 from stereoconv.diffusion.pipeline import StereoDiffusion, StereoOutput
 from stereoconv.errors import UserError
 from stereoconv.fileio import check_output
-from stereoconv.jobs.image import output_paths, write_views
+from stereoconv.jobs.image import output_paths, refuse_spatial, write_views
 from stereoconv.media.images import check_writable_suffix, read_image
 
 
@@ -39,6 +39,7 @@ def finish(converter: StereoConverter, out: StereoOutput) -> tuple[torch.Tensor,
 
 
 def prepare_outputs(output: Path, layout: str, overwrite: bool, inputs: list[Path]) -> list[Path]:
+    refuse_spatial(layout)
     outputs = output_paths(Path(output), layout)
     for out in outputs:
         check_writable_suffix(out)

@@ -25,6 +25,12 @@ def pair_paths(output: Path) -> tuple[Path, Path]:
     )
 
 
+def refuse_spatial(layout: str) -> None:
+    """Spatial video is a video format: refuse it for pictures before any work."""
+    if layout == "spatial":
+        raise UserError("--layout spatial is Apple spatial video: use it with `stereoconv video`")
+
+
 def output_paths(output: Path, layout: str) -> list[Path]:
     return list(pair_paths(output)) if layout == "pair" else [output]
 
@@ -63,6 +69,7 @@ def convert_image(
 ) -> list[Path]:
     """Convert one image file; returns the files written."""
     layout = converter.config.layout
+    refuse_spatial(layout)
     outputs = output_paths(Path(output), layout)
     for out in outputs:
         check_writable_suffix(out)

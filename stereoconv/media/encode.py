@@ -261,8 +261,11 @@ def join_chunks(
             template = first.streams.video[0]
             video = out.add_stream_from_template(template)
             video.time_base = template.time_base
-        if spatial is not None:  # MV-HEVC: parameter sets in hvcC + lhvC only, both layers
+        if mov and template.codec_context.name == "hevc":
+            # hvc1 (parameter sets in the sample entry only), not FFmpeg's default hev1: Apple's
+            # players play only hvc1; the chunks' encoders keep parameter sets out of the frames
             video.codec_tag = "hvc1"
+        if spatial is not None:  # MV-HEVC: parameter sets in hvcC + lhvC only, both layers
             video.disposition = av.stream.Disposition.multilayer
         if suffix in (".mkv", ".webm") and layout in MATROSKA_STEREO_MODE:
             video.metadata["stereo_mode"] = MATROSKA_STEREO_MODE[layout]
