@@ -33,11 +33,13 @@ FORMAT_CHOICES = ("same", "jpeg", "png", "webp", "tiff", "heic", "mpo")
 @click.option("--workers", default=1, show_default=True,
               help="Ray workers, one per GPU (or CPU); 1, no --ray-address: no Ray.")  # fmt: skip
 @click.option("--ray-address", envvar="RAY_ADDRESS", help="An existing Ray cluster to run on.")
+@click.option("--report", "report_path", type=click.Path(path_type=Path),
+              help="Write a comfort and quality report (HTML, and JSON beside it).")  # fmt: skip
 @job_options
 @setting_options
 def images(
     in_dir: Path, out_dir: Path, fmt: str, skip_errors, quiet, overwrite, workers, ray_address,
-    **kwargs,
+    report_path, **kwargs,
 ) -> None:  # fmt: skip
     """Convert every photo under IN_DIR (JPEG, PNG, WebP, TIFF, HEIC) to stereo under OUT_DIR,
     keeping relative paths, EXIF and colour profiles. Photos already converted with the same
@@ -48,6 +50,10 @@ def images(
         if kwargs["layout"] not in (None, "pair"):
             raise UserError(f"--format mpo holds both views; drop --layout {kwargs['layout']}")
         kwargs["layout"] = "pair"
+    if report_path is not None:
+        from stereoconv.report import check_report_path
+
+        check_report_path(report_path, in_dir, out_dir)
     converter = make_converter(kwargs)
     mapper = None
     if workers < 1:
@@ -60,6 +66,15 @@ def images(
 
     def note(text: str) -> None:
         click.echo(f"stereoconv: {text}", err=True)
+
+    if report_path is not None:
+        from stereoconv.report import write_images_report
+
+        options = {"format": fmt, "in_dir": in_dir, "out_dir": out_dir, "overwrite": overwrite,
+                   "skip_errors": skip_errors}  # fmt: skip
+        for path in write_images_report(report_path, converter.config, in_dir, out_dir, report,
+                                        options):  # fmt: skip
+            click.echo(f"wrote {path}")
 
     for output, why in report.left_alone[:SHOWN_PATHS]:
         note(f"left alone: {out_dir / output} ({why})")

@@ -60,8 +60,9 @@ class ChunkWorker:
             _ = self.converter.depth_estimator
         return True
 
-    def encode_photos(self, batch: list[tuple], layout: str) -> list[list[bytes]]:
-        """A photo-library batch: its output files, encoded here, written by the driver."""
+    def encode_photos(self, batch: list[tuple], layout: str) -> list[tuple[list[bytes], dict]]:
+        """A photo-library batch: per photo its output files, encoded here, written by the
+        driver, and its comfort statistics."""
         from stereoconv.jobs.library import encode_batch
 
         return encode_batch(self.converter, batch, layout)

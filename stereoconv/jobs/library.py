@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from stereoconv import __version__
+from stereoconv.comfort import frame_stats
 from stereoconv.config import StereoConfig
 from stereoconv.converter import StereoConverter
 from stereoconv.errors import UserError
@@ -66,6 +67,8 @@ class Report:
     up_to_date: list[PurePosixPath] = field(default_factory=list)  # inputs
     left_alone: list[tuple[PurePosixPath, str]] = field(default_factory=list)  # (output, why)
     failed: list[tuple[PurePosixPath, str]] = field(default_factory=list)  # (input, why)
+    # comfort statistics of each converted photo, for --report: (input, outputs, frame_stats)
+    stats: list[tuple[PurePosixPath, tuple[PurePosixPath, ...], dict]] = field(default_factory=list)
 
     def summary(self) -> str:
         parts = [f"converted {_photos(len(self.converted))}"] if self.converted else []
@@ -293,28 +296,35 @@ def encode_outputs(
 
 
 def convert_batch(converter: StereoConverter, photos: list[Photo]) -> list[tuple]:
-    """(left, right) views, each (1, 3, H, W), of photos of one size, converted together."""
+    """(left, right, stats) of photos of one size, converted together: the views, each
+    (1, 3, H, W), and the comfort statistics (stereoconv.comfort.frame_stats) for --report."""
     frames = torch.from_numpy(np.stack([p.rgb for p in photos]))
     disparity = converter.pixel_disparity(converter.relative_disparity(frames))
     left, right = converter.views(frames, disparity)
-    return [(left[i : i + 1], right[i : i + 1]) for i in range(len(photos))]
+    stats = frame_stats(disparity, disparity.shape[-1])  # comfort statistics (--report)
+    return [(left[i : i + 1], right[i : i + 1], stats[i]) for i in range(len(photos))]
 
 
-def encode_batch(converter: StereoConverter, batch: list[tuple], layout: str) -> list[list[bytes]]:
-    """The output files of a batch of (task, photo) of one size, converted together."""
+# The output files of one photo, one per output name, and its comfort statistics.
+PhotoResult = tuple[list[bytes], dict]
+
+
+def encode_batch(converter: StereoConverter, batch: list[tuple], layout: str) -> list[PhotoResult]:
+    """The output files and statistics of a batch of (task, photo) of one size, converted
+    together."""
     views = convert_batch(converter, [photo for _, photo in batch])
     return [
-        encode_outputs(left, right, layout, task.fmt, photo)
-        for (task, photo), (left, right) in zip(batch, views, strict=True)
+        (encode_outputs(left, right, layout, task.fmt, photo), stats)
+        for (task, photo), (left, right, stats) in zip(batch, views, strict=True)
     ]
 
 
-# Maps batches of (task, photo) to (batch, files per photo), in order: here or on Ray actors.
-BatchMapper = Callable[[Iterator[list], str], Iterator[tuple[list, list[list[bytes]]]]]
+# Maps batches of (task, photo) to (batch, result per photo), in order: here or on Ray actors.
+BatchMapper = Callable[[Iterator[list], str], Iterator[tuple[list, list[PhotoResult]]]]
 
 
 def local_batches(converter: StereoConverter) -> BatchMapper:
-    def run(batches: Iterator[list], layout: str) -> Iterator[tuple[list, list[list[bytes]]]]:
+    def run(batches: Iterator[list], layout: str) -> Iterator[tuple[list, list[PhotoResult]]]:
         for batch in batches:
             yield batch, encode_batch(converter, batch, layout)
 
@@ -376,11 +386,12 @@ def convert_library(
     bar = tqdm(total=len(tasks), unit="file", desc="photos", disable=quiet or not tasks)
     try:
         batches = batched(read_all(), lambda tp: tp[1].rgb.shape, config.batch_size)
-        for batch, files in (mapper or local_batches(converter))(batches, config.layout):
-            for (task, _), task_files in zip(batch, files, strict=True):
+        for batch, results in (mapper or local_batches(converter))(batches, config.layout):
+            for (task, _), (task_files, stats) in zip(batch, results, strict=True):
                 try:
                     write_task(task, task_files, out_dir, manifest)
                     report.converted.append(task.source)
+                    report.stats.append((task.source, task.outputs, stats))
                 except UserError as exc:
                     fail(task.source, str(exc))
             save_manifest(out_dir, manifest)
