@@ -77,6 +77,26 @@ def test_frame_stats_measure_parallax_and_holes():
     assert stats["holes"] == pytest.approx(5 / 100)
 
 
+def test_auto_convergence_for_a_photo_library(tmp_path, tiny_depth):
+    from PIL import Image
+
+    from stereoconv.cli import main
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(1)
+    Image.fromarray(rng.integers(0, 256, (40, 80, 3), dtype=np.uint8)).save(photos / "a.png")
+    outputs = {}
+    for name, extra in (("fixed", []), ("auto", ["--convergence", "auto"])):
+        args = ["images", str(photos), str(tmp_path / name), "--backend", "warp",
+                "--depth-model", str(tiny_depth), "-q", *extra]  # fmt: skip
+        assert main(args) == 0
+        outputs[name] = np.asarray(Image.open(tmp_path / name / "a.png"))
+    # the screen plane moved: the right views differ, the left ones (the photo) do not
+    assert np.array_equal(outputs["fixed"][:, :80], outputs["auto"][:, :80])
+    assert not np.array_equal(outputs["fixed"][:, 80:], outputs["auto"][:, 80:])
+
+
 def test_auto_convergence_for_a_still_picture(tmp_path, capsys):
     from PIL import Image
 

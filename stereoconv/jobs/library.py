@@ -24,12 +24,13 @@ import numpy as np
 import torch
 
 from stereoconv import __version__
-from stereoconv.comfort import frame_stats
+from stereoconv.comfort import frame_stats, still_convergence
 from stereoconv.config import StereoConfig
 from stereoconv.converter import StereoConverter
 from stereoconv.errors import UserError
 from stereoconv.fileio import atomic_output
-from stereoconv.jobs.image import output_paths, to_uint8
+from stereoconv.geometry import robust_range
+from stereoconv.jobs.image import output_paths, refuse_spatial, to_uint8
 from stereoconv.layout import pack
 from stereoconv.media.images import (
     PHOTO_FORMATS,
@@ -298,8 +299,14 @@ def encode_outputs(
 def convert_batch(converter: StereoConverter, photos: list[Photo]) -> list[tuple]:
     """(left, right, stats) of photos of one size, converted together: the views, each
     (1, 3, H, W), and the comfort statistics (stereoconv.comfort.frame_stats) for --report."""
+    cfg = converter.config
     frames = torch.from_numpy(np.stack([p.rgb for p in photos]))
-    disparity = converter.pixel_disparity(converter.relative_disparity(frames))
+    relative = converter.relative_disparity(frames)
+    low, high = robust_range(relative, cfg.depth_low_pct, cfg.depth_high_pct)
+    convergence = None
+    if cfg.auto_convergence:  # each photo its own shot
+        convergence = still_convergence(relative, low, high, cfg.convergence)
+    disparity = converter.pixel_disparity(relative, low, high, convergence)
     left, right = converter.views(frames, disparity)
     stats = frame_stats(disparity, disparity.shape[-1])  # comfort statistics (--report)
     return [(left[i : i + 1], right[i : i + 1], stats[i]) for i in range(len(photos))]
@@ -348,6 +355,7 @@ def convert_library(
     from tqdm import tqdm
 
     config = converter.config
+    refuse_spatial(config.layout)
     if requested not in FORMATS:
         raise UserError(f"--format must be one of {', '.join(FORMATS)}, not {requested!r}")
     if requested == "mpo" and config.layout != "pair":
@@ -374,7 +382,7 @@ def convert_library(
     def read_all() -> Iterator[tuple[Task, Photo]]:
         for task in tasks:
             try:
-                yield task, read_photo(in_dir / task.source)
+                yield task, read_photo(in_dir / task.source, config.max_megapixels)
             except UserError as exc:
                 if not skip_errors:
                     stop.append(exc)
