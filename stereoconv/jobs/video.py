@@ -292,6 +292,34 @@ def save_depth_maps(folder: Path, indices: list[int], relative: torch.Tensor) ->
             Image.fromarray(values.astype(np.uint16)).save(tmp, format="PNG")
 
 
+def depth_batches(
+    job: VideoJob, converter: StereoConverter, first: int, stop: int
+) -> Iterator[tuple[list[int], list[int], torch.Tensor, torch.Tensor, bool]]:
+    """Frames first..stop-1 in batches, decoded ahead in a thread: (frame indices, their pts,
+    frames (B, 3, H, W) in [0, 1] on the device, their depth, whether the depth was given).
+    The depth is the --depth maps as --depth-kind reads them, or the model's estimate."""
+    cfg, device = converter.config, converter.device
+    index_of = {p: i for i, p in enumerate(job.pts[first:stop], start=first)}
+    frames = decode_range(job.input, job.pts[first], job.pts[stop - 1], job.info)
+    frames = prefetch(frames, ahead=2 * cfg.batch_size)  # decode while the GPU works
+    depth_frames = DepthFrames(job.depth, job.depth_offset) if job.depth else None
+    peak = 65535.0 if job.info.high_bit_depth else 255.0
+    decodable = ((index_of[p], p, f) for p, f in frames if p in index_of)
+    for batch in batched(decodable, cfg.batch_size):
+        indices = [i for i, _, _ in batch]
+        rgb = torch.from_numpy(np.stack([f for _, _, f in batch]).astype(np.float32))
+        x = (rgb.to(device) / peak).permute(0, 3, 1, 2)
+        if depth_frames is None:
+            yield indices, [p for _, p, _ in batch], x, converter.relative_disparity(x), False
+            continue
+        maps = depth_frames.read(indices[0], indices[-1] + 1)
+        given = torch.cat([
+            depth_from_values(v, k, cfg.depth_kind, job.info.height, job.info.width,
+                              cfg.depth_scale) for v, k in maps
+        ]).to(device)  # fmt: skip
+        yield indices, [p for _, p, _ in batch], x, given, True
+
+
 def convert_chunk(
     job: VideoJob,
     converter: StereoConverter,
@@ -301,11 +329,6 @@ def convert_chunk(
     """Convert one chunk to its file in the work folder; returns its statistics."""
     cfg, device, enc = converter.config, converter.device, job.encoder
     warm = max(0, chunk.first - WINDOW)
-    index_of = {p: i for i, p in enumerate(job.pts[warm : chunk.stop], start=warm)}
-    frames = decode_range(job.input, job.pts[warm], job.pts[chunk.stop - 1], job.info)
-    frames = prefetch(frames, ahead=2 * cfg.batch_size)  # decode while the GPU works
-    depth_frames = DepthFrames(job.depth, job.depth_offset) if job.depth else None
-    peak = 65535.0 if job.info.high_bit_depth else 255.0
     smoother, previous = DepthRangeSmoother(), None
     flicker = {"left": 0.0, "right": 0.0, "pairs": 0}
     last_views, first_pts = None, None
@@ -314,20 +337,9 @@ def convert_chunk(
         job.chunk_video(chunk), enc
     )
     try:
-        for batch in batched(((index_of[p], p, f) for p, f in frames if p in index_of),
-                             cfg.batch_size):  # fmt: skip
-            indices = [i for i, _, _ in batch]
-            rgb = torch.from_numpy(np.stack([f for _, _, f in batch]).astype(np.float32))
-            x = (rgb.to(device) / peak).permute(0, 3, 1, 2)
-            if depth_frames is not None:
-                maps = depth_frames.read(indices[0], indices[-1] + 1)
-                given = torch.cat([
-                    depth_from_values(v, k, cfg.depth_kind, job.info.height, job.info.width,
-                                      cfg.depth_scale) for v, k in maps
-                ]).to(device)  # fmt: skip
-            else:
-                given = None
-            relative = given if given is not None else converter.relative_disparity(x)
+        for indices, pts_batch, x, relative, given in depth_batches(
+            job, converter, warm, chunk.stop
+        ):
             lows, highs = robust_range(relative, cfg.depth_low_pct, cfg.depth_high_pct)
             smoothed, cuts = [], []
             for thumb, lo, hi in zip(thumbnails(x), lows.tolist(), highs.tolist(), strict=True):
@@ -337,8 +349,8 @@ def convert_chunk(
             keep = [j for j, i in enumerate(indices) if i >= chunk.first]
             if not keep:
                 continue
-            if given is not None and cfg.depth_kind == "disparity-px":
-                disparity = given[keep]
+            if given and cfg.depth_kind == "disparity-px":
+                disparity = relative[keep]
             else:
                 lo_hi = torch.tensor([smoothed[j] for j in keep], device=device)
                 convergence = None
@@ -348,7 +360,7 @@ def convert_chunk(
                 disparity = converter.pixel_disparity(
                     relative[keep], lo_hi[:, 0], lo_hi[:, 1], convergence
                 )
-            if job.save_depth is not None and given is None:
+            if job.save_depth is not None and not given:
                 save_depth_maps(job.save_depth, [indices[j] for j in keep], relative[keep])
             left, right = converter.views(x[keep], disparity)
             views = torch.stack([thumbnails(left, 256), thumbnails(right, 256)], dim=1)
@@ -374,7 +386,7 @@ def convert_chunk(
                 for j, change, stat in zip(keep, changes, measured, strict=True):
                     stat.update(
                         index=indices[j],
-                        time=float((batch[j][1] - job.pts[0]) * job.info.time_base),
+                        time=float((pts_batch[j] - job.pts[0]) * job.info.time_base),
                         cut=cuts[j],
                         convergence=(
                             job.convergence_plan[indices[j]]
@@ -390,7 +402,7 @@ def convert_chunk(
                 packed = stack_views(left, right)
             else:
                 packed = pack(left, right, cfg.layout)
-            pts = [batch[j][1] for j in keep]
+            pts = [pts_batch[j] for j in keep]
             first_pts = pts[0] if first_pts is None else first_pts
             encoder.write(to_array(packed, enc.height, enc.width, enc.high_bit_depth), pts)
             if on_frames is not None:
@@ -415,27 +427,12 @@ def plan_convergence(job: VideoJob, converter: StereoConverter) -> VideoJob:
     """--convergence auto: a first pass over the depth of every frame finds, per shot, the
     screen plane that keeps the border bands behind it (at least the configured convergence);
     the plan is part of the job, so every chunk and every worker uses the same one."""
-    cfg, device = converter.config, converter.device
+    cfg = converter.config
     if cfg.depth_kind == "disparity-px" and job.depth is not None:
         raise UserError("--convergence auto needs relative depth, not --depth-kind disparity-px")
-    depth_frames = DepthFrames(job.depth, job.depth_offset) if job.depth else None
-    peak = 65535.0 if job.info.high_bit_depth else 255.0
     smoother, previous = DepthRangeSmoother(), None
     nearness, cuts, decoded = [], [], []
-    index_of = {p: i for i, p in enumerate(job.pts)}
-    frames = prefetch(decode_range(job.input, job.pts[0], job.pts[-1], job.info))
-    for batch in batched(((index_of[p], f) for p, f in frames if p in index_of), cfg.batch_size):
-        indices = [i for i, _ in batch]
-        rgb = torch.from_numpy(np.stack([f for _, f in batch]).astype(np.float32))
-        x = (rgb.to(device) / peak).permute(0, 3, 1, 2)
-        if depth_frames is not None:
-            maps = depth_frames.read(indices[0], indices[-1] + 1)
-            relative = torch.cat([
-                depth_from_values(v, k, cfg.depth_kind, job.info.height, job.info.width,
-                                  cfg.depth_scale) for v, k in maps
-            ]).to(device)  # fmt: skip
-        else:
-            relative = converter.relative_disparity(x)
+    for indices, _, x, relative, _ in depth_batches(job, converter, 0, len(job.pts)):
         lows, highs = robust_range(relative, cfg.depth_low_pct, cfg.depth_high_pct)
         decoded += indices
         for b, (thumb, lo, hi) in enumerate(

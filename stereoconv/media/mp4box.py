@@ -56,6 +56,18 @@ def top_level_boxes(path: Path):
     return out
 
 
+def read_moov(path: Path) -> tuple[list, int, int, bytearray]:
+    """(top-level boxes, moov offset, moov size, moov bytes) of an MP4 / MOV file."""
+    top = top_level_boxes(path)
+    moov = next((b for b in top if b[0] == b"moov"), None)
+    if moov is None:
+        raise ValueError("no moov box")
+    _, pos, size = moov
+    with open(path, "rb") as f:
+        f.seek(pos)
+        return top, pos, size, bytearray(f.read(size))
+
+
 def find_path(data: bytes, path: list[bytes], start: int, end: int) -> list[tuple[int, int, int]]:
     """All (offset, size, header) chains matching `path` below data[start:end]."""
     found = []
@@ -126,14 +138,7 @@ def add_st3d(path: Path, layout: str) -> bool:
         return False
     path = Path(path)
     try:
-        top = top_level_boxes(path)
-        moov_entry = next((b for b in top if b[0] == b"moov"), None)
-        if moov_entry is None:
-            raise ValueError("no moov box")
-        _, moov_pos, moov_size = moov_entry
-        with open(path, "rb") as f:
-            f.seek(moov_pos)
-            moov = bytearray(f.read(moov_size))
+        top, moov_pos, moov_size, moov = read_moov(path)
         chain = _video_track_chain(bytes(moov))
         if chain is None:
             raise ValueError("no video track")
@@ -167,11 +172,7 @@ def add_st3d(path: Path, layout: str) -> bool:
 
 def read_st3d(path: Path) -> int | None:
     """The stereo_mode of the video track's st3d box, or None if there is none."""
-    top = top_level_boxes(path)
-    _, pos, size = next(b for b in top if b[0] == b"moov")
-    with open(path, "rb") as f:
-        f.seek(pos)
-        moov = f.read(size)
+    moov = bytes(read_moov(path)[3])
     chain = _video_track_chain(moov)
     stsd_pos, stsd_size, stsd_header = chain[-1]
     _, entry_pos, entry_size, entry_header = next(

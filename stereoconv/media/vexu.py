@@ -33,7 +33,7 @@ from stereoconv.media.mp4box import (
     _shift_chunk_offsets,
     _video_track_chain,
     boxes,
-    top_level_boxes,
+    read_moov,
 )
 
 HERO_EYES = {"none": 0, "left": 1, "right": 2}
@@ -80,17 +80,6 @@ def hfov_box(meta: SpatialMetadata) -> bytes:
     return box(b"hfov", struct.pack(">I", meta.hfov_millidegrees))
 
 
-def _read_moov(path: Path):
-    top = top_level_boxes(path)
-    moov = next((b for b in top if b[0] == b"moov"), None)
-    if moov is None:
-        raise ValueError("no moov box")
-    _, pos, size = moov
-    with open(path, "rb") as f:
-        f.seek(pos)
-        return top, pos, size, bytearray(f.read(size))
-
-
 def _sample_entry(moov: bytes):
     """The box chain down to stsd, and (offset, size, header) of its first sample entry."""
     chain = _video_track_chain(moov)
@@ -121,7 +110,7 @@ def add_vexu(path: Path, meta: SpatialMetadata) -> None:
     """Append vexu and hfov to the video sample entry of a QuickTime / MP4 file, in place."""
     path = Path(path)
     try:
-        top, moov_pos, moov_size, moov = _read_moov(path)
+        top, moov_pos, moov_size, moov = read_moov(path)
         chain, (entry_pos, entry_size, entry_header) = _sample_entry(bytes(moov))
         children = entry_pos + entry_header + VISUAL_SAMPLE_ENTRY_FIELDS
         if any(k in (b"vexu", b"hfov") for k, *_ in boxes(bytes(moov), children,
@@ -143,7 +132,7 @@ def read_spatial(path: Path) -> dict:
     {"entry": "hvc1", "children": [...], "stri": {...}, "hero": 1, "baseline_um": ...,
     "projection": "rect", "hfov_millidegrees": ...}. Raises ValueError if something is
     malformed."""
-    _, _, _, moov = _read_moov(Path(path))
+    _, _, _, moov = read_moov(Path(path))
     moov = bytes(moov)
     _, (entry_pos, entry_size, entry_header) = _sample_entry(moov)
     out: dict = {"entry": moov[entry_pos + 4 : entry_pos + 8].decode("latin-1"), "children": []}
