@@ -296,6 +296,34 @@ def smoke_patch() -> None:
 SMOKE_SCALE = 1
 
 
+def profile_case(components, device, height, width, frames) -> dict:
+    """Where the time of one batch goes (eager, benchmark settings): the torch profiler's top
+    operators by GPU time, and the share of the UNet's kinds of work."""
+    from torch.profiler import ProfilerActivity, profile
+
+    cfg = build_config(backend="diffusion", batch_size=frames)
+    backend = DiffusionBackend(StereoDiffusion(components, cfg))
+    x, d = frames_and_disparity(frames, height, width, cfg.divergence, device)
+    backend(x, d)  # warm-up
+    sync(device)
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        backend(x, d)
+        sync(device)
+    events = prof.key_averages()
+    total = sum(e.self_device_time_total for e in events) or 1
+    top = sorted(events, key=lambda e: e.self_device_time_total, reverse=True)[:20]
+    rows = [
+        {"op": e.key, "gpu_ms": e.self_device_time_total / 1e3 / frames,
+         "share": e.self_device_time_total / total, "calls": e.count}
+        for e in top
+    ]  # fmt: skip
+    for r in rows:
+        print(f"  {r['share']:6.1%} {r['gpu_ms']:8.2f} ms/frame {r['calls']:7d}  {r['op'][:70]}")
+    return {"seconds_per_frame": total / 1e6 / frames, "fps": 0.0, "peak_gib": 0.0,
+            "unet_evals_per_frame": 140, "tflop_per_frame": 0.0, "tflops": 0.0,
+            "size": f"{width}x{height}", "frames_per_batch": frames, "top_ops": rows}  # fmt: skip
+
+
 def compiled_case(components, device, height, width, frames, repeats, **settings) -> dict:
     """The benchmark settings with the UNet compiled (--compile); after the eager cases, as it
     changes the components for good."""
@@ -350,6 +378,11 @@ def main() -> None:
             components, device, 576 // k, 1024 // k, args.frames, args.repeats),
         "paper-512": lambda: diffusion_case(
             components, device, 512 // k, 512 // k, args.frames, 1, flops=False,
+            null_text=True, guidance=7.5),
+        "profile-512-b16": lambda: profile_case(
+            components, device, 512 // k, 512 // k, 2 * args.frames),
+        "paper-512-b16": lambda: diffusion_case(
+            components, device, 512 // k, 512 // k, 2 * args.frames, 1, flops=False,
             null_text=True, guidance=7.5),
         "diffusion-512-b16": lambda: diffusion_case(
             components, device, 512 // k, 512 // k, 2 * args.frames, args.repeats),
