@@ -120,14 +120,10 @@ def matmul_ceiling(device: torch.device) -> float:
 
 
 class UNetCounter:
-    """Counts images through the UNet (forward passes x batch)."""
+    """Counts images through the UNet (forward passes x batch), filled by count_unet_images."""
 
-    def __init__(self, unet):
+    def __init__(self):
         self.images = 0
-        unet.register_forward_hook(self._hook)
-
-    def _hook(self, module, args, output):
-        self.images += args[0].shape[0]
 
 
 def sync(device: torch.device) -> None:
@@ -201,8 +197,7 @@ def diffusion_case(
 
 def count_unet_images(pipe: StereoDiffusion) -> UNetCounter:
     """Count images through the UNet at the pipeline's model call (also when compiled)."""
-    counter = UNetCounter.__new__(UNetCounter)
-    counter.images = 0
+    counter = UNetCounter()
     predict = pipe.predict
 
     def counted(x, t, step, views, cond, uncond, extra=None):

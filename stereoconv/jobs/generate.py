@@ -38,6 +38,12 @@ def finish(converter: StereoConverter, out: StereoOutput) -> tuple[torch.Tensor,
     return out.left, right
 
 
+def diffusion_components(converter: StereoConverter, default_model: str):
+    """The configured (or the command's default) Stable Diffusion model on the job's device."""
+    cfg, device = converter.config, converter.device
+    return load_components(cfg.model or default_model, device, pick_dtype(device, cfg.precision))
+
+
 def prepare_outputs(output: Path, layout: str, overwrite: bool, inputs: list[Path]) -> list[Path]:
     refuse_spatial(layout)
     outputs = output_paths(Path(output), layout)
@@ -60,12 +66,10 @@ def text_to_stereo(
     view from the shift step on."""
     cfg = converter.config
     outputs = prepare_outputs(output, cfg.layout, overwrite, [])
-    device = converter.device
-    components = load_components(
-        cfg.model or DEFAULT_SD_MODEL, device, pick_dtype(device, cfg.precision)
-    )
+    if height or width:  # a bad size fails before the model loads
+        check_size(height or 64, width or 64)
+    components = diffusion_components(converter, DEFAULT_SD_MODEL)
     height, width = height or components.default_size, width or components.default_size
-    check_size(height, width)
 
     def disparity_of(image: torch.Tensor) -> torch.Tensor:
         return converter.pixel_disparity(converter.relative_disparity(image))
@@ -95,9 +99,7 @@ def depth_to_stereo(
         relative = converter.relative_disparity(torch.from_numpy(rgb)[None])
     else:
         relative = load_depth_map(source, "relative-disparity")
-    components = load_components(
-        cfg.model or DEFAULT_DEPTH2IMG_MODEL, device, pick_dtype(device, cfg.precision)
-    )
+    components = diffusion_components(converter, DEFAULT_DEPTH2IMG_MODEL)
     if not components.depth_conditioned:
         raise UserError(
             f"--model {cfg.model or DEFAULT_DEPTH2IMG_MODEL!r} is not depth-conditioned: "

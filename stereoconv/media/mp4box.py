@@ -154,20 +154,26 @@ def add_st3d(path: Path, layout: str) -> bool:
             _shift_chunk_offsets(moov, len(new))
     except (ValueError, struct.error, StopIteration) as exc:
         raise UserError(f"cannot add stereo metadata to {path}: {exc}") from None
-    if moov_pos + moov_size == path.stat().st_size:  # moov last: rewrite the tail in place
+    write_moov(path, moov_pos, moov_size, moov)
+    return True
+
+
+def write_moov(path: Path, moov_pos: int, moov_size: int, moov: bytes) -> None:
+    """Put a grown moov box in place of the old one: the tail rewritten in place when moov is
+    the last box, otherwise the file copied around it (then renamed over the original)."""
+    if moov_pos + moov_size == path.stat().st_size:
         with open(path, "r+b") as f:
             f.seek(moov_pos)
             f.write(moov)
             f.truncate()
-        return True
-    tmp = path.with_name(path.name + ".st3d")
+        return
+    tmp = path.with_name(path.name + ".moov")
     with open(path, "rb") as src, open(tmp, "wb") as dst:
         dst.write(src.read(moov_pos))
         dst.write(moov)
         src.seek(moov_pos + moov_size)
         shutil.copyfileobj(src, dst)
     os.replace(tmp, path)
-    return True
 
 
 def read_st3d(path: Path) -> int | None:

@@ -21,8 +21,6 @@ sample entry, and shifts chunk offsets when moov sits before mdat.
 
 from __future__ import annotations
 
-import os
-import shutil
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +32,7 @@ from stereoconv.media.mp4box import (
     _video_track_chain,
     boxes,
     read_moov,
+    write_moov,
 )
 
 HERO_EYES = {"none": 0, "left": 1, "right": 2}
@@ -90,22 +89,6 @@ def _sample_entry(moov: bytes):
     return chain, (pos, size, header)
 
 
-def _write_moov(path: Path, top, moov_pos: int, moov_size: int, moov: bytearray) -> None:
-    if moov_pos + moov_size == path.stat().st_size:  # moov last: rewrite the tail in place
-        with open(path, "r+b") as f:
-            f.seek(moov_pos)
-            f.write(moov)
-            f.truncate()
-        return
-    tmp = path.with_name(path.name + ".vexu")
-    with open(path, "rb") as src, open(tmp, "wb") as dst:
-        dst.write(src.read(moov_pos))
-        dst.write(moov)
-        src.seek(moov_pos + moov_size)
-        shutil.copyfileobj(src, dst)
-    os.replace(tmp, path)
-
-
 def add_vexu(path: Path, meta: SpatialMetadata) -> None:
     """Append vexu and hfov to the video sample entry of a QuickTime / MP4 file, in place."""
     path = Path(path)
@@ -124,7 +107,7 @@ def add_vexu(path: Path, meta: SpatialMetadata) -> None:
             _shift_chunk_offsets(moov, len(new))
     except (ValueError, struct.error, StopIteration) as exc:
         raise UserError(f"cannot add spatial video metadata to {path}: {exc}") from None
-    _write_moov(path, top, moov_pos, moov_size, moov)
+    write_moov(path, moov_pos, moov_size, moov)
 
 
 def read_spatial(path: Path) -> dict:
