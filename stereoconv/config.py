@@ -71,6 +71,9 @@ class StereoConfig:
     model: str = setting(
         "", "SD 1.x / 2.x hub id or folder; '': SD 1.5 (image, text), SD 2 depth (depth)"
     )
+    vae: str = setting(
+        "", "another VAE for the model's latent space (hub id or folder, e.g. TAESD); '': its own"
+    )
     steps: int = setting(50, "DDIM steps")
     shift_fraction: float = setting(0.2, "the shift step t', as a fraction of the steps")
     spsmd_every: int = setting(10, "SPSMD copy every k steps after t' (the paper: 10); 0: off")

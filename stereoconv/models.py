@@ -43,36 +43,93 @@ def hub_reachable(timeout: float = 3.0) -> bool:
 
 
 def _quiet_loading() -> None:
-    """transformers' per-tensor "Loading weights" bar would tear through the job's own bar."""
+    """transformers' per-tensor "Loading weights" bar would tear through the job's own bar, and
+    the libraries' own warnings about weights are replaced by load_pretrained's one error."""
+    from diffusers.utils import logging as diffusers_logging
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
+    hf_logging.set_verbosity_error()
+    diffusers_logging.set_verbosity_error()
 
 
-def load_pretrained(cls, name: str, what: str, **kwargs):
+def _check_weights(model, info: dict, name: str, what: str, part: str) -> None:
+    """Weights that do not fit the model's architecture are an error, never a random start."""
+    problems = []
+    for key, label in (
+        ("missing_keys", "missing"),
+        ("unexpected_keys", "unexpected"),
+        ("mismatched_keys", "of the wrong shape"),
+    ):
+        keys = list(info.get(key) or [])
+        if keys:
+            first = keys[0][0] if isinstance(keys[0], tuple) else keys[0]
+            problems.append(f"{len(keys)} weights {label} (e.g. {first})")
+    if problems:
+        where = f"{part} of {what} {name!r}" if part else f"{what} {name!r}"
+        raise UserError(
+            f"{where}: the weights do not fit {type(model).__name__}: {'; '.join(problems)}"
+        )
+
+
+def load_pretrained(cls, name: str, what: str, strict: bool = True, **kwargs):
     """cls.from_pretrained(name) for a hub id or a local folder. The cache is tried first (no
     network round trips), the hub only if it answers. A model that cannot be had (offline, not
-    cached, a folder that is not a model) becomes one UserError naming it and how to provide it."""
+    cached, a folder that is not a model) becomes one UserError naming it and how to provide it.
+    Models (anything with weights) are loaded strictly: a missing, unexpected or mis-shaped
+    weight is a UserError naming the folder and the part (kwargs' `subfolder`)."""
     path = Path(name).expanduser()
     if path.exists() and not path.is_dir():
         raise UserError(f"{what} {name!r} is a file; give a hub id or a model folder")
     source = str(path) if path.is_dir() else name
+    part = kwargs.get("subfolder", "")
+    weights = strict and _has_weights(cls)
+    if weights:
+        kwargs["output_loading_info"] = True
     _quiet_loading()
     try:
         try:
-            return cls.from_pretrained(source, local_files_only=True, **kwargs)
+            loaded = cls.from_pretrained(source, local_files_only=True, **kwargs)
         except (OSError, ValueError):
             if path.is_dir() or not hub_reachable():
                 raise
-        return cls.from_pretrained(source, **kwargs)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+            loaded = cls.from_pretrained(source, **kwargs)
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         text = str(exc).strip()
         reason = text.splitlines()[0][:200] if text else type(exc).__name__
         if path.is_dir():
-            raise UserError(f"{what} folder {name!r} is not a usable model: {reason}") from None
+            where = f"{what} folder {name!r}" + (f" ({part})" if part else "")
+            raise UserError(f"{where} is not a usable model: {reason}") from None
+        if isinstance(exc, RuntimeError):
+            raise UserError(
+                f"{what} {name!r} ({part or 'model'}) could not load: {reason}"
+            ) from None
         cache = os.environ.get("HF_HOME", "~/.cache/huggingface")
         raise UserError(
             f"{what} {name!r} is not in the Hugging Face cache ({cache}) and could not be "
             "downloaded: connect to the internet once, pass a local folder, or set HF_HOME "
             "to a cache that has it"
         ) from None
+    if not weights:
+        return loaded
+    model, info = loaded
+    _check_weights(model, info, name, what, part)
+    return model
+
+
+def _has_weights(cls) -> bool:
+    """diffusers models and transformers models report their loading; tokenizers, schedulers
+    and processors have no weights to check."""
+    names = {base.__name__ for base in cls.__mro__}
+    return bool(names & {"ModelMixin", "PreTrainedModel", "_BaseAutoModelClass"})
+
+
+class DiffusersConfig:
+    """A diffusers model folder's config.json, loaded like a model (cache first, then the hub),
+    to learn the class it names."""
+
+    @staticmethod
+    def from_pretrained(source: str, **kwargs) -> dict:
+        from diffusers import AutoencoderKL  # any model class: all read config.json
+
+        return AutoencoderKL.load_config(source, **kwargs)

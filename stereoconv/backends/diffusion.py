@@ -93,7 +93,10 @@ class DiffusionBackend:
     def from_config(cls, config: StereoConfig, device: torch.device) -> DiffusionBackend:
         device = torch.device(device)
         components = load_components(
-            config.model or DEFAULT_SD_MODEL, device, pick_dtype(device, config.precision)
+            config.model or DEFAULT_SD_MODEL,
+            device,
+            pick_dtype(device, config.precision),
+            vae=config.vae,
         )
         if config.compile:
             compile_unet(components)

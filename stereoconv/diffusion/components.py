@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 
 import torch
 
-from stereoconv.models import load_pretrained
+from stereoconv.errors import UserError
+from stereoconv.models import DiffusersConfig, load_pretrained
 
 DEFAULT_SD_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
 DEFAULT_DEPTH2IMG_MODEL = "stabilityai/stable-diffusion-2-depth"
@@ -46,7 +47,11 @@ class SDComponents:
 
     @property
     def vae_scale_factor(self) -> int:
-        return 2 ** (len(self.vae.config.block_out_channels) - 1)
+        """Image pixels per latent pixel: 8 for SD's AutoencoderKL and for TAESD."""
+        config = self.vae.config
+        if "upsampling_scaling_factor" in config:  # AutoencoderTiny
+            return config.upsampling_scaling_factor ** (len(config.block_out_channels) - 1)
+        return 2 ** (len(config.block_out_channels) - 1)
 
     @property
     def depth_conditioned(self) -> bool:
@@ -79,36 +84,88 @@ class SDComponents:
     @torch.inference_mode()
     def encode_images(self, images: torch.Tensor, batch_size: int = 8) -> torch.Tensor:
         """(N, 3, H, W) in [0, 1] -> scaled latents (N, 4, H/8, W/8), float32. The posterior
-        mean, not a sample: inversion wants the image's own latent, deterministically."""
+        mean where the VAE has one (AutoencoderKL), not a sample: inversion wants the image's
+        own latent, deterministically; `.latents` where it has none (AutoencoderTiny)."""
         out = []
         for chunk in images.split(batch_size):
             x = (chunk.to(self.device, self.vae.dtype) * 2 - 1).contiguous()
-            out.append(self.vae.encode(x).latent_dist.mean.float())
-        return torch.cat(out) * self.vae.config.scaling_factor
+            encoded = self.vae.encode(x)
+            if hasattr(encoded, "latent_dist"):
+                out.append(encoded.latent_dist.mean.float())
+            else:
+                out.append(encoded.latents.float())
+        return latents_to_model(torch.cat(out), self.vae.config)
 
     @torch.inference_mode()
     def decode_latents(self, latents: torch.Tensor, batch_size: int = 8) -> torch.Tensor:
         """Scaled latents -> images (N, 3, H, W) in [0, 1], float32."""
         out = []
-        for chunk in latents.split(batch_size):
-            z = (chunk / self.vae.config.scaling_factor).to(self.device, self.vae.dtype)
-            out.append(self.vae.decode(z).sample.float())
+        for chunk in latents_to_vae(latents, self.vae.config).split(batch_size):
+            out.append(self.vae.decode(chunk.to(self.device, self.vae.dtype)).sample.float())
         return (torch.cat(out) / 2 + 0.5).clamp(0, 1)
 
 
+def latents_to_model(z: torch.Tensor, config) -> torch.Tensor:
+    """The VAE's latents -> the diffusion model's: (z - shift) * scale, as diffusers does."""
+    shift = config.get("shift_factor") or 0.0
+    return (z - shift) * config.scaling_factor
+
+
+def latents_to_vae(z: torch.Tensor, config) -> torch.Tensor:
+    shift = config.get("shift_factor") or 0.0
+    return z / config.scaling_factor + shift
+
+
+VAE_CLASSES = ("AutoencoderKL", "AutoencoderTiny")
+
+
+def load_vae(name: str, dtype: torch.dtype, subfolder: str | None = None):
+    """Any autoencoder diffusers offers for SD's latent space, by the class its folder names
+    (AutoencoderKL for SD, AutoencoderTiny for TAESD); weights checked strictly."""
+    import diffusers
+
+    what = "diffusion model" if subfolder else "VAE"
+    kwargs = {"subfolder": subfolder} if subfolder else {}
+    class_name = load_pretrained(DiffusersConfig, name, what, **kwargs).get("_class_name", "")
+    if class_name not in VAE_CLASSES:
+        where = f"{name!r}" + (f" ({subfolder})" if subfolder else "")
+        raise UserError(
+            f"VAE {where} is a {class_name or 'model of no named class'}, not one of "
+            f"{', '.join(VAE_CLASSES)}"
+        )
+    return load_pretrained(getattr(diffusers, class_name), name, what, torch_dtype=dtype, **kwargs)
+
+
+def sanitised_scheduler(scheduler):
+    """DDIM as StableDiffusionPipeline runs it: older and community configs lack these keys, and
+    their defaults would clip x0 in the loop (not in the inversion) and shift the timesteps."""
+    from diffusers import DDIMScheduler
+
+    config = dict(scheduler.config)
+    config.update(clip_sample=False, steps_offset=1)
+    return DDIMScheduler.from_config(config)
+
+
 def load_components(
-    name: str, device: torch.device, dtype: torch.dtype = torch.float32
+    name: str, device: torch.device, dtype: torch.dtype = torch.float32, vae: str = ""
 ) -> SDComponents:
-    """A diffusers Stable Diffusion folder or hub id, its scheduler as DDIM (eta 0)."""
-    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+    """A diffusers Stable Diffusion folder or hub id, its scheduler as DDIM (eta 0). `vae`: a
+    hub id or folder of another VAE for the same latent space (e.g. TAESD), '' for the model's."""
+    from diffusers import DDIMScheduler, UNet2DConditionModel
     from transformers import CLIPTextModel, CLIPTokenizer
 
     what = "diffusion model"
     unet = load_pretrained(UNet2DConditionModel, name, what, subfolder="unet", torch_dtype=dtype)
-    vae = load_pretrained(AutoencoderKL, name, what, subfolder="vae", torch_dtype=dtype)
+    autoencoder = load_vae(vae, dtype) if vae else load_vae(name, dtype, subfolder="vae")
     text_encoder = load_pretrained(CLIPTextModel, name, what, subfolder="text_encoder", dtype=dtype)
     tokenizer = load_pretrained(CLIPTokenizer, name, what, subfolder="tokenizer")
     scheduler = load_pretrained(DDIMScheduler, name, what, subfolder="scheduler")
-    for module in (unet, vae, text_encoder):
+    latent = autoencoder.config.latent_channels
+    if unet.config.in_channels not in (latent, latent + 1):
+        raise UserError(
+            f"VAE {vae or name!r} makes {latent}-channel latents; the UNet of {name!r} takes "
+            f"{unet.config.in_channels}"
+        )
+    for module in (unet, autoencoder, text_encoder):
         module.to(device).eval().requires_grad_(False)
-    return SDComponents(unet, vae, text_encoder, tokenizer, scheduler)
+    return SDComponents(unet, autoencoder, text_encoder, tokenizer, sanitised_scheduler(scheduler))

@@ -164,7 +164,7 @@ class MethodRunner:
 
             model = self.config.model or DEFAULT_SD_MODEL
             dtype = pick_dtype(self.device, self.config.precision)
-            self._components = load_components(model, self.device, dtype)
+            self._components = load_components(model, self.device, dtype, vae=self.config.vae)
         return self._components
 
     def right_view(self, method: Method, left: np.ndarray, disparity: np.ndarray) -> np.ndarray:

@@ -41,7 +41,9 @@ def finish(converter: StereoConverter, out: StereoOutput) -> tuple[torch.Tensor,
 def diffusion_components(converter: StereoConverter, default_model: str):
     """The configured (or the command's default) Stable Diffusion model on the job's device."""
     cfg, device = converter.config, converter.device
-    return load_components(cfg.model or default_model, device, pick_dtype(device, cfg.precision))
+    return load_components(
+        cfg.model or default_model, device, pick_dtype(device, cfg.precision), vae=cfg.vae
+    )
 
 
 def prepare_outputs(output: Path, layout: str, overwrite: bool, inputs: list[Path]) -> list[Path]:
