@@ -84,7 +84,9 @@ class StereoConfig:
     guidance: float = setting(1.0, "classifier-free guidance scale; <= 1: no unconditional batch")
     prompt: str = setting("", "text condition for image-to-stereo")
     composite: str = setting("hybrid", "hybrid: warped frame + generated holes; none: both decoded")
-    seam: float = setting(4.0, "hybrid composite: blend width at hole borders, pixels")
+    seam: float = setting(
+        2.0, "hybrid composite: blend width into the background side of each hole, pixels"
+    )
     max_side: int = setting(1024, "diffusion works at most at this long side (aspect kept)")
     seed: int = setting(0, "random seed of the diffusion noise")
     precision: str = setting("auto", "auto (bf16/fp16 on GPUs, fp32 on CPU) | fp32 | fp16 | bf16")

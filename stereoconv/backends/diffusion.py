@@ -14,7 +14,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from stereoconv.backends.warp import gaussian_1d
+from stereoconv.backends.warp import fill_holes
 from stereoconv.config import StereoConfig
 from stereoconv.diffusion.components import (
     DEFAULT_SD_MODEL,
@@ -23,7 +23,10 @@ from stereoconv.diffusion.components import (
     pick_dtype,
 )
 from stereoconv.diffusion.pipeline import StereoDiffusion, StereoOutput
-from stereoconv.geometry import forward_warp
+from stereoconv.geometry import background_side_columns, forward_warp
+
+# hole runs up to this wide (pixels) are cracks the warp closes, not disocclusions to generate
+CRACK_WIDTH = 2
 
 
 def working_size(height: int, width: int, max_side: int) -> tuple[int, int]:
@@ -44,29 +47,62 @@ def pad_to_multiple(x: torch.Tensor, multiple: int = 8) -> torch.Tensor:
     return x.squeeze(1) if squeeze else x
 
 
-def seam_alpha(holes: torch.Tensor, seam: float) -> torch.Tensor:
-    """Blend weight of the generated view, (B, 1, H, W): 1 in the holes, falling to 0 over about
-    `seam` pixels around them."""
-    alpha = holes.unsqueeze(1).float()
-    if seam <= 0:
-        return alpha
-    r = max(1, round(seam))
-    grown = F.max_pool2d(alpha, kernel_size=2 * r + 1, stride=1, padding=r)
-    g = gaussian_1d(seam / 2, alpha.device, alpha.dtype)
-    p = g.numel() // 2
-    soft = F.conv2d(F.pad(grown, (0, 0, p, p), mode="replicate"), g.view(1, 1, -1, 1))
-    soft = F.conv2d(F.pad(soft, (p, p, 0, 0), mode="replicate"), g.view(1, 1, 1, -1))
-    return torch.maximum(alpha, soft.clamp(0, 1))
+def hole_runs(holes: torch.Tensor) -> torch.Tensor:
+    """The length of the horizontal run of holes each hole pixel belongs to (0 elsewhere)."""
+    w = holes.shape[-1]
+    cols = torch.arange(w, device=holes.device).expand_as(holes)
+    before = torch.where(~holes, cols, torch.full_like(cols, -1)).cummax(dim=-1).values
+    after = torch.where(~holes, cols, torch.full_like(cols, w)).flip(-1).cummin(-1).values.flip(-1)
+    return torch.where(holes, after - before - 1, torch.zeros_like(cols))
+
+
+def generation_holes(holes: torch.Tensor, crack: int = CRACK_WIDTH) -> torch.Tensor:
+    """The holes worth generating: runs wider than `crack` pixels. Narrower cracks (a slanted
+    surface split by the warp, rounding at an edge) are closed by the warp's own fill."""
+    return holes & (hole_runs(holes) > crack)
+
+
+def seam_alpha(holes: torch.Tensor, disparity: torch.Tensor, seam: float) -> torch.Tensor:
+    """Blend weight of the generated view, (B, 1, H, W): 1 in the holes, falling to 0 over
+    `seam` pixels into the background side of each hole (the side a hole pixel's fill comes
+    from: the smaller disparity, or the only seen side at a frame border), never into the
+    foreground that borders it. disparity: of the surface seen at each pixel (forward_warp)."""
+    alpha = holes.float()
+    reach = int(seam)
+    if reach <= 0 or not holes.any():
+        return alpha.unsqueeze(1)
+    w = holes.shape[-1]
+    cols = torch.arange(w, device=holes.device).expand_as(holes)
+    src = background_side_columns(~holes, disparity)
+    step = torch.sign(src - cols)  # towards the background, 0 outside holes
+    for k in range(reach):
+        weight = alpha.new_tensor((reach - k) / (reach + 1)) * holes
+        alpha = alpha.scatter_reduce(-1, (src + k * step).clamp(0, w - 1), weight, reduce="amax")
+    return alpha.unsqueeze(1)
 
 
 def hybrid_right_view(
-    left: torch.Tensor, disparity: torch.Tensor, generated: torch.Tensor, seam: float
+    left: torch.Tensor,
+    disparity: torch.Tensor,
+    generated: torch.Tensor,
+    seam: float,
+    fill_sigma: float = 3.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The left frame forward-warped where the left view sees the surface, `generated` in the
-    holes, blended at the seam. Returns (right view, hole mask)."""
+    """The left frame forward-warped at sub-pixel precision wherever the left view sees the
+    surface, `generated` in the holes wider than a crack, blended `seam` pixels into their
+    background side; cracks take the warp backend's fill. Returns (right view, generated
+    holes)."""
     warped = forward_warp(left, disparity)
-    alpha = seam_alpha(warped.holes, seam)
-    return warped.image * (1 - alpha) + generated * alpha, warped.holes
+    base = fill_holes(warped.image, warped.holes, warped.disparity, fill_sigma)
+    holes = generation_holes(warped.holes)
+    alpha = seam_alpha(holes, warped.disparity, seam)
+    return base * (1 - alpha) + generated * alpha, holes
+
+
+def latent_known(holes: torch.Tensor, factor: int) -> torch.Tensor:
+    """(B, H, W) image holes, H and W multiples of `factor` -> (B, H/f, W/f): latent pixels
+    none of whose image pixels is a hole."""
+    return F.max_pool2d(holes.unsqueeze(1).float(), factor).squeeze(1) == 0
 
 
 def compile_unet(components: SDComponents) -> None:
@@ -129,12 +165,36 @@ class DiffusionBackend:
         left = back(out.left) if out.left is not None else None
         return StereoOutput(left, back(out.right), disparity, out.holes)
 
+    def fill(self, frames: torch.Tensor, warped: torch.Tensor, holes: torch.Tensor) -> torch.Tensor:
+        """The generated right view at the frames' size: StereoDiffusion at the working size,
+        the holes generated beside the left view, the rest held to `warped` (sample_fill)."""
+        height, width = frames.shape[-2:]
+        wh, ww = working_size(height, width, self.config.max_side)
+
+        def small(x: torch.Tensor) -> torch.Tensor:
+            x = F.interpolate(x, size=(wh, ww), mode="bilinear", antialias=True)
+            return pad_to_multiple(x.clamp(0, 1))
+
+        h_small = F.interpolate(holes.unsqueeze(1).float(), size=(wh, ww), mode="area")
+        h_small = pad_to_multiple(h_small.squeeze(1)) > 0
+        known = latent_known(h_small, self.components.vae_scale_factor)
+        right = self.pipeline.fill_right(small(frames), small(warped), known)[..., :wh, :ww]
+        if (wh, ww) == (height, width):
+            return right
+        return F.interpolate(right, size=(height, width), mode="bicubic").clamp(0, 1)
+
     def __call__(
         self, frames: torch.Tensor, disparity: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        hybrid = self.config.composite == "hybrid"
-        out = self.generate(frames, disparity, decode_left=not hybrid)
-        if not hybrid:
+        if self.config.composite != "hybrid":
+            out = self.generate(frames, disparity)
             return out.left, out.right
-        right, _ = hybrid_right_view(frames, disparity, out.right, self.config.seam)
-        return frames, right
+        # the warp backend's right view; diffusion only where the left view cannot see
+        warped = forward_warp(frames, disparity)
+        base = fill_holes(warped.image, warped.holes, warped.disparity, self.config.fill_sigma)
+        holes = generation_holes(warped.holes)
+        if not holes.any():
+            return frames, base
+        alpha = seam_alpha(holes, warped.disparity, self.config.seam)
+        generated = self.fill(frames, base, holes)
+        return frames, base * (1 - alpha) + generated * alpha

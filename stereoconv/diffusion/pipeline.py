@@ -17,7 +17,7 @@ from stereoconv.config import StereoConfig
 from stereoconv.diffusion.attention import StereoStep, stereo_attention
 from stereoconv.diffusion.components import SDComponents
 from stereoconv.diffusion.inversion import ddim_invert, null_text_inversion
-from stereoconv.diffusion.sampler import StereoSchedule, sample_stereo
+from stereoconv.diffusion.sampler import StereoSchedule, sample_fill, sample_stereo
 from stereoconv.geometry import background_side_columns, disparity_to_latent, forward_warp
 
 
@@ -108,8 +108,10 @@ class StereoDiffusion:
 
     def deblur_noise(self, shape: torch.Size) -> torch.Tensor:
         """The same seeded noise for every frame, so a frame's result does not depend on its
-        place in the batch, and a static shot stays static."""
-        g = torch.Generator("cpu").manual_seed(self.config.seed)
+        place in the batch, and a static shot stays static. Its own stream (seed + 1): with the
+        seed of the initial noise, text and depth to stereo would refill the holes with the
+        very noise the left view grew from, and the holes would regrow the left view."""
+        g = torch.Generator("cpu").manual_seed(self.config.seed + 1)
         noise = torch.randn((1, *shape[1:]), generator=g)
         return noise.expand(shape).to(self.components.device)
 
@@ -176,6 +178,43 @@ class StereoDiffusion:
                     disparity,
                     ~mask,
                 )
+
+    # --- the hybrid composite's fill (the product's own) ----------------------------------------
+
+    def fill_right(
+        self,
+        images: torch.Tensor,
+        warped: torch.Tensor,
+        known: torch.Tensor,
+        callback: Callable | None = None,
+    ) -> torch.Tensor:
+        """The right view generated where the left view cannot see. images: the left frames;
+        warped: their sub-pixel warp to the right eye, holes filled from the background; known
+        (N, h, w): latent pixels whose every image pixel the warp sees. Both views are inverted
+        (to t' only), then the holes are denoised beside the left view (sample_fill). Returns
+        the decoded right view, (N, 3, H, W)."""
+        c, cfg = self.components, self.config
+        n = images.shape[0]
+        c.scheduler.set_timesteps(cfg.steps, device=c.device)
+        cond, uncond = self.prompt_embeddings(cfg.prompt, n)
+        start = cfg.shift_step
+        with torch.inference_mode(), stereo_attention(c.unet):
+            latents = c.encode_images(torch.cat([images, warped]), cfg.batch_size)
+            both = cond.repeat(2, 1, 1)
+            path = ddim_invert(
+                lambda z, t: self.predict(z, t, -1, 1, both, None), latents, c.scheduler, start
+            )
+            right = sample_fill(
+                lambda x, t, i, v: self.predict(x, t, i, v, cond, uncond),
+                c.scheduler,
+                [z[:n] for z in path],
+                [z[n:] for z in path],
+                known,
+                start,
+                noise=self.deblur_noise(latents[n:].shape) if cfg.deblur else None,
+                callback=callback,
+            )
+            return c.decode_latents(right, cfg.batch_size)
 
     # --- text to stereo -----------------------------------------------------------------------
 

@@ -32,7 +32,8 @@ MOTORCYCLE = "skimage:motorcycle"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
 DISPARITY_SUFFIXES = (".pfm", ".npy", ".png")
 LAYOUT_HELP = (
-    "expected Middlebury 2014 scene folders (im0.png, im1.png, disp0.pfm, calib.txt), KITTI 2015 "
+    "expected Middlebury 2014 scene folders (im0.png, im1.png, disp0.pfm, calib.txt), Middlebury "
+    "2001/2003 ones (imL.png, imR.png, groundtruth.png, info.txt), KITTI 2015 "
     "(image_2/, image_3/, disp_occ_0/), a folder with left/ and right/ subfolders, left.* and "
     f"right.* videos, or {MOTORCYCLE}"
 )
@@ -127,6 +128,34 @@ def middlebury(root: Path) -> list[SceneSource]:
     return [middlebury_scene(p) for p in folders]
 
 
+def middlebury2003_scene(folder: Path) -> SceneSource:
+    """A Middlebury 2001/2003 scene: imL.png, imR.png and groundtruth.png, the left view's
+    disparity as 8-bit values divided by the scale that opens info.txt (0 = unknown)."""
+    paths = [folder / n for n in ("imL.png", "imR.png", "groundtruth.png", "info.txt")]
+    for path in paths:
+        if not path.is_file():
+            raise UserError(f"Middlebury 2003 scene {folder} lacks {path.name}")
+    try:
+        scale = float(paths[3].read_text().split()[0])
+    except (IndexError, ValueError):
+        raise UserError(f"{paths[3]}: expected the disparity scale as its first number") from None
+
+    def load() -> Scene:
+        raw = np.asarray(Image.open(paths[2]).convert("L"), dtype=np.float32)
+        disparity = np.where(raw > 0, raw / scale, np.nan).astype(np.float32)
+        left, right = read_image(paths[0]), read_image(paths[1])
+        return checked(Scene(folder.name, left, right, disparity, {"disparity_scale": scale}))
+
+    return SceneSource(folder.name, load)
+
+
+def middlebury2003(root: Path) -> list[SceneSource]:
+    if (root / "imL.png").is_file():
+        return [middlebury2003_scene(root)]
+    folders = sorted(p for p in root.iterdir() if (p / "imL.png").is_file())
+    return [middlebury2003_scene(p) for p in folders]
+
+
 def kitti(root: Path) -> list[SceneSource]:
     if not (root / "image_2").is_dir():
         root = root / "training"
@@ -205,6 +234,8 @@ def stereo_video(root: Path) -> list[SceneSource]:
 def detect_layout(root: Path) -> str:
     if (root / "im0.png").is_file() or any((p / "im0.png").is_file() for p in root.iterdir()):
         return "middlebury"
+    if (root / "imL.png").is_file() or any((p / "imL.png").is_file() for p in root.iterdir()):
+        return "middlebury2003"
     if (root / "image_2").is_dir() or (root / "training" / "image_2").is_dir():
         return "kitti"
     if (root / "left").is_dir() and (root / "right").is_dir():
@@ -226,8 +257,13 @@ def open_dataset(spec: str, only: Sequence[str] = (), limit: int | None = None) 
         if not root.is_dir():
             raise UserError(f"dataset {spec} is a file; give a folder ({LAYOUT_HELP})")
         layout = detect_layout(root)
-        readers = {"middlebury": middlebury, "kitti": kitti, "folder": triplets,
-                   "video": stereo_video}  # fmt: skip
+        readers = {
+            "middlebury": middlebury,
+            "middlebury2003": middlebury2003,
+            "kitti": kitti,
+            "folder": triplets,
+            "video": stereo_video,
+        }
         scenes = readers[layout](root)
         name = root.resolve().name
     if only:

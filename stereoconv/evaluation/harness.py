@@ -34,7 +34,8 @@ class Metric:
 
 
 def standard_metrics(lpips: bool = True, device: str = "cpu") -> list[Metric]:
-    """PSNR, SSIM and (optionally) LPIPS on the whole view, then on the hole pixels alone."""
+    """PSNR, SSIM and (optionally) LPIPS on the whole view, on the hole pixels alone (what the
+    left view cannot see) and on the visible pixels alone (what it sees)."""
     found = [
         ("psnr", "PSNR", True, metrics.psnr),
         ("ssim", "SSIM", True, metrics.ssim),
@@ -47,7 +48,11 @@ def standard_metrics(lpips: bool = True, device: str = "cpu") -> list[Metric]:
         Metric(f"{n}_holes", f"{label} holes", hb, lambda r, v, h, f=f: f(r, v, h))
         for n, label, hb, f in found
     ]
-    return whole + holes
+    visible = [
+        Metric(f"{n}_visible", f"{label} visible", hb, lambda r, v, h, f=f: f(r, v, ~h))
+        for n, label, hb, f in found
+    ]
+    return whole + holes + visible
 
 
 @dataclass

@@ -4,9 +4,11 @@ Names (comma-separated in --methods; sets expand):
 - leave-blank, stretch, telea: the classical baselines (evaluation.classical).
 - warp: the warp backend (sub-pixel z-buffered warp, background fill).
 - diffusion: the diffusion backend with the run's settings; `diffusion:KEY=VALUE:...` changes
-  attention (uni | bi | off), spsmd (on | off), deblur (on | off), composite (hybrid | pure).
+  attention (uni | bi | off), spsmd (on | off | N: a copy every N steps), deblur (on | off),
+  composite (hybrid | pure), nulltext (on | off), shift (the shift fraction), guidance, steps.
 - sets: classical, table2 (the paper's Table 2 technique rows, pure composite), ablation (every
-  attention x SPSMD x deblur x composite combination, 24 runs), all (classical, warp, ablation).
+  attention x SPSMD x deblur x composite combination, 24 runs), switches (each switch of the
+  run's settings changed alone, for both composites), all (classical, warp, ablation).
 """
 
 from __future__ import annotations
@@ -25,7 +27,16 @@ from stereoconv.evaluation.classical import CLASSICAL_METHODS
 
 ON_OFF = {"on": True, "off": False}
 COMPOSITE_NAMES = {"hybrid": "hybrid", "pure": "none", "none": "none"}
-DIFFUSION_KEYS = ("attention", "spsmd", "deblur", "composite")
+DIFFUSION_KEYS = (
+    "attention", "spsmd", "deblur", "composite", "nulltext", "shift", "guidance", "steps"
+)  # fmt: skip
+# the switches beyond the paper's four: method field, config field, parser
+EXTRA_SWITCHES = {
+    "nulltext": ("null_text", "null_text", lambda v: ON_OFF[v]),
+    "shift": ("shift", "shift_fraction", float),
+    "guidance": ("guidance", "guidance", float),
+    "steps": ("steps", "steps", int),
+}
 
 
 @dataclass(frozen=True)
@@ -35,20 +46,37 @@ class Method:
     spsmd: bool | None = None
     deblur: bool | None = None
     composite: str | None = None  # hybrid | none (pure: both views as decoded)
+    spsmd_every: int | None = None  # with spsmd on: copy every N steps (None: the run's own)
+    null_text: bool | None = None  # None: the run's own setting, and not part of the name
+    shift: float | None = None
+    guidance: float | None = None
+    steps: int | None = None
 
     @property
     def name(self) -> str:
         if self.family != "diffusion":
             return self.family
         composite = "pure" if self.composite == "none" else self.composite
-        return (
-            f"diffusion:attention={self.attention}:spsmd={'on' if self.spsmd else 'off'}"
+        spsmd = "off" if not self.spsmd else str(self.spsmd_every or "on")
+        name = (
+            f"diffusion:attention={self.attention}:spsmd={spsmd}"
             f":deblur={'on' if self.deblur else 'off'}:composite={composite}"
         )
+        for key, (attr, _, _) in EXTRA_SWITCHES.items():
+            value = getattr(self, attr)
+            if value is not None:
+                value = {True: "on", False: "off"}.get(value, value)
+                name += f":{key}={value}"
+        return name
 
     def config(self, base: StereoConfig) -> StereoConfig:
         """The diffusion settings of this method: the run's own, with this method's switches."""
-        every = (base.spsmd_every or 10) if self.spsmd else 0
+        every = (self.spsmd_every or base.spsmd_every or 10) if self.spsmd else 0
+        extra = {
+            field: getattr(self, attr)
+            for attr, field, _ in EXTRA_SWITCHES.values()
+            if getattr(self, attr) is not None
+        }
         return dataclasses.replace(
             base,
             backend="diffusion",
@@ -57,6 +85,7 @@ class Method:
             spsmd_every=every,
             deblur=self.deblur,
             composite=self.composite,
+            **extra,
         )
 
 
@@ -76,10 +105,22 @@ def diffusion_method(spec: str, base: StereoConfig) -> Method:
             )
         if key == "attention" and value not in ATTENTION_MODES:
             raise UserError(f"{spec!r}: attention must be uni, bi or off, not {value!r}")
-        if key in ("spsmd", "deblur") and value not in ON_OFF:
+        if key == "deblur" and value not in ON_OFF:
             raise UserError(f"{spec!r}: {key} must be on or off, not {value!r}")
+        if key == "spsmd" and value not in ON_OFF and not value.isdigit():
+            raise UserError(f"{spec!r}: spsmd must be on, off or a step count, not {value!r}")
         if key == "composite" and value not in COMPOSITE_NAMES:
             raise UserError(f"{spec!r}: composite must be hybrid or pure, not {value!r}")
+        if key in EXTRA_SWITCHES:
+            attr, _, parse = EXTRA_SWITCHES[key]
+            try:
+                values[attr] = parse(value)
+            except (KeyError, ValueError):
+                raise UserError(f"{spec!r}: bad value {value!r} for {key}") from None
+            continue
+        if key == "spsmd" and value.isdigit():
+            values["spsmd"], values["spsmd_every"] = int(value) > 0, int(value) or None
+            continue
         values[key] = {
             "attention": value,
             "spsmd": ON_OFF.get(value),
@@ -100,6 +141,24 @@ def ablation() -> list[Method]:
     return [Method("diffusion", a, s, d, c) for a, s, d, c in grid]
 
 
+def switches(base: StereoConfig) -> list[Method]:
+    """The run's own diffusion method for each composite, then each switch changed alone: the
+    ablation of the organism evaluation (docs/evaluation.md)."""
+    found = []
+    for composite in ("hybrid", "none"):
+        own = diffusion_method(f"diffusion:composite={composite}", base)
+        found.append(own)
+        found += [dataclasses.replace(own, attention=a) for a in ATTENTION_MODES]
+        found.append(dataclasses.replace(own, deblur=not own.deblur))
+        found += [dataclasses.replace(own, shift=f) for f in (0.1, 0.22, 0.3)]
+        if composite == "none":
+            found += [dataclasses.replace(own, spsmd=False)]
+            found += [dataclasses.replace(own, spsmd=True, spsmd_every=1)]  # own: every 10
+            found += [dataclasses.replace(own, guidance=7.5, null_text=n) for n in (False, True)]
+    unique: list[Method] = []
+    return [m for m in found if m not in unique and not unique.append(m)]
+
+
 def parse_methods(text: str, base: StereoConfig) -> list[Method]:
     """Method names and sets, comma-separated -> methods in order, each once."""
     methods: list[Method] = []
@@ -114,6 +173,8 @@ def parse_methods(text: str, base: StereoConfig) -> list[Method]:
             found = [Method(name) for name in CLASSICAL_METHODS]
         elif item in ("table2", "ablation"):
             found = table2() if item == "table2" else ablation()
+        elif item == "switches":
+            found = switches(base)
         elif item == "all":
             found = [Method(name) for name in (*CLASSICAL_METHODS, "warp")] + ablation()
         else:

@@ -100,10 +100,14 @@ def _cell(stats: dict, decimals: int, bold: bool) -> str:
 
 def _switches(method) -> list[str]:
     if method.family != "diffusion":
-        return ["", "", "", ""]
+        return ["", "", "", "", ""]
     composite = "pure" if method.composite == "none" else method.composite
     on = {True: "on", False: "off"}
-    return [method.attention, on[method.spsmd], on[method.deblur], composite]
+    spsmd = (
+        f"every {method.spsmd_every}" if method.spsmd and method.spsmd_every else on[method.spsmd]
+    )
+    extra = [part for part in method.name.split(":")[5:]]  # nulltext, shift, guidance, steps
+    return [method.attention, spsmd, on[method.deblur], composite, " ".join(extra)]
 
 
 def markdown(results: Results) -> str:
@@ -118,7 +122,7 @@ def markdown(results: Results) -> str:
         if means and len(results.methods) > 1:
             best_mean[m.name] = max(means) if m.higher_is_better else min(means)
     arrows = {True: "↑", False: "↓"}
-    header = ["method", "attention", "SPSMD", "deblur", "composite"]
+    header = ["method", "attention", "SPSMD", "deblur", "composite", "other"]
     header += [f"{m.label} {arrows[m.higher_is_better]}" for m in results.metrics]
     lines = [
         f"# Evaluation: {results.dataset}, protocol `{results.protocol}`, "
@@ -262,8 +266,12 @@ def _short(name: str) -> str:
         return ""
     values = dict(part.split("=") for part in name.split(":")[1:])
     flags = [values["attention"]]
-    flags += ["SPSMD" if values["spsmd"] == "on" else "no-SPSMD"]
+    spsmd = values["spsmd"]
+    flags += ["no-SPSMD" if spsmd == "off" else "SPSMD" if spsmd == "on" else f"SPSMD/{spsmd}"]
     flags += ["deblur" if values["deblur"] == "on" else "no-deblur", values["composite"]]
+    flags += [
+        f"{k}={v}" for k, v in values.items() if k in ("nulltext", "shift", "guidance", "steps")
+    ]
     return " ".join(flags)
 
 
