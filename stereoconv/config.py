@@ -81,7 +81,12 @@ class StereoConfig:
     attention: str = setting("uni", "stereo self-attention: uni | bi | off")
     null_text: bool = setting(False, "null-text inversion (slow; matters with guidance > 1)")
     null_text_steps: int = setting(10, "inner optimisation steps per timestep")
-    guidance: float = setting(1.0, "classifier-free guidance scale; <= 1: no unconditional batch")
+    guidance: float = setting(
+        1.0, "image to stereo: classifier-free guidance scale; <= 1: no unconditional batch"
+    )
+    text_guidance: float = setting(
+        9.0, "text and depth to stereo: classifier-free guidance scale (the reference: 9.0)"
+    )
     prompt: str = setting("", "text condition for image-to-stereo")
     composite: str = setting("hybrid", "hybrid: warped frame + generated holes; none: both decoded")
     seam: float = setting(

@@ -115,11 +115,18 @@ def read_pfm(path: Path) -> np.ndarray:
     return np.ascontiguousarray(data, dtype=np.float32)
 
 
-def read_depth_values(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def zero_is_unknown(kind: str) -> bool:
+    """Whether a 0 in an image depth map means "no value": for measured disparity (KITTI,
+    Middlebury) and metric depth, yes; in a relative map (near = bright) black is the farthest
+    plane, a value like any other."""
+    return kind != "relative-disparity"
+
+
+def read_depth_values(path: Path, zero_unknown: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Raw values of a depth or disparity map file and the mask of known values.
 
-    8/16-bit PNG (0 = unknown; the first channel if it has colour), .npy and .pfm
-    (inf and nan = unknown)."""
+    8/16-bit PNG (the first channel if it has colour; 0 = unknown if `zero_unknown`), .npy and
+    .pfm (inf and nan = unknown)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"depth map not found: {path}")
@@ -149,7 +156,7 @@ def read_depth_values(path: Path) -> tuple[np.ndarray, np.ndarray]:
         if values.ndim == 3:
             values = values[..., 0]
         values = values.astype(np.float32)
-        known = values > 0
+        known = values > 0 if zero_unknown else np.ones(values.shape, dtype=bool)
     if not known.any():
         raise UserError(f"{path}: the depth map has no known values")
     return values, known
@@ -195,5 +202,5 @@ def load_depth_map(
     """A depth map file (PNG, .npy, .pfm) as depth_from_values gives it."""
     if kind not in DEPTH_KINDS:
         raise UserError(f"--depth-kind must be one of {', '.join(DEPTH_KINDS)}, not {kind!r}")
-    values, known = read_depth_values(path)
+    values, known = read_depth_values(path, zero_is_unknown(kind))
     return depth_from_values(values, known, kind, height, width, scale)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -47,3 +50,37 @@ def tiny_sd_depth(tmp_path_factory):
     """A tiny SD 2 depth-style folder: a fifth UNet input channel, a tiny DPT beside it."""
     folder = tmp_path_factory.mktemp("tiny-sd-depth") / "sd-depth"
     return tiny_models.make_tiny_stable_diffusion(folder, depth=True)
+
+
+ROOT = Path(__file__).resolve().parent.parent
+ORGANISM_ENV = "STEREOCONV_ORGANISM"
+ORGANISM_HELP = (
+    "the organism (a small trained latent diffusion model, TAESD + a UNet) lives beside the "
+    "project in ../shared/organism/model; set {env} to its folder if it is elsewhere"
+)
+
+
+def shared_data(path: Path, what: str) -> Path:
+    """Data from ../shared that cannot be committed: a skip with where to get it on a user's
+    machine, a failure under CI (CI=true), where it must be present."""
+    if not path.exists():
+        message = f"{what} not found at {path}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return path
+
+
+@pytest.fixture(scope="session")
+def organism() -> Path:
+    """The organism's StableDiffusionPipeline folder (../shared/organism/model or
+    $STEREOCONV_ORGANISM)."""
+    path = Path(os.environ.get(ORGANISM_ENV) or ROOT.parent / "shared" / "organism" / "model")
+    return shared_data(path / "model_index.json", ORGANISM_HELP.format(env=ORGANISM_ENV)).parent
+
+
+@pytest.fixture(scope="session")
+def middlebury2003() -> Path:
+    """Middlebury 2001/2003 teddy, tsukuba, venus with real right views (../shared/data)."""
+    path = ROOT.parent / "shared" / "data" / "middlebury2003"
+    return shared_data(path, "the Middlebury 2003 scenes (see ../shared/data/middlebury2003)")

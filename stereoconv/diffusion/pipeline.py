@@ -43,7 +43,8 @@ def depth_condition(
     if low is None or high is None:
         low, high = small.amin(dim=(1, 2, 3)), small.amax(dim=(1, 2, 3))
     low, high = low.view(-1, 1, 1, 1), high.view(-1, 1, 1, 1)
-    return 2.0 * (small - low) / (high - low) - 1.0
+    # a flat map (one plane) has no range: it is all far (-1), not 0 / 0
+    return 2.0 * (small - low) / (high - low).clamp_min(1e-6) - 1.0
 
 
 def warp_depth_to_right(depth: torch.Tensor, disparity: torch.Tensor) -> torch.Tensor:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
 from stereoconv.backends.diffusion import hybrid_right_view
+from stereoconv.config import StereoConfig
 from stereoconv.converter import StereoConverter
 from stereoconv.depth import load_depth_map
 from stereoconv.diffusion.components import (
@@ -36,6 +38,12 @@ def finish(converter: StereoConverter, out: StereoOutput) -> tuple[torch.Tensor,
         return out.left, out.right
     right, _ = hybrid_right_view(out.left, out.disparity, out.right, cfg.seam)
     return out.left, right
+
+
+def generation_settings(cfg: StereoConfig) -> StereoConfig:
+    """Text and depth to stereo sample from noise: unguided SD samples are incoherent, so they
+    take their own guidance scale (text_guidance), not image to stereo's."""
+    return dataclasses.replace(cfg, guidance=cfg.text_guidance)
 
 
 def diffusion_components(converter: StereoConverter, default_model: str):
@@ -76,7 +84,9 @@ def text_to_stereo(
     def disparity_of(image: torch.Tensor) -> torch.Tensor:
         return converter.pixel_disparity(converter.relative_disparity(image))
 
-    out = StereoDiffusion(components, cfg).text_to_stereo(prompt, height, width, disparity_of)
+    out = StereoDiffusion(components, generation_settings(cfg)).text_to_stereo(
+        prompt, height, width, disparity_of
+    )
     write_views(outputs, *finish(converter, out), cfg.layout)
     return outputs
 
@@ -114,6 +124,8 @@ def depth_to_stereo(
     relative = F.interpolate(relative[None].float(), size=(gh, gw), mode="bilinear")[0]
     relative = relative.to(device)
     disparity = converter.pixel_disparity(relative)
-    out = StereoDiffusion(components, cfg).depth_to_stereo(relative, disparity, prompt)
+    out = StereoDiffusion(components, generation_settings(cfg)).depth_to_stereo(
+        relative, disparity, prompt
+    )
     write_views(outputs, *finish(converter, out), cfg.layout)
     return outputs

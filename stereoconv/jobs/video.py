@@ -27,7 +27,7 @@ from stereoconv import __version__
 from stereoconv.comfort import border_nearness, frame_stats, shot_convergence
 from stereoconv.config import StereoConfig
 from stereoconv.converter import StereoConverter
-from stereoconv.depth import depth_from_values
+from stereoconv.depth import depth_from_values, zero_is_unknown
 from stereoconv.errors import UserError
 from stereoconv.fileio import atomic_output
 from stereoconv.geometry import robust_range
@@ -302,7 +302,9 @@ def depth_batches(
     index_of = {p: i for i, p in enumerate(job.pts[first:stop], start=first)}
     frames = decode_range(job.input, job.pts[first], job.pts[stop - 1], job.info)
     frames = prefetch(frames, ahead=2 * cfg.batch_size)  # decode while the GPU works
-    depth_frames = DepthFrames(job.depth, job.depth_offset) if job.depth else None
+    depth_frames = None
+    if job.depth:
+        depth_frames = DepthFrames(job.depth, job.depth_offset, zero_is_unknown(cfg.depth_kind))
     peak = 65535.0 if job.info.high_bit_depth else 255.0
     decodable = ((index_of[p], p, f) for p, f in frames if p in index_of)
     for batch in batched(decodable, cfg.batch_size):

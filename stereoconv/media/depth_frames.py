@@ -20,11 +20,13 @@ MAP_SUFFIXES = (".png", ".npy", ".pfm", ".tif", ".tiff")
 class DepthFrames:
     """Random access by frame index to raw depth values and their known masks."""
 
-    def __init__(self, path: Path, offset: int = 0):
+    def __init__(self, path: Path, offset: int = 0, zero_unknown: bool = True):
         """offset: index in the depth source of the first converted frame (with --start, the
-        source is read from the same frame on)."""
+        source is read from the same frame on). zero_unknown: a 0 means no value (measured
+        disparity), not the farthest plane (a relative map, near = bright)."""
         self.path = Path(path)
         self.offset = offset
+        self.zero_unknown = zero_unknown
         if self.path.is_dir():
             self.files = sorted(p for p in self.path.iterdir() if p.suffix.lower() in MAP_SUFFIXES)
             if not self.files:
@@ -49,11 +51,12 @@ class DepthFrames:
                 f"--depth {self.path} has {self.count} frames, fewer than the video's {b}"
             )
         if self.files is not None:
-            return [read_depth_values(p) for p in self.files[a:b]]
+            return [read_depth_values(p, self.zero_unknown) for p in self.files[a:b]]
         out = []
         for _, rgb in decode_range(self.path, self.pts[a], self.pts[b - 1], self.info):
             values = rgb[..., 0].astype(np.float32)
-            out.append((values, values > 0))
+            known = values > 0 if self.zero_unknown else np.ones(values.shape, dtype=bool)
+            out.append((values, known))
         if len(out) != b - a:
             raise UserError(f"--depth {self.path}: frames {a}..{b - 1} could not all be decoded")
         return out
