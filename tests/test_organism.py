@@ -77,25 +77,31 @@ def test_ddim_inversion_reconstructs_heldout_images(components, organism):
     assert min(scores) >= 30.0
 
 
-def quarter_motorcycle(motorcycle):
-    """Motorcycle at a quarter of scikit-image's size, its disparity scaled with it."""
+def motorcycle_window(motorcycle, size: tuple[int, int] = (96, 160)):
+    """Motorcycle at half of scikit-image's size, its disparity scaled with it, cut to the
+    window of `size` (h, w) with the most disocclusion: a small real scene with wide holes."""
     left, right, disparity = motorcycle
-    h, w = left.shape[0] // 4, left.shape[1] // 4
-    small = [np.array(Image.fromarray(v).resize((w, h), Image.BICUBIC)) for v in (left, right)]
+    h, w = left.shape[0] // 2, left.shape[1] // 2
+    half = [np.array(Image.fromarray(v).resize((w, h), Image.BICUBIC)) for v in (left, right)]
     d = torch.from_numpy(disparity)[None]
     d = fill_unknown_disparity(d, torch.isfinite(d))
     d = F.interpolate(d[None], size=(h, w), mode="area")[0] * (w / left.shape[1])
-    return small[0], small[1], d
+    holes = forward_warp(torch.zeros(1, 1, h, w), d).holes.float()
+    counts = F.avg_pool2d(holes[None], size, stride=16)[0, 0]
+    y, x = divmod(int(counts.argmax()), counts.shape[1])
+    box = (slice(16 * y, 16 * y + size[0]), slice(16 * x, 16 * x + size[1]))
+    return half[0][box], half[1][box], d[(slice(None), *box)]
 
 
 def test_hybrid_changes_only_the_holes_and_keeps_the_background(components, motorcycle):
     """The hybrid against the warp backend on a real pair with ground truth: no pixel farther
-    than 2 px from a hole of the ground-truth warp changes, visible pixels within 0.1 dB, and
+    than 2 px from a hole of the ground-truth warp changes, visible pixels lose at most 0.1 dB
+    (the 2 px blend into the background may gain: it softens the warp's mixed edge pixels), and
     the generated holes score within 1 dB of the warp's background fill against the real
     right view (a foreground ghost in the holes costs several dB there)."""
-    left, right, d = quarter_motorcycle(motorcycle)
+    left, right, d = motorcycle_window(motorcycle)
     frames = torch.from_numpy(left).permute(2, 0, 1)[None].float() / 255
-    cfg = build_config(None, backend="diffusion", steps=20)
+    cfg = build_config(None, backend="diffusion", steps=10)
     hybrid = DiffusionBackend(StereoDiffusion(components, cfg))
     with torch.inference_mode():
         _, ours = hybrid(frames, d)
@@ -112,7 +118,7 @@ def test_hybrid_changes_only_the_holes_and_keeps_the_background(components, moto
     visible = [psnr(right[~holes], v[~holes]) for v in (warp, ours)]
     in_holes = [psnr(right[holes], v[holes]) for v in (warp, ours)]
     print(f"\nvisible warp {visible[0]:.2f} hybrid {visible[1]:.2f}; holes {in_holes}")
-    assert abs(visible[1] - visible[0]) <= 0.1
+    assert visible[1] >= visible[0] - 0.1
     assert in_holes[1] >= in_holes[0] - 1.0
 
 

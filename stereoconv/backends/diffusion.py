@@ -23,7 +23,7 @@ from stereoconv.diffusion.components import (
     pick_dtype,
 )
 from stereoconv.diffusion.pipeline import StereoDiffusion, StereoOutput
-from stereoconv.geometry import background_side_columns, forward_warp
+from stereoconv.geometry import WarpResult, background_side_columns, forward_warp
 
 # hole runs up to this wide (pixels) are cracks the warp closes, not disocclusions to generate
 CRACK_WIDTH = 2
@@ -97,6 +97,20 @@ def hybrid_right_view(
     holes = generation_holes(warped.holes)
     alpha = seam_alpha(holes, warped.disparity, seam)
     return base * (1 - alpha) + generated * alpha, holes
+
+
+def align_to_border(
+    generated: torch.Tensor, base: torch.Tensor, warped: WarpResult, sigma: float = 2.0
+) -> torch.Tensor:
+    """The generated view's colour held to the warp's at the hole borders: the difference
+    between the warp and the generated view where the left view sees the surface (the VAE's
+    round-trip error, a drift of the fill) is carried into each hole from its background side
+    and smoothed, then added there, so the generated texture meets the pixel-exact warp
+    without a seam of colour."""
+    holes = warped.holes.unsqueeze(1)
+    residual = torch.where(holes, torch.zeros_like(base), base - generated)
+    carried = fill_holes(residual, warped.holes, warped.disparity, sigma)
+    return torch.where(holes, (generated + carried).clamp(0, 1), generated)
 
 
 def latent_known(holes: torch.Tensor, factor: int) -> torch.Tensor:
@@ -196,5 +210,5 @@ class DiffusionBackend:
         if not holes.any():
             return frames, base
         alpha = seam_alpha(holes, warped.disparity, self.config.seam)
-        generated = self.fill(frames, base, holes)
+        generated = align_to_border(self.fill(frames, base, holes), base, warped)
         return frames, base * (1 - alpha) + generated * alpha
