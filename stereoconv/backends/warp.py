@@ -18,7 +18,7 @@ from stereoconv.geometry import (
 
 # Surfaces whose neighbouring pixels differ by at most this many pixels of disparity are drawn as
 # one surface by the warp (steep slants stretch instead of cracking open).
-MAX_JUMP = 2.0
+MAX_JUMP = 1.5
 # Hole runs at most this wide with seen pixels on both sides are cracks: interpolated across.
 CRACK_WIDTH = 2
 # Seen pixels averaged on the background side of a hole, the edge pixel first.
