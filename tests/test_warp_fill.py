@@ -102,3 +102,21 @@ def test_warp_fill_is_batched_and_shape_preserving():
     assert out.shape == frames.shape and torch.isfinite(out).all()
     one = WarpBackend(views="right", fill_sigma=3.0).synthesise(frames[1:], disparity[1:])
     assert torch.allclose(out[1:], one, atol=1e-6)
+
+
+def test_smoothing_blends_into_the_background_never_the_foreground():
+    # Background (d = 0) of two tones on the left, a hole, then foreground (d = 5), over 7 rows.
+    image = torch.zeros(1, 3, 7, 12)
+    image[..., :4] = 0.4
+    image[..., 3:, :4] = 0.2
+    image[..., 8:] = 1.0
+    holes = torch.zeros(1, 7, 12, dtype=torch.bool)
+    holes[..., 4:8] = True
+    disparity = torch.zeros(1, 7, 12)
+    disparity[..., 8:] = 5.0
+    out = fill_holes(image, holes, disparity, sigma=3.0)
+    filled = out[..., 4:8]
+    assert filled.min() >= 0.2 - 1e-6 and filled.max() <= 0.4 + 1e-6
+    # Blended across rows: the rows next to the change of tone take something of both.
+    assert 0.2 < out[0, 0, 3, 5] < 0.4 and 0.2 < out[0, 0, 2, 5] < 0.4
+    assert torch.equal(out[..., :4], image[..., :4]) and torch.equal(out[..., 8:], image[..., 8:])

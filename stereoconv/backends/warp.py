@@ -23,6 +23,8 @@ MAX_JUMP = 1.5
 CRACK_WIDTH = 2
 # Seen pixels averaged on the background side of a hole, the edge pixel first.
 BACKGROUND_PIXELS = 3
+# Seen pixels at most this much nearer (px of disparity) than a hole's background count as it.
+BACKGROUND_TOLERANCE = 0.5
 
 
 def gaussian_1d(sigma: float, device, dtype) -> torch.Tensor:
@@ -102,8 +104,9 @@ def fill_holes(
     - Every other hole pixel takes the colour of its background side (the nearest seen pixel of
       its row with the smaller disparity: a disocclusion reveals what is behind, never the
       foreground that moved away; at a frame border the only side there is), averaged over a few
-      pixels of that surface, then the filled region is smoothed with a Gaussian over hole pixels
-      only, which removes the horizontal streaks of plain extension.
+      pixels of that surface, then the filled region is smoothed with a Gaussian (normalised
+      convolution) over hole pixels and the seen background around them, never the foreground,
+      which removes the horizontal streaks of plain extension.
 
     image (B, C, H, W), holes and disparity (B, H, W)."""
     seen = ~holes
@@ -115,8 +118,19 @@ def fill_holes(
     extended = torch.where(cracks.unsqueeze(1), interpolated, extended)
     if sigma <= 0:
         return extended
-    smooth = _masked_blur(extended, holes, sigma)
-    return torch.where((holes & ~cracks).unsqueeze(1), smooth, extended)
+    filled = holes & ~cracks
+    # The smoothing also averages the seen pixels around a hole that are no nearer than the
+    # background it was filled from (within `sigma` pixels, BACKGROUND_TOLERANCE): the fill then
+    # blends into the real background texture in 2D, as inpainting does, but never takes colour
+    # from the foreground that moved away.
+    reach = max(1, round(sigma))
+    fill_disparity = torch.where(
+        filled, disparity.gather(-1, src), torch.full_like(disparity, -torch.inf)
+    )
+    nearest_fill = F.max_pool2d(fill_disparity.unsqueeze(1), 2 * reach + 1, 1, reach).squeeze(1)
+    background = seen & (disparity <= nearest_fill + BACKGROUND_TOLERANCE)
+    smooth = _masked_blur(extended, holes | background, sigma)
+    return torch.where(filled.unsqueeze(1), smooth, extended)
 
 
 class WarpBackend:
