@@ -127,7 +127,8 @@ def fill_holes(
     fill_disparity = torch.where(
         filled, disparity.gather(-1, src), torch.full_like(disparity, -torch.inf)
     )
-    nearest_fill = F.max_pool2d(fill_disparity.unsqueeze(1), 2 * reach + 1, 1, reach).squeeze(1)
+    nearest_fill = F.max_pool2d(fill_disparity.unsqueeze(1), (1, 2 * reach + 1), 1, (0, reach))
+    nearest_fill = F.max_pool2d(nearest_fill, (2 * reach + 1, 1), 1, (reach, 0)).squeeze(1)
     background = seen & (disparity <= nearest_fill + BACKGROUND_TOLERANCE)
     smooth = _masked_blur(extended, holes | background, sigma)
     return torch.where(filled.unsqueeze(1), smooth, extended)
