@@ -14,7 +14,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from stereoconv.backends.warp import fill_holes
+from stereoconv.backends.warp import CRACK_WIDTH, fill_holes, warp_view
 from stereoconv.config import StereoConfig
 from stereoconv.diffusion.components import (
     DEFAULT_SD_MODEL,
@@ -23,10 +23,7 @@ from stereoconv.diffusion.components import (
     pick_dtype,
 )
 from stereoconv.diffusion.pipeline import StereoDiffusion, StereoOutput
-from stereoconv.geometry import WarpResult, background_side_columns, forward_warp
-
-# hole runs up to this wide (pixels) are cracks the warp closes, not disocclusions to generate
-CRACK_WIDTH = 2
+from stereoconv.geometry import WarpResult, background_side_columns
 
 
 def working_size(height: int, width: int, max_side: int) -> tuple[int, int]:
@@ -92,7 +89,7 @@ def hybrid_right_view(
     surface, `generated` in the holes wider than a crack, blended `seam` pixels into their
     background side; cracks take the warp backend's fill. Returns (right view, generated
     holes)."""
-    warped = forward_warp(left, disparity)
+    warped = warp_view(left, disparity)
     base = fill_holes(warped.image, warped.holes, warped.disparity, fill_sigma)
     holes = generation_holes(warped.holes)
     alpha = seam_alpha(holes, warped.disparity, seam)
@@ -204,7 +201,7 @@ class DiffusionBackend:
             out = self.generate(frames, disparity)
             return out.left, out.right
         # the warp backend's right view; diffusion only where the left view cannot see
-        warped = forward_warp(frames, disparity)
+        warped = warp_view(frames, disparity)
         base = fill_holes(warped.image, warped.holes, warped.disparity, self.config.fill_sigma)
         holes = generation_holes(warped.holes)
         if not holes.any():

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 
 from stereoconv.geometry import (
+    WarpResult,
     _nearest_valid_columns,
     background_side_columns,
     forward_warp,
@@ -134,6 +135,11 @@ def fill_holes(
     return torch.where(filled.unsqueeze(1), smooth, extended)
 
 
+def warp_view(frames: torch.Tensor, disparity: torch.Tensor) -> WarpResult:
+    """The sub-pixel z-buffered warp every right view starts from (holes still open)."""
+    return forward_warp(frames, disparity, max_jump=MAX_JUMP)
+
+
 class WarpBackend:
     """frames (B, 3, H, W) float in [0, 1] and disparity (B, H, W) in pixels -> (left, right)."""
 
@@ -145,7 +151,7 @@ class WarpBackend:
 
     def synthesise(self, frames: torch.Tensor, disparity: torch.Tensor) -> torch.Tensor:
         """One warped view of `frames` by `disparity`, holes filled."""
-        warped = forward_warp(frames, disparity, max_jump=MAX_JUMP)
+        warped = warp_view(frames, disparity)
         return fill_holes(warped.image, warped.holes, warped.disparity, self.fill_sigma)
 
     def __call__(
