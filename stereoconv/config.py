@@ -89,6 +89,9 @@ class StereoConfig:
     )
     prompt: str = setting("", "text condition for image-to-stereo")
     composite: str = setting("hybrid", "hybrid: warped frame + generated holes; none: both decoded")
+    fill_min_width: int = setting(
+        12, "hybrid composite: holes narrower than this (pixels) keep the warp's fill"
+    )
     seam: float = setting(
         2.0, "hybrid composite: blend width into the background side of each hole, pixels"
     )
@@ -147,6 +150,8 @@ class StereoConfig:
             raise UserError(f"--shift-fraction must be in [0, 1), not {self.shift_fraction}")
         if self.spsmd_every < 0:
             raise UserError(f"--spsmd-every must be >= 0, not {self.spsmd_every}")
+        if self.fill_min_width < 1:
+            raise UserError(f"--fill-min-width must be >= 1, not {self.fill_min_width}")
         if self.seam < 0:
             raise UserError(f"--seam must be >= 0, not {self.seam}")
         if self.backend == "diffusion" and self.views != "right":

@@ -53,10 +53,11 @@ def hole_runs(holes: torch.Tensor) -> torch.Tensor:
     return torch.where(holes, after - before - 1, torch.zeros_like(cols))
 
 
-def generation_holes(holes: torch.Tensor, crack: int = CRACK_WIDTH) -> torch.Tensor:
-    """The holes worth generating: runs wider than `crack` pixels. Narrower cracks (a slanted
-    surface split by the warp, rounding at an edge) are closed by the warp's own fill."""
-    return holes & (hole_runs(holes) > crack)
+def generation_holes(holes: torch.Tensor, min_width: int = CRACK_WIDTH + 1) -> torch.Tensor:
+    """The holes worth generating: runs at least `min_width` pixels wide. Narrower ones (cracks
+    of a slanted surface, slivers at an edge, strips thinner than a latent pixel that the
+    diffusion model cannot paint at its 8-pixel grain) keep the warp's own fill."""
+    return holes & (hole_runs(holes) >= min_width)
 
 
 def seam_alpha(holes: torch.Tensor, disparity: torch.Tensor, seam: float) -> torch.Tensor:
@@ -203,7 +204,7 @@ class DiffusionBackend:
         # the warp backend's right view; diffusion only where the left view cannot see
         warped = warp_view(frames, disparity)
         base = fill_holes(warped.image, warped.holes, warped.disparity, self.config.fill_sigma)
-        holes = generation_holes(warped.holes)
+        holes = generation_holes(warped.holes, max(self.config.fill_min_width, CRACK_WIDTH + 1))
         if not holes.any():
             return frames, base
         alpha = seam_alpha(holes, warped.disparity, self.config.seam)

@@ -28,7 +28,8 @@ from stereoconv.evaluation.classical import CLASSICAL_METHODS
 ON_OFF = {"on": True, "off": False}
 COMPOSITE_NAMES = {"hybrid": "hybrid", "pure": "none", "none": "none"}
 DIFFUSION_KEYS = (
-    "attention", "spsmd", "deblur", "composite", "nulltext", "shift", "guidance", "steps"
+    "attention", "spsmd", "deblur", "composite", "nulltext", "shift", "guidance", "steps",
+    "minwidth",
 )  # fmt: skip
 # the switches beyond the paper's four: method field, config field, parser
 EXTRA_SWITCHES = {
@@ -36,6 +37,7 @@ EXTRA_SWITCHES = {
     "shift": ("shift", "shift_fraction", float),
     "guidance": ("guidance", "guidance", float),
     "steps": ("steps", "steps", int),
+    "minwidth": ("min_width", "fill_min_width", int),
 }
 
 
@@ -51,6 +53,7 @@ class Method:
     shift: float | None = None
     guidance: float | None = None
     steps: int | None = None
+    min_width: int | None = None  # hybrid: holes narrower than this keep the warp's fill
 
     @property
     def name(self) -> str:
@@ -151,6 +154,8 @@ def switches(base: StereoConfig) -> list[Method]:
         found += [dataclasses.replace(own, attention=a) for a in ATTENTION_MODES]
         found.append(dataclasses.replace(own, deblur=not own.deblur))
         found += [dataclasses.replace(own, shift=f) for f in (0.1, 0.22, 0.3)]
+        if composite == "hybrid":
+            found += [dataclasses.replace(own, min_width=k) for k in (3, 8, 16)]
         if composite == "none":
             found += [dataclasses.replace(own, spsmd=False)]
             found += [dataclasses.replace(own, spsmd=True, spsmd_every=1)]  # own: every 10

@@ -270,7 +270,9 @@ def _short(name: str) -> str:
     flags += ["no-SPSMD" if spsmd == "off" else "SPSMD" if spsmd == "on" else f"SPSMD/{spsmd}"]
     flags += ["deblur" if values["deblur"] == "on" else "no-deblur", values["composite"]]
     flags += [
-        f"{k}={v}" for k, v in values.items() if k in ("nulltext", "shift", "guidance", "steps")
+        f"{k}={v}"
+        for k, v in values.items()
+        if k in ("nulltext", "shift", "guidance", "steps", "minwidth")
     ]
     return " ".join(flags)
 
