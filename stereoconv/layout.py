@@ -13,6 +13,25 @@ from stereoconv.errors import UserError
 LAYOUTS = ("sbs", "half-sbs", "tb", "half-tb", "anaglyph", "pair", "spatial")
 # spatial: Apple spatial video (MV-HEVC, two layers) for Vision Pro; video only (media/mvhevc.py)
 
+# File-name tags by which players (DeoVR, SKYBOX, Pigasus, HereSphere, Quest's gallery) tell
+# stereo files from flat ones. pair has its own (_L, _R); spatial video is signalled inside
+# the file (vexu), as Apple's players expect.
+NAME_TAGS = {"sbs": "_LR", "half-sbs": "_3dh", "tb": "_TB", "half-tb": "_3dv",
+             "anaglyph": "_anaglyph"}  # fmt: skip
+
+
+def name_tag(layout: str, requested: str) -> str:
+    """The tag for names stereoconv chooses: `auto` the layout's, `none` no tag, or the given
+    literal tag (such as _SBS)."""
+    if requested == "none":
+        return ""
+    if requested == "auto":
+        return NAME_TAGS.get(layout, "")
+    if not requested or "/" in requested or "\\" in requested:
+        raise UserError(f"--name-tag must be auto, none or a tag such as _SBS, not {requested!r}")
+    return requested
+
+
 # Dubois' least-squares red-cyan anaglyph matrices (E. Dubois, "A projection method to generate
 # anaglyph stereo images", ICASSP 2001), applied to linear RGB.
 _DUBOIS_LEFT = torch.tensor(

@@ -1,7 +1,10 @@
 """The diffusion commands end to end on the CPU with tiny models (outputs are noise)."""
 
+import io
+
 import numpy as np
 import pytest
+import tqdm
 from PIL import Image
 
 from stereoconv.cli import main
@@ -20,7 +23,26 @@ def run(capsys, *argv):
     return code, capsys.readouterr()
 
 
-def test_image_with_the_diffusion_backend(capsys, tmp_path, photo, tiny_sd, tiny_depth):
+@pytest.fixture
+def bars(monkeypatch):
+    """The progress bars the command makes, shown (into a buffer) as on a terminal."""
+    made = []
+
+    class Shown(tqdm.tqdm):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **{**kwargs, "disable": False, "file": io.StringIO()})
+            made.append(self)
+
+    monkeypatch.setattr(tqdm, "tqdm", Shown)
+    return made
+
+
+def assert_one_full_bar(bars, total):
+    """One picture: one bar over the UNet calls, and it reached its end exactly."""
+    assert [(bar.n, bar.total) for bar in bars] == [(total, total)]
+
+
+def test_image_with_the_diffusion_backend(capsys, tmp_path, photo, tiny_sd, tiny_depth, bars):
     out = tmp_path / "out.png"
     code, cap = run(
         capsys,
@@ -39,6 +61,7 @@ def test_image_with_the_diffusion_backend(capsys, tmp_path, photo, tiny_sd, tiny
         "cpu",
     )
     assert code == 0, cap.err
+    assert_one_full_bar(bars, 2 * 6)  # inversion and the stereo loop
     sbs = np.asarray(Image.open(out))
     assert sbs.shape == (45, 140, 3)
     # hybrid composite: the left half is the input photo, untouched
@@ -67,7 +90,7 @@ def test_image_paper_preset_runs_with_overrides(capsys, tmp_path, photo, tiny_sd
     assert Image.open(out).size == (140, 45)
 
 
-def test_text_to_stereo(capsys, tmp_path, tiny_sd, tiny_depth):
+def test_text_to_stereo(capsys, tmp_path, tiny_sd, tiny_depth, bars):
     out = tmp_path / "t.png"
     code, cap = run(
         capsys,
@@ -87,10 +110,11 @@ def test_text_to_stereo(capsys, tmp_path, tiny_sd, tiny_depth):
     )
     assert code == 0, cap.err
     assert Image.open(out).size == (144, 64)
+    assert_one_full_bar(bars, 2 * 5 - 1)  # the left image alone, then both from t' = step 1
 
 
 def test_depth_to_stereo_from_a_map_and_from_a_photo(
-    capsys, tmp_path, photo, tiny_sd_depth, tiny_depth
+    capsys, tmp_path, photo, tiny_sd_depth, tiny_depth, bars
 ):
     depth_map = tmp_path / "near_bright.png"
     ramp = np.tile(np.linspace(0, 255, 80, dtype=np.uint8), (60, 1))
@@ -112,6 +136,7 @@ def test_depth_to_stereo_from_a_map_and_from_a_photo(
     )
     assert code == 0, cap.err
     assert Image.open(tmp_path / "d_L.png").size == (80, 64)
+    assert_one_full_bar(bars, 5)
     code, cap = run(
         capsys,
         "depth",

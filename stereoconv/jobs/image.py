@@ -14,7 +14,8 @@ from stereoconv.errors import UserError
 from stereoconv.fileio import check_output
 from stereoconv.geometry import robust_range
 from stereoconv.layout import pack
-from stereoconv.media.images import check_writable_suffix, read_image, write_image
+from stereoconv.media.images import WRITABLE, check_writable_suffix, read_image, write_image
+from stereoconv.progress import unet_calls, unet_progress
 
 
 def pair_paths(output: Path) -> tuple[Path, Path]:
@@ -23,6 +24,13 @@ def pair_paths(output: Path) -> tuple[Path, Path]:
         output.with_name(f"{output.stem}_L{output.suffix}"),
         output.with_name(f"{output.stem}_R{output.suffix}"),
     )
+
+
+def output_name(input_path: Path, tag: str) -> str:
+    """The output's name when OUT is a folder: the input's name with the stereo tag, in the
+    input's format where it is one we write (JPEG otherwise: HEIC, MPO, ...)."""
+    suffix = input_path.suffix if input_path.suffix.lower() in WRITABLE else ".jpg"
+    return f"{input_path.stem}{tag}{suffix}"
 
 
 def refuse_spatial(layout: str) -> None:
@@ -53,6 +61,13 @@ def frame_disparity(
         relative = relative.to(converter.device)
         if cfg.depth_kind == "disparity-px":
             return relative
+    return picture_disparity(converter, relative)
+
+
+def picture_disparity(converter: StereoConverter, relative: torch.Tensor) -> torch.Tensor:
+    """Pixel disparity (B, H, W) of still pictures' relative disparity; with --convergence auto
+    each picture gets its own screen plane."""
+    cfg = converter.config
     low, high = robust_range(relative, cfg.depth_low_pct, cfg.depth_high_pct)
     convergence = None
     if cfg.auto_convergence:
@@ -78,7 +93,13 @@ def convert_image(
         raise UserError(f"output {output} is the depth map; choose another name")
     rgb = read_image(input_path, converter.config.max_megapixels)
     disparity = frame_disparity(converter, rgb, depth)
-    left, right = converter.views(torch.from_numpy(rgb)[None], disparity)
+    frames = torch.from_numpy(rgb)[None]
+    if converter.config.backend == "diffusion":
+        unet = converter.backend.components.unet
+        with unet_progress(unet, unet_calls(converter.config, "image")):
+            left, right = converter.views(frames, disparity)
+    else:
+        left, right = converter.views(frames, disparity)
     write_views(outputs, left, right, layout)
     return outputs
 

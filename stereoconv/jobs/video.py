@@ -35,7 +35,6 @@ from stereoconv.layout import pack, packed_size, stack_views
 from stereoconv.media.depth_frames import DepthFrames
 from stereoconv.media.encode import (
     CODECS,
-    FILENAME_TAGS,
     ChunkEncoder,
     EncoderSettings,
     choose_codec,
@@ -64,7 +63,6 @@ class VideoOptions:
     end: float | None = None  # seconds
     max_frames: int | None = None
     chunk_frames: int = 240
-    name_tag: str = "none"  # none | auto (_LR, _3dh, _TB, _3dv) | a literal tag such as _SBS
 
     def __post_init__(self) -> None:
         if self.codec not in CODECS:
@@ -147,13 +145,15 @@ class VideoJob:
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def tagged_output(output: Path, layout: str, name_tag: str) -> Path:
-    if name_tag == "none":
-        return output
-    tag = FILENAME_TAGS.get(layout, "") if name_tag == "auto" else name_tag
-    return (
-        output if output.stem.endswith(tag) else output.with_name(output.stem + tag + output.suffix)
-    )
+def output_name(input_path: Path, layout: str, tag: str) -> str:
+    """The output's name when OUT is a folder: the input's name with the stereo tag, in the
+    input's container if it is one we write (.mov for spatial video, .mp4 otherwise)."""
+    suffix = input_path.suffix.lower()
+    if layout == "spatial":
+        suffix = ".mov"
+    elif suffix not in CONTAINERS:
+        suffix = ".mp4"
+    return f"{input_path.stem}{tag}{suffix}"
 
 
 def prepare_job(
@@ -168,10 +168,7 @@ def prepare_job(
     collect_stats: bool = False,
 ) -> VideoJob:
     """Validate everything, read the frame timestamps and set up (or reopen) the work folder."""
-    input_path, output = (
-        Path(input_path),
-        tagged_output(Path(output), config.layout, options.name_tag),
-    )
+    input_path, output = Path(input_path), Path(output)
     if config.layout == "pair":
         raise UserError("--layout pair makes two files per picture; for video use sbs or tb")
     if config.layout == "spatial" and output.suffix.lower() != ".mov":
@@ -474,7 +471,16 @@ def finish_job(job: VideoJob) -> tuple[list[str], dict]:
         cfg = job.config
         spatial = SpatialMetadata.from_settings(cfg.spatial_baseline, cfg.spatial_hfov)
     notes = join_chunks(
-        chunks, job.input, job.output, job.config.layout, start, end, job.pts[0], tb, spatial
+        chunks,
+        job.input,
+        job.output,
+        job.config.layout,
+        start,
+        end,
+        job.pts[0],
+        tb,
+        spatial,
+        job.info.frame_rate,
     )
     frames = sum(s["frames"] for s in stats)
     expected = sum(s["expected"] for s in stats)
