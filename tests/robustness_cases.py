@@ -145,11 +145,13 @@ def markdown() -> str:
         "| event | what happens | test |",
         "|---|---|---|",
         "| Ctrl-C (SIGINT) or SIGTERM during `video` | the chunk in progress is dropped, finished "
-        "chunks are kept in the work folder, exit status 130 and `interrupted; run the same "
+        "chunks are kept in the work folder, exit status 130 (SIGINT) or 143 (SIGTERM) and "
+        "`interrupted; run the same "
         "command again to resume`; the second run converts only the missing chunks and gives "
         "the same frames | `test_signal_stops_video_and_the_rerun_finishes` (a real subprocess "
         "and a real signal) |",
-        "| SIGTERM during `images` | the manifest keeps what was written; the second run converts "
+        "| SIGTERM during `images` | exit status 143; the manifest keeps what was written; the "
+        "second run converts "
         "the rest and the outputs are byte-identical to an uninterrupted run | "
         "`test_sigterm_stops_a_photo_library_and_the_rerun_finishes` |",
         "| the GPU runs out of memory | the batch halves (said once: `GPU out of memory: going on "

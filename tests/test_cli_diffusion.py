@@ -182,3 +182,35 @@ def test_missing_diffusion_model(capsys, tmp_path, photo, tiny_depth, monkeypatc
     lines = [ln for ln in cap.err.splitlines() if ln.startswith("stereoconv: error")]
     assert len(lines) == 1 and "'nobody/no-sd'" in lines[0] and "HF_HOME" in lines[0]
     assert not (tmp_path / "o.png").exists()
+
+
+def stereoconv_process(*argv, **env):
+    """`python -m stereoconv ARGV` in a fresh process (the libraries not yet imported, as for a
+    user), with env added to the environment; returns (status, stderr lines)."""
+    import os
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-m", "stereoconv", *map(str, argv)],
+                         capture_output=True, text=True, env={**os.environ, **env})  # fmt: skip
+    return run.returncode, run.stderr.splitlines()
+
+
+def test_library_warnings_stay_off_the_terminal(tmp_path, photo, tiny_sd, tiny_depth):
+    """diffusers ("install accelerate") and huggingface_hub (deprecations) warn in this very
+    environment; the user sees only stereoconv's lines, the error one line, last."""
+    common = ["--backend", "diffusion", "--depth-model", tiny_depth, "--device", "cpu"]
+    missing = ["image", photo, tmp_path / "o.png", "--model", "nobody/no-sd", *common]
+    offline = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "empty-cache")}
+    # the control: with the libraries' own settings asked for, their warnings are there
+    code, err = stereoconv_process(*missing, **offline, PYTHONWARNINGS="default",
+                                   DIFFUSERS_VERBOSITY="warning")  # fmt: skip
+    assert code == 1 and [line for line in err if not line.startswith("stereoconv:")], err
+    code, err = stereoconv_process(*missing, **offline)
+    assert code == 1 and all(line.startswith("stereoconv:") for line in err), err
+    assert [line for line in err if "error" in line] == [err[-1]] and "no-sd" in err[-1]
+    out = tmp_path / "ok.png"
+    code, err = stereoconv_process("image", photo, out, "--model", tiny_sd, "--steps", "2",
+                                   *common)  # fmt: skip
+    assert code == 0 and out.is_file()
+    assert err and all(line.startswith("stereoconv: note:") for line in err), err
