@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stereoconv.comfort import still_convergence
+from stereoconv.comfort import border_nearness, shot_shift, still_convergence
 from stereoconv.converter import StereoConverter
 from stereoconv.depth import load_depth_map
 from stereoconv.errors import UserError
@@ -59,8 +59,10 @@ def frame_disparity(
     else:
         relative = load_depth_map(depth, cfg.depth_kind, height, width, cfg.depth_scale)
         relative = relative.to(converter.device)
-        if cfg.depth_kind == "disparity-px":
-            return relative
+        if cfg.depth_kind == "disparity-px":  # as given; auto: shifted behind the borders
+            if not cfg.auto_convergence:
+                return relative
+            return relative - shot_shift([float(border_nearness(relative)[0])], [False])[0]
     return picture_disparity(converter, relative)
 
 
