@@ -48,7 +48,9 @@ class StereoConfig:
 
     backend: str = setting("warp", "warp (fast) or diffusion (StereoDiffusion)")
     layout: str = setting(
-        "sbs", "sbs, half-sbs, tb, half-tb, anaglyph, pair (two files) or spatial (video, .mov)"
+        "sbs",
+        "sbs, half-sbs, tb, half-tb, anaglyph, pair (two files), spatial (video, .mov) or sbs-rl "
+        "(eyes swapped: cross-eyed)",
     )
     divergence: float = setting(3.0, "near-to-far disparity range, % of one eye's view width")
     convergence: float = setting(

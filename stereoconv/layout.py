@@ -10,14 +10,16 @@ import torch.nn.functional as F
 
 from stereoconv.errors import UserError
 
-LAYOUTS = ("sbs", "half-sbs", "tb", "half-tb", "anaglyph", "pair", "spatial")
+LAYOUTS = ("sbs", "half-sbs", "tb", "half-tb", "anaglyph", "pair", "spatial", "sbs-rl")
+# sbs-rl: full side by side with the eyes swapped, the right view on the left: for cross-eyed
+# free viewing, and for players set to right-left order
 # spatial: Apple spatial video (MV-HEVC, two layers) for Vision Pro; video only (media/mvhevc.py)
 
 # File-name tags by which players (DeoVR, SKYBOX, Pigasus, HereSphere, Quest's gallery) tell
 # stereo files from flat ones. pair has its own (_L, _R); spatial video is signalled inside
 # the file (vexu), as Apple's players expect.
 NAME_TAGS = {"sbs": "_LR", "half-sbs": "_3dh", "tb": "_TB", "half-tb": "_3dv",
-             "anaglyph": "_anaglyph"}  # fmt: skip
+             "anaglyph": "_anaglyph", "sbs-rl": "_RL"}  # fmt: skip
 
 
 def name_tag(layout: str, requested: str) -> str:
@@ -44,7 +46,7 @@ _DUBOIS_RIGHT = torch.tensor(
 
 def packed_size(height: int, width: int, layout: str) -> tuple[int, int]:
     """Height and width of one packed frame for views of height x width."""
-    if layout == "sbs":
+    if layout in ("sbs", "sbs-rl"):
         return height, 2 * width
     if layout == "half-sbs":
         return height, 2 * (width // 2)
@@ -85,6 +87,8 @@ def pack(left: torch.Tensor, right: torch.Tensor, layout: str) -> torch.Tensor:
     h, w = left.shape[-2:]
     if layout == "sbs":
         return torch.cat([left, right], dim=-1)
+    if layout == "sbs-rl":
+        return torch.cat([right, left], dim=-1)
     if layout == "half-sbs":
         return torch.cat([_squeeze(left, h, w // 2), _squeeze(right, h, w // 2)], dim=-1)
     if layout == "tb":

@@ -172,6 +172,12 @@ def test_stereo_metadata_in_each_container(capsys, tmp_path, numbered, tiny_dept
     assert read_st3d(mp4) == 2 and read_st3d(tb_mp4) == 1  # left-right, top-bottom
     with av.open(str(mkv)) as c:
         assert c.streams.video[0].metadata.get("stereo_mode") == "left_right"
+    cross = tmp_path / "cross.mkv"  # eyes swapped: the right view first, and said so
+    assert run(capsys, "video", numbered, cross, "--layout", "sbs-rl", *base)[0] == 0
+    with av.open(str(cross)) as c:
+        assert c.streams.video[0].metadata.get("stereo_mode") == "right_left"
+    left_first, right_first = decode_all(mkv)[0][0], decode_all(cross)[0][0]
+    assert psnr(right_first[:, 128:], left_first[:, :128]) > 35  # the input is the left eye
     with av.open(str(mp4)) as c:  # H.264 frame-packing SEI, exported as frame side data
         frame = next(c.decode(video=0))
         kinds = [str(sd.type) for sd in frame.side_data]
