@@ -277,6 +277,35 @@ def video(
             click.echo(f"wrote {path}")
 
 
+@cli.command()
+@click.argument("input_path", metavar="IN", type=click.Path(path_type=Path))
+@click.argument("output", metavar="OUT", type=click.Path(path_type=Path))
+@click.option("--start", type=float, help="Start of the range, seconds.")
+@click.option("--end", type=float, help="End of the range, seconds.")
+@click.option("--frames", default=3, show_default=True, help="Frames, spread over the range.")
+@click.option("--divergences", default="2,3,4", show_default=True,
+              help="Comma-separated divergences to compare.")  # fmt: skip
+@click.option("--convergences", default="0.5,auto", show_default=True,
+              help="Comma-separated convergences (numbers or auto) to compare.")  # fmt: skip
+@click.option("--cell-width", default=480, show_default=True,
+              help="Width of each picture on the sheet, pixels.")  # fmt: skip
+@job_options
+@setting_options(exclude=("divergence", "convergence", *VIDEO_ONLY, *GIVEN_DEPTH))
+def preview(
+    input_path: Path, output: Path, start, end, frames, divergences, convergences, cell_width,
+    overwrite, **kwargs,
+) -> None:  # fmt: skip
+    """Before a long job: a contact sheet OUT (.png, .jpg) of a few frames of the video IN,
+    each at every divergence and convergence asked (a row per frame, a column per setting)."""
+    from stereoconv.jobs.preview import parse_values, preview_video
+
+    divergence_list = parse_values(divergences, "--divergences")
+    convergence_list = parse_values(convergences, "--convergences", auto=True)
+    converter = make_converter(kwargs)
+    report(preview_video(converter, input_path, output, start, end, frames, divergence_list,
+                         convergence_list, cell_width, overwrite))  # fmt: skip
+
+
 def convert_video_on_ray(job, workers: int, address: str | None, progress):
     """The chunks on Ray actors (one GPU each where the cluster has GPUs), then the join."""
     from stereoconv.jobs.video import finish_job
