@@ -23,11 +23,14 @@ $(BIN)/.installed: pyproject.toml Makefile
 	touch $@
 
 ## The main job, offline: a pan across the Middlebury Motorcycle scene, with its measured
-## disparity as the depth, to a side-by-side MP4 that headsets and 3D TVs recognise.
+## disparity as the depth, to a side-by-side MP4 that headsets and 3D TVs recognise, and its
+## comfort report. --convergence auto moves the screen plane behind what the frame borders cut
+## (the measured disparity alone puts the whole scene in front of the screen).
 demo: $(BIN)/.installed
 	$(BIN)/stereoconv video samples/motorcycle_pan.mp4 $(OUT)/motorcycle_pan_sbs.mp4 \
 	  --backend warp --depth samples/motorcycle_pan_disparity.mkv --depth-kind disparity-px \
-	  --depth-scale 0.25 --overwrite
+	  --depth-scale 0.25 --convergence auto --report $(OUT)/motorcycle_pan_report.html \
+	  --overwrite
 
 ## The same clip with the default settings: the depth model and Stable Diffusion 1.5 are
 ## downloaded on first use (internet once, about 4 GB; with a GPU it takes seconds, on a CPU long).

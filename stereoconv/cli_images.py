@@ -10,7 +10,15 @@ from pathlib import Path
 
 import click
 
-from stereoconv.cli import cli, job_options, make_converter, setting_options
+from stereoconv.cli import (
+    GIVEN_DEPTH,
+    VIDEO_ONLY,
+    cli,
+    job_options,
+    make_converter,
+    name_tag_option,
+    setting_options,
+)
 from stereoconv.errors import UserError
 
 # stereoconv.jobs.library.FORMATS, spelt out so that `--help` need not import torch
@@ -35,16 +43,18 @@ FORMAT_CHOICES = ("same", "jpeg", "png", "webp", "tiff", "heic", "mpo")
 @click.option("--ray-address", envvar="RAY_ADDRESS", help="An existing Ray cluster to run on.")
 @click.option("--report", "report_path", type=click.Path(path_type=Path),
               help="Write a comfort and quality report (HTML, and JSON beside it).")  # fmt: skip
+@name_tag_option
 @job_options
-@setting_options
+@setting_options(exclude=(*VIDEO_ONLY, *GIVEN_DEPTH))
 def images(
     in_dir: Path, out_dir: Path, fmt: str, skip_errors, quiet, overwrite, workers, ray_address,
-    report_path, **kwargs,
+    report_path, name_tag, **kwargs,
 ) -> None:  # fmt: skip
     """Convert every photo under IN_DIR (JPEG, PNG, WebP, TIFF, HEIC) to stereo under OUT_DIR,
     keeping relative paths, EXIF and colour profiles. Photos already converted with the same
     settings are skipped; outputs made otherwise are left alone unless --overwrite."""
     from stereoconv.jobs.library import SHOWN_PATHS, convert_library
+    from stereoconv.layout import name_tag as tag_of
 
     if fmt == "mpo":  # an MPO holds the two views: the pair layout, in one file
         if kwargs["layout"] not in (None, "pair"):
@@ -62,7 +72,9 @@ def images(
         from stereoconv.runner import ray_photo_batches, start_actors
 
         mapper = ray_photo_batches(start_actors(converter.config, workers, ray_address))
-    report = convert_library(converter, in_dir, out_dir, fmt, overwrite, skip_errors, quiet, mapper)
+    tag = tag_of(converter.config.layout, name_tag)
+    report = convert_library(converter, in_dir, out_dir, fmt, overwrite, skip_errors, quiet, mapper,
+                             tag)  # fmt: skip
 
     def note(text: str) -> None:
         click.echo(f"stereoconv: {text}", err=True)
@@ -82,15 +94,13 @@ def images(
         note(f"left alone: ... and {len(report.left_alone) - SHOWN_PATHS} more")
     for _, why in report.failed:
         note(f"failed: {why}")
+    # a run that ends in an error says its summary once, in the error line
+    if report.left_alone:
+        raise UserError(f"{report.summary()}; --overwrite replaces them")
+    if report.failed:
+        raise UserError(f"{report.summary()} (listed above)")
     if not quiet:
         note(report.summary())
-    if report.left_alone:
-        raise UserError(
-            f"{len(report.left_alone)} existing outputs left alone; --overwrite replaces them"
-        )
-    if report.failed:
-        failed = len(report.failed)
-        raise UserError(f"{failed} photo{'s' if failed > 1 else ''} failed (listed above)")
 
 
 cli.add_command(images)

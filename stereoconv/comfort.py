@@ -15,6 +15,7 @@ from stereoconv.geometry import forward_warp
 BORDER = 0.01  # the band along the left and right edges that counts, as a share of the width
 VIOLATION_SHARE = 0.02  # a side violates when this share of its band's pixels is in front
 MARGIN = 0.02  # --convergence auto: the screen plane this much (normalised depth) in front
+MARGIN_PX = 1.0  # the same for disparity given in pixels (a border band counts from 0.5 px)
 
 
 def border_bands(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -58,24 +59,31 @@ def border_nearness(normalised: torch.Tensor) -> torch.Tensor:
     )
 
 
+def _per_shot(values: list[float], cuts: list[bool], pick) -> list[float]:
+    """pick(values of a shot) for every frame of that shot."""
+    out: list[float] = []
+    shot: list[float] = []
+    for value, cut in zip(values, cuts, strict=True):
+        if cut and shot:
+            out.extend([pick(shot)] * len(shot))
+            shot = []
+        shot.append(value)
+    if shot:
+        out.extend([pick(shot)] * len(shot))
+    return out
+
+
 def shot_convergence(nearness: list[float], cuts: list[bool], base: float) -> list[float]:
     """One screen plane per shot (constant inside it: no jumps), at least `base` and far enough
     forward that no border band comes in front of it."""
-    out: list[float] = []
-    shot: list[float] = []
+    return _per_shot(nearness, cuts, lambda shot: min(1.0, max(base, max(shot) + MARGIN)))
 
-    def close_shot() -> None:
-        if shot:
-            value = min(1.0, max(base, max(shot) + MARGIN))
-            out.extend([value] * len(shot))
-            shot.clear()
 
-    for near, cut in zip(nearness, cuts, strict=True):
-        if cut:
-            close_shot()
-        shot.append(near)
-    close_shot()
-    return out
+def shot_shift(nearness_px: list[float], cuts: list[bool]) -> list[float]:
+    """--convergence auto for disparity given in pixels: per shot, the disparity (pixels) to
+    put on the screen plane, i.e. to subtract, so that no border band is in front of it; 0 where
+    none is (the given disparity is then kept as it is)."""
+    return _per_shot(nearness_px, cuts, lambda shot: max(0.0, max(shot) + MARGIN_PX))
 
 
 def still_convergence(

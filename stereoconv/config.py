@@ -25,6 +25,16 @@ BACKENDS = ("warp", "diffusion")
 COMPOSITES = ("hybrid", "none")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 VIEWS = ("right", "both")
+# the settings that take one of a closed set of values (the CLI offers them as choices)
+CHOICES = {
+    "backend": BACKENDS,
+    "layout": LAYOUTS,
+    "views": VIEWS,
+    "depth_kind": DEPTH_KINDS,
+    "attention": ATTENTION_MODES,
+    "composite": COMPOSITES,
+    "precision": PRECISIONS,
+}
 
 
 def setting(default, help: str):
@@ -38,14 +48,18 @@ class StereoConfig:
 
     backend: str = setting("warp", "warp (fast) or diffusion (StereoDiffusion)")
     layout: str = setting(
-        "sbs", "sbs, half-sbs, tb, half-tb, anaglyph, pair (two files) or spatial (video, .mov)"
+        "sbs",
+        "sbs, half-sbs, tb, half-tb, anaglyph, pair (two files), spatial (video, .mov) or sbs-rl "
+        "(eyes swapped: cross-eyed)",
     )
     divergence: float = setting(3.0, "near-to-far disparity range, % of one eye's view width")
     convergence: float = setting(
-        0.5, "depth on the screen plane: 0 farthest ... 1 nearest; auto: per shot (video)"
+        0.5,
+        "depth on the screen plane: 0 farthest ... 1 nearest; auto: per shot (video) or "
+        "per picture, so that nothing in front touches the frame border",
     )
     auto_convergence: bool = setting(
-        False, "video: choose the screen plane per shot so nothing in front touches the border"
+        False, "the screen plane per shot or picture (--convergence auto on the command line)"
     )
     views: str = setting(
         "right", "right: keep the input as the left eye; both: split the disparity"

@@ -10,8 +10,29 @@ import torch.nn.functional as F
 
 from stereoconv.errors import UserError
 
-LAYOUTS = ("sbs", "half-sbs", "tb", "half-tb", "anaglyph", "pair", "spatial")
+LAYOUTS = ("sbs", "half-sbs", "tb", "half-tb", "anaglyph", "pair", "spatial", "sbs-rl")
+# sbs-rl: full side by side with the eyes swapped, the right view on the left: for cross-eyed
+# free viewing, and for players set to right-left order
 # spatial: Apple spatial video (MV-HEVC, two layers) for Vision Pro; video only (media/mvhevc.py)
+
+# File-name tags by which players (DeoVR, SKYBOX, Pigasus, HereSphere, Quest's gallery) tell
+# stereo files from flat ones. pair has its own (_L, _R); spatial video is signalled inside
+# the file (vexu), as Apple's players expect.
+NAME_TAGS = {"sbs": "_LR", "half-sbs": "_3dh", "tb": "_TB", "half-tb": "_3dv",
+             "anaglyph": "_anaglyph", "sbs-rl": "_RL"}  # fmt: skip
+
+
+def name_tag(layout: str, requested: str) -> str:
+    """The tag for names stereoconv chooses: `auto` the layout's, `none` no tag, or the given
+    literal tag (such as _SBS)."""
+    if requested == "none":
+        return ""
+    if requested == "auto":
+        return NAME_TAGS.get(layout, "")
+    if not requested or "/" in requested or "\\" in requested:
+        raise UserError(f"--name-tag must be auto, none or a tag such as _SBS, not {requested!r}")
+    return requested
+
 
 # Dubois' least-squares red-cyan anaglyph matrices (E. Dubois, "A projection method to generate
 # anaglyph stereo images", ICASSP 2001), applied to linear RGB.
@@ -25,7 +46,7 @@ _DUBOIS_RIGHT = torch.tensor(
 
 def packed_size(height: int, width: int, layout: str) -> tuple[int, int]:
     """Height and width of one packed frame for views of height x width."""
-    if layout == "sbs":
+    if layout in ("sbs", "sbs-rl"):
         return height, 2 * width
     if layout == "half-sbs":
         return height, 2 * (width // 2)
@@ -66,6 +87,8 @@ def pack(left: torch.Tensor, right: torch.Tensor, layout: str) -> torch.Tensor:
     h, w = left.shape[-2:]
     if layout == "sbs":
         return torch.cat([left, right], dim=-1)
+    if layout == "sbs-rl":
+        return torch.cat([right, left], dim=-1)
     if layout == "half-sbs":
         return torch.cat([_squeeze(left, h, w // 2), _squeeze(right, h, w // 2)], dim=-1)
     if layout == "tb":

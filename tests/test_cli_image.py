@@ -150,11 +150,12 @@ def test_existing_output_needs_overwrite(capsys, tmp_path, photo, tiny_depth):
 @pytest.mark.parametrize(
     "option,value,text",
     [
-        ("--layout", "diagonal", "--layout must be one of"),
+        ("--layout", "diagonal", "'diagonal' is not one of 'sbs', 'half-sbs'"),
         ("--divergence", "-1", "--divergence"),
         ("--convergence", "2", "--convergence"),
         ("--divergence", "lots", "lots"),
-        ("--views", "left", "--views"),
+        ("--views", "left", "'left' is not one of 'right', 'both'"),
+        ("--name-tag", "a/b", "--name-tag must be"),
     ],
 )
 def test_bad_option_values(capsys, tmp_path, photo, option, value, text):
@@ -174,3 +175,32 @@ def test_missing_model_names_the_model_and_how_to_provide_it(capsys, tmp_path, p
     code, err = run(capsys, "image", photo, tmp_path / "o.png", "--depth-model", model)
     assert_one_line_error(code, err, "'someone/no-such-model'")
     assert "HF_HOME" in err[0] and "local folder" in err[0]
+
+
+def test_output_folder_gets_a_tagged_name(capsys, tmp_path, photo, tiny_depth):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    code, err = run(capsys, "image", photo, folder, "--depth-model", tiny_depth)
+    assert code == 0, err
+    assert [p.name for p in folder.iterdir()] == ["photo_LR.png"]
+    code, err = run(capsys, "image", photo, folder, "--depth-model", tiny_depth, "--layout",
+                    "half-sbs")  # fmt: skip
+    assert code == 0 and (folder / "photo_3dh.png").is_file()
+    code, err = run(capsys, "image", photo, tmp_path / "given.png", "--depth-model", tiny_depth)
+    assert code == 0 and (tmp_path / "given.png").is_file()  # a given name is kept
+
+
+def test_convergence_auto_per_photo(capsys, tmp_path, photo):
+    """`image --convergence auto` works per photo: with the near things at the left and right
+    borders, the screen plane moves forward to them, so the right view differs from the one the
+    fixed plane (0.5) gives."""
+    near_borders = np.abs(np.linspace(-1, 1, 61, dtype=np.float32))[None].repeat(37, 0)
+    np.save(tmp_path / "d.npy", near_borders)
+    outs = []
+    for value in ("0.5", "auto"):
+        outs.append(tmp_path / f"c-{value}.png")
+        code, err = run(capsys, "image", photo, outs[-1], "--depth", tmp_path / "d.npy",
+                        "--convergence", value, "--divergence", "8")  # fmt: skip
+        assert code == 0, err
+    fixed, auto = (np.asarray(Image.open(p))[:, 61:].astype(int) for p in outs)
+    assert np.abs(fixed - auto).mean() > 5

@@ -91,7 +91,7 @@ def test_auto_convergence_for_a_photo_library(tmp_path, tiny_depth):
         args = ["images", str(photos), str(tmp_path / name), "--backend", "warp",
                 "--depth-model", str(tiny_depth), "-q", *extra]  # fmt: skip
         assert main(args) == 0
-        outputs[name] = np.asarray(Image.open(tmp_path / name / "a.png"))
+        outputs[name] = np.asarray(Image.open(tmp_path / name / "a_LR.png"))  # tagged: SBS
     # the screen plane moved: the right views differ, the left ones (the photo) do not
     assert np.array_equal(outputs["fixed"][:, :80], outputs["auto"][:, :80])
     assert not np.array_equal(outputs["fixed"][:, 80:], outputs["auto"][:, 80:])

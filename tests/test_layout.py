@@ -46,3 +46,10 @@ def test_anaglyph_puts_the_left_view_in_red_and_the_right_in_cyan():
     right_only = anaglyph(black, white)
     assert left_only[0, 0].mean() > 0.8 and left_only[0, 1:].max() < 0.05
     assert right_only[0, 0].max() < 0.05 and right_only[0, 1:].mean() > 0.8
+
+
+def test_cross_eyed_layout_swaps_the_eyes():
+    left, right = torch.rand(1, 3, 5, 7), torch.rand(1, 3, 5, 7)
+    packed = pack(left, right, "sbs-rl")
+    assert packed.shape == (1, 3, 5, 14) and packed_size(5, 7, "sbs-rl") == (5, 14)
+    assert torch.equal(packed[..., :7], right) and torch.equal(packed[..., 7:], left)

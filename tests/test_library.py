@@ -65,6 +65,8 @@ def run(capsys, tiny_depth, *argv):
         argv += ["--backend", "warp"]
     if "--depth-model" not in argv:
         argv += ["--depth-model", str(tiny_depth)]
+    if "--name-tag" not in argv:  # the names as the inputs'; test_stereo_tags_in_names: tags
+        argv += ["--name-tag", "none"]
     code = main(argv)
     err = capsys.readouterr().err.splitlines()
     return code, [line for line in err if line.startswith("stereoconv:")]  # less progress bars
@@ -94,7 +96,7 @@ def test_every_good_photo_converts_and_the_broken_one_is_reported(
     out = tmp_path / "out"
     code, err = run(capsys, tiny_depth, "images", library, out, "--skip-errors", "-q")
     assert code == 1
-    assert err[-1] == "stereoconv: error: 1 photo failed (listed above)"
+    assert err[-1] == "stereoconv: error: converted 6 photos, 1 failed (listed above)"
     assert [line for line in err if "failed:" in line] == [
         f"stereoconv: failed: cannot read image {library / 'broken.jpg'}: "
         "not an image in a known format, or damaged"
@@ -149,7 +151,11 @@ def test_a_second_run_converts_nothing_and_other_settings_touch_nothing(
 
     code, err = run(capsys, tiny_depth, "images", library, out, "--skip-errors")
     assert code == 1  # the broken file still fails
-    assert "stereoconv: nothing converted: 6 photos up to date, 1 failed" in err
+    # the summary is said once, in the error line
+    assert err[-1] == (
+        "stereoconv: error: nothing converted: 6 photos up to date, 1 failed (listed above)"
+    )
+    assert not [line for line in err if "nothing converted" in line and "error" not in line]
     assert digests(out) == first
     assert {p: p.stat().st_mtime_ns for p in out.rglob("*")} == mtimes
 
@@ -160,7 +166,11 @@ def test_a_second_run_converts_nothing_and_other_settings_touch_nothing(
 
     code, err = run(capsys, tiny_depth, "images", library, out, "--divergence", "5")
     assert code == 1
-    assert err[-1] == "stereoconv: error: 6 existing outputs left alone; --overwrite replaces them"
+    assert err[-1] == (
+        "stereoconv: error: nothing converted: 6 existing outputs left alone; --overwrite "
+        "replaces them"
+    )
+    assert len([line for line in err if "existing outputs left alone" in line]) == 1
     assert f"stereoconv: left alone: {out / 'scan.tif'} (made with other settings)" in err
     assert digests(out) == first
 
@@ -227,7 +237,10 @@ def test_the_first_bad_photo_stops_the_run_and_finished_work_is_kept(capsys, tmp
     assert sorted(manifest["outputs"]) == ["b.png", "c.png"]
 
     code, err = run(capsys, tiny_depth, "images", photos, out, "--skip-errors")
-    assert code == 1 and "stereoconv: nothing converted: 2 photos up to date, 1 failed" in err
+    assert code == 1
+    assert err[-1] == (
+        "stereoconv: error: nothing converted: 2 photos up to date, 1 failed (listed above)"
+    )
 
     # a file that is no picture at all stops the run before any work
     (photos / "0.png").write_bytes(b"no png")
@@ -413,3 +426,23 @@ def test_a_library_with_the_diffusion_backend(capsys, tmp_path, tiny_sd, tiny_de
         assert np.array_equal(sbs[:, :32], np.asarray(Image.open(photos / f"p{i}.png")))
     code, err = run(capsys, tiny_depth, *argv)
     assert code == 0 and err[-1] == "stereoconv: nothing converted: 2 photos up to date", err
+
+
+def test_stereo_tags_in_names(capsys, tmp_path, tiny_depth):
+    """Players show a file in stereo when its name says so: stereoconv chooses every name
+    here, so each carries its layout's tag by default."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(picture(16, 20)).save(photos / "p.png")
+    for layout, tag in [("sbs", "_LR"), ("half-sbs", "_3dh"), ("tb", "_TB"), ("half-tb", "_3dv")]:
+        out = tmp_path / layout
+        code, err = run(capsys, tiny_depth, "images", photos, out, "--layout", layout,
+                        "--name-tag", "auto")  # fmt: skip
+        assert code == 0, err
+        assert sorted(p.name for p in out.iterdir() if p.name != MANIFEST) == [f"p{tag}.png"]
+    code, err = run(capsys, tiny_depth, "images", photos, tmp_path / "own", "--name-tag", "_SBS",
+                    "--format", "jpeg")  # fmt: skip
+    assert code == 0 and (tmp_path / "own" / "p_SBS.jpg").is_file()
+    code, err = run(capsys, tiny_depth, "images", photos, tmp_path / "pair", "--layout", "pair",
+                    "--name-tag", "auto")  # fmt: skip
+    assert code == 0 and {p.name for p in (tmp_path / "pair").glob("p*")} == {"p_L.png", "p_R.png"}

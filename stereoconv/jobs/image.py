@@ -7,14 +7,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stereoconv.comfort import still_convergence
+from stereoconv.comfort import border_nearness, shot_shift, still_convergence
 from stereoconv.converter import StereoConverter
 from stereoconv.depth import load_depth_map
 from stereoconv.errors import UserError
 from stereoconv.fileio import check_output
 from stereoconv.geometry import robust_range
 from stereoconv.layout import pack
-from stereoconv.media.images import check_writable_suffix, read_image, write_image
+from stereoconv.media.images import WRITABLE, check_writable_suffix, read_image, write_image
+from stereoconv.progress import unet_calls, unet_progress
 
 
 def pair_paths(output: Path) -> tuple[Path, Path]:
@@ -23,6 +24,13 @@ def pair_paths(output: Path) -> tuple[Path, Path]:
         output.with_name(f"{output.stem}_L{output.suffix}"),
         output.with_name(f"{output.stem}_R{output.suffix}"),
     )
+
+
+def output_name(input_path: Path, tag: str) -> str:
+    """The output's name when OUT is a folder: the input's name with the stereo tag, in the
+    input's format where it is one we write (JPEG otherwise: HEIC, MPO, ...)."""
+    suffix = input_path.suffix if input_path.suffix.lower() in WRITABLE else ".jpg"
+    return f"{input_path.stem}{tag}{suffix}"
 
 
 def refuse_spatial(layout: str) -> None:
@@ -51,8 +59,17 @@ def frame_disparity(
     else:
         relative = load_depth_map(depth, cfg.depth_kind, height, width, cfg.depth_scale)
         relative = relative.to(converter.device)
-        if cfg.depth_kind == "disparity-px":
-            return relative
+        if cfg.depth_kind == "disparity-px":  # as given; auto: shifted behind the borders
+            if not cfg.auto_convergence:
+                return relative
+            return relative - shot_shift([float(border_nearness(relative)[0])], [False])[0]
+    return picture_disparity(converter, relative)
+
+
+def picture_disparity(converter: StereoConverter, relative: torch.Tensor) -> torch.Tensor:
+    """Pixel disparity (B, H, W) of still pictures' relative disparity; with --convergence auto
+    each picture gets its own screen plane."""
+    cfg = converter.config
     low, high = robust_range(relative, cfg.depth_low_pct, cfg.depth_high_pct)
     convergence = None
     if cfg.auto_convergence:
@@ -78,7 +95,13 @@ def convert_image(
         raise UserError(f"output {output} is the depth map; choose another name")
     rgb = read_image(input_path, converter.config.max_megapixels)
     disparity = frame_disparity(converter, rgb, depth)
-    left, right = converter.views(torch.from_numpy(rgb)[None], disparity)
+    frames = torch.from_numpy(rgb)[None]
+    if converter.config.backend == "diffusion":
+        unet = converter.backend.components.unet
+        with unet_progress(unet, unet_calls(converter.config, "image")):
+            left, right = converter.views(frames, disparity)
+    else:
+        left, right = converter.views(frames, disparity)
     write_views(outputs, left, right, layout)
     return outputs
 

@@ -130,15 +130,18 @@ def output_format(source: PurePosixPath, requested: str) -> str:
     return "jpeg" if fmt == "heic" else fmt
 
 
-def output_names(source: PurePosixPath, requested: str, layout: str) -> list[PurePosixPath]:
-    """Relative output names: the input's, with the format's suffix (the input's own one for
-    `same`); two files `_L`, `_R` for the `pair` layout, one file for `mpo`."""
+def output_names(
+    source: PurePosixPath, requested: str, layout: str, tag: str = ""
+) -> list[PurePosixPath]:
+    """Relative output names: the input's, with the stereo tag (stereoconv.layout.name_tag)
+    and the format's suffix (the input's own one for `same`); two files `_L`, `_R` for the
+    `pair` layout, one file for `mpo` (both need no tag)."""
     fmt = output_format(source, requested)
     if fmt == "mpo":
         return [source.with_suffix(".mpo")]
     keep = requested == "same" and SUFFIX_FORMATS[source.suffix.lower()] == fmt
-    name = source if keep else source.with_suffix(PHOTO_FORMATS[fmt][0])
-    return output_paths(name, layout)
+    suffix = source.suffix if keep else PHOTO_FORMATS[fmt][0]
+    return output_paths(source.with_name(source.stem + tag + suffix), layout)
 
 
 def settings_of(config: StereoConfig, fmt: str) -> dict[str, Any]:
@@ -213,7 +216,7 @@ def output_state(task: Task, output: PurePosixPath, manifest: dict, out_dir: Pat
 
 
 def make_task(
-    in_dir: Path, source: PurePosixPath, config: StereoConfig, requested: str
+    in_dir: Path, source: PurePosixPath, config: StereoConfig, requested: str, tag: str = ""
 ) -> tuple[Task, dict]:
     """The task of one input (its size hint not yet read) and its settings."""
     path = in_dir / source
@@ -223,7 +226,7 @@ def make_task(
         raise UserError(f"cannot read {path}: {exc.strerror}") from None
     fmt = output_format(source, requested)
     settings = settings_of(config, fmt)
-    outputs = tuple(output_names(source, requested, config.layout))
+    outputs = tuple(output_names(source, requested, config.layout, tag))
     return Task(source, outputs, fmt, digest, settings_hash(settings)), settings
 
 
@@ -237,13 +240,14 @@ def plan(
     overwrite: bool,
     fail: Callable[[PurePosixPath, str], None],
     report: Report,
+    tag: str = "",
 ) -> list[Task]:
     """The tasks to run. Up-to-date inputs and left-alone outputs go to the report; unreadable
     inputs and inputs whose output name another input already has go to `fail`."""
     tasks, claimed = [], {}
     for source in sources:
         try:
-            task, settings = make_task(in_dir, source, config, requested)
+            task, settings = make_task(in_dir, source, config, requested, tag)
         except UserError as exc:
             fail(source, str(exc))
             continue
@@ -347,11 +351,13 @@ def convert_library(
     skip_errors: bool = False,
     quiet: bool = False,
     mapper: BatchMapper | None = None,
+    tag: str = "",
 ) -> Report:
     """Convert every photo under in_dir that is not up to date in out_dir. A bad photo raises
     UserError, or with skip_errors is listed in the report and passed by. The manifest is saved
     after each batch and when the run stops, so finished work is kept. mapper: where batches are
-    converted (default: with `converter`, in this process)."""
+    converted (default: with `converter`, in this process). tag: the stereo tag in every
+    output name (stereoconv.layout.name_tag)."""
     from tqdm import tqdm
 
     config = converter.config
@@ -374,7 +380,8 @@ def convert_library(
         report.failed.append((source, why))
 
     checking = tqdm(sources, desc="checking", unit="file", disable=quiet, leave=False)
-    tasks = plan(in_dir, out_dir, checking, config, requested, manifest, overwrite, fail, report)
+    tasks = plan(in_dir, out_dir, checking, config, requested, manifest, overwrite, fail, report,
+                 tag)  # fmt: skip
     tasks.sort(key=lambda t: (t.size_hint, str(t.source)))
 
     stop: list[UserError] = []  # the bad photo that ends the run, once the batch before it is done

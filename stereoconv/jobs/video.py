@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from stereoconv import __version__
-from stereoconv.comfort import border_nearness, frame_stats, shot_convergence
+from stereoconv.comfort import border_nearness, frame_stats, shot_convergence, shot_shift
 from stereoconv.config import StereoConfig
 from stereoconv.converter import StereoConverter
 from stereoconv.depth import depth_from_values, zero_is_unknown
@@ -35,7 +35,6 @@ from stereoconv.layout import pack, packed_size, stack_views
 from stereoconv.media.depth_frames import DepthFrames
 from stereoconv.media.encode import (
     CODECS,
-    FILENAME_TAGS,
     ChunkEncoder,
     EncoderSettings,
     choose_codec,
@@ -64,7 +63,6 @@ class VideoOptions:
     end: float | None = None  # seconds
     max_frames: int | None = None
     chunk_frames: int = 240
-    name_tag: str = "none"  # none | auto (_LR, _3dh, _TB, _3dv) | a literal tag such as _SBS
 
     def __post_init__(self) -> None:
         if self.codec not in CODECS:
@@ -115,7 +113,9 @@ class VideoJob:
     depth_offset: int  # its frame matching the first converted frame
     save_depth: Path | None
     workdir: Path
-    convergence_plan: tuple[float, ...] | None = None  # per frame, from --convergence auto
+    # per frame, from --convergence auto: the screen plane (normalised depth), or for disparity
+    # given in pixels the disparity put on the screen plane (pixels, subtracted)
+    convergence_plan: tuple[float, ...] | None = None
     collect_stats: bool = False  # per-frame comfort statistics, for --report
 
     @property
@@ -147,13 +147,15 @@ class VideoJob:
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def tagged_output(output: Path, layout: str, name_tag: str) -> Path:
-    if name_tag == "none":
-        return output
-    tag = FILENAME_TAGS.get(layout, "") if name_tag == "auto" else name_tag
-    return (
-        output if output.stem.endswith(tag) else output.with_name(output.stem + tag + output.suffix)
-    )
+def output_name(input_path: Path, layout: str, tag: str) -> str:
+    """The output's name when OUT is a folder: the input's name with the stereo tag, in the
+    input's container if it is one we write (.mov for spatial video, .mp4 otherwise)."""
+    suffix = input_path.suffix.lower()
+    if layout == "spatial":
+        suffix = ".mov"
+    elif suffix not in CONTAINERS:
+        suffix = ".mp4"
+    return f"{input_path.stem}{tag}{suffix}"
 
 
 def prepare_job(
@@ -168,10 +170,7 @@ def prepare_job(
     collect_stats: bool = False,
 ) -> VideoJob:
     """Validate everything, read the frame timestamps and set up (or reopen) the work folder."""
-    input_path, output = (
-        Path(input_path),
-        tagged_output(Path(output), config.layout, options.name_tag),
-    )
+    input_path, output = Path(input_path), Path(output)
     if config.layout == "pair":
         raise UserError("--layout pair makes two files per picture; for video use sbs or tb")
     if config.layout == "spatial" and output.suffix.lower() != ".mov":
@@ -353,6 +352,10 @@ def convert_chunk(
                 continue
             if given and cfg.depth_kind == "disparity-px":
                 disparity = relative[keep]
+                if job.convergence_plan is not None:
+                    plan = [job.convergence_plan[indices[j]] for j in keep]
+                    convergence = torch.tensor(plan, device=device)
+                    disparity = disparity - convergence.view(-1, 1, 1)
             else:
                 lo_hi = torch.tensor([smoothed[j] for j in keep], device=device)
                 convergence = None
@@ -379,8 +382,11 @@ def convert_chunk(
                 changes = [None] * (len(keep) - per_frame.shape[0]) + per_frame.tolist()
                 measured = frame_stats(disparity, job.info.width)
                 if job.convergence_plan is not None:  # what the configured plane would give
-                    span = cfg.divergence / 100 * job.info.width
-                    shift = (convergence - cfg.convergence).view(-1, 1, 1) * span
+                    if given and cfg.depth_kind == "disparity-px":
+                        shift = convergence.view(-1, 1, 1)  # the disparity as given
+                    else:
+                        span = cfg.divergence / 100 * job.info.width
+                        shift = (convergence - cfg.convergence).view(-1, 1, 1) * span
                     fixed = frame_stats(disparity + shift, job.info.width, holes=False)
                     for stat, other in zip(measured, fixed, strict=True):
                         stat["violation_without_auto"] = other["violation"]
@@ -427,11 +433,11 @@ def convert_chunk(
 
 def plan_convergence(job: VideoJob, converter: StereoConverter) -> VideoJob:
     """--convergence auto: a first pass over the depth of every frame finds, per shot, the
-    screen plane that keeps the border bands behind it (at least the configured convergence);
-    the plan is part of the job, so every chunk and every worker uses the same one."""
+    screen plane that keeps the border bands behind it (at least the configured convergence;
+    for disparity given in pixels, the least shift of it that does); the plan is part of the
+    job, so every chunk and every worker uses the same one."""
     cfg = converter.config
-    if cfg.depth_kind == "disparity-px" and job.depth is not None:
-        raise UserError("--convergence auto needs relative depth, not --depth-kind disparity-px")
+    pixels = cfg.depth_kind == "disparity-px" and job.depth is not None
     smoother, previous = DepthRangeSmoother(), None
     nearness, cuts, decoded = [], [], []
     for indices, _, x, relative, _ in depth_batches(job, converter, 0, len(job.pts)):
@@ -444,9 +450,15 @@ def plan_convergence(job: VideoJob, converter: StereoConverter) -> VideoJob:
             previous = thumb
             lo_s, hi_s = smoother.update(lo, hi, cuts[-1])
             normalised = ((relative[b] - lo_s) / max(hi_s - lo_s, 1e-12)).clamp(0, 1)
-            nearness.append(float(border_nearness(normalised[None])[0]))
-    per_frame = dict(zip(decoded, shot_convergence(nearness, cuts, cfg.convergence), strict=True))
-    plan = [per_frame.get(i, cfg.convergence) for i in range(len(job.pts))]
+            nearness.append(
+                float(border_nearness((relative[b] if pixels else normalised)[None])[0])
+            )
+    if pixels:
+        planes, default = shot_shift(nearness, cuts), 0.0
+    else:
+        planes, default = shot_convergence(nearness, cuts, cfg.convergence), cfg.convergence
+    per_frame = dict(zip(decoded, planes, strict=True))
+    plan = [per_frame.get(i, default) for i in range(len(job.pts))]
     return dataclasses.replace(job, convergence_plan=tuple(plan))
 
 
@@ -476,7 +488,16 @@ def finish_job(job: VideoJob) -> tuple[list[str], dict]:
         cfg = job.config
         spatial = SpatialMetadata.from_settings(cfg.spatial_baseline, cfg.spatial_hfov)
     notes = join_chunks(
-        chunks, job.input, job.output, job.config.layout, start, end, job.pts[0], tb, spatial
+        chunks,
+        job.input,
+        job.output,
+        job.config.layout,
+        start,
+        end,
+        job.pts[0],
+        tb,
+        spatial,
+        job.info.frame_rate,
     )
     frames = sum(s["frames"] for s in stats)
     expected = sum(s["expected"] for s in stats)

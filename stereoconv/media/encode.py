@@ -25,11 +25,16 @@ from stereoconv.media.video import AV_ERRORS, ColourTags, open_input
 from stereoconv.pipelining import Background
 
 CODECS = ("libx264", "libx265")
+# x264's and x265's speed presets, fastest first
+ENCODER_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
+                   "slower", "veryslow", "placebo")  # fmt: skip
 H264_MAX_WIDTH = 4096  # level 5.2; wider H.264 does not play on most hardware decoders
 MATROSKA_STEREO_MODE = {"sbs": "left_right", "half-sbs": "left_right", "tb": "top_bottom",
-                        "half-tb": "top_bottom"}  # fmt: skip
+                        "half-tb": "top_bottom", "sbs-rl": "right_left"}  # fmt: skip
+# sbs-rl has no st3d mode and no x264 frame-packing SEI (both say left first): Matroska only
 H264_FRAME_PACKING = {"sbs": 3, "half-sbs": 3, "tb": 4, "half-tb": 4}  # SEI frame_packing_type
-FILENAME_TAGS = {"sbs": "_LR", "half-sbs": "_3dh", "tb": "_TB", "half-tb": "_3dv"}
+# use_metadata_tags: the source's container tags are kept; faststart: moov before mdat
+MOV_FLAGS = "use_metadata_tags+faststart"
 
 
 @dataclass(frozen=True)
@@ -170,18 +175,27 @@ def _video_packets(
     across chunk borders. Each chunk comes with the pts its first frame must have: the MP4
     muxer may move a chunk's timestamps by a few ticks (its edit list), which this undoes.
     first_pts and offset_pts are in the source's time base."""
-    last_dts = None
+    last_dts = step = None
     for chunk, first_pts in chunks:
         with av.open(str(chunk)) as container:
             stream = container.streams.video[0]
-            found = min(p.pts for p in container.demux(stream) if p.size and p.pts is not None)
+            times = [(p.pts, p.dts) for p in container.demux(stream)
+                     if p.size and p.pts is not None]  # fmt: skip
             chunk_tb = stream.time_base
-        shift = round((first_pts - offset_pts) * source_tb / chunk_tb) - found
+        shift = round((first_pts - offset_pts) * source_tb / chunk_tb) - min(t for t, _ in times)
+        # A chunk that reorders fewer frames than the one before (a short last chunk without
+        # B-frames) starts its decode times later: lower them to follow on, or the gap becomes
+        # a long sample in the MP4 index and a wrong average frame rate. Lower is always valid.
+        dts_shift, first_dts = shift, times[0][1]
+        if last_dts is not None and step and first_dts is not None:
+            dts_shift = min(shift, last_dts + step - first_dts)
         for packet in _packets(chunk):
             packet.pts += shift
-            packet.dts = packet.pts if packet.dts is None else packet.dts + shift
+            packet.dts = packet.pts if packet.dts is None else packet.dts + dts_shift
             if last_dts is not None and packet.dts <= last_dts:
                 packet.dts = last_dts + 1
+            if last_dts is not None:
+                step = packet.dts - last_dts
             last_dts = packet.dts
             yield packet
 
@@ -244,23 +258,31 @@ def join_chunks(
     offset_pts: int,
     source_tb: Fraction,
     spatial: SpatialMetadata | None = None,
+    frame_rate: Fraction | None = None,
 ) -> list[str]:
     """Remux the encoded chunks with the source's audio and subtitle streams and container
     metadata into `output` (atomically); chunks are (file, pts of its first frame). Audio the
     container cannot take is re-encoded to AAC;
     such subtitles are left out. Returns one note per stream that was changed or left out.
-    `spatial`: the chunks are MV-HEVC (--layout spatial); Apple's vexu / hfov are added."""
+    `spatial`: the chunks are MV-HEVC (--layout spatial); Apple's vexu / hfov are added.
+    `frame_rate`: the source's average rate, declared on the output stream (Matroska's
+    DefaultDuration is the time base without it: 12800 fps to ffprobe).
+    MP4 / MOV files start with their index (moov before mdat, "fast start"), so that players
+    streaming them from a server can begin before the whole file has arrived."""
     notes: list[str] = []
     suffix = output.suffix.lower()
     mov = suffix in (".mp4", ".mov", ".m4v")
     with atomic_output(output) as tmp, contextlib.ExitStack() as stack:
         out = stack.enter_context(
-            av.open(str(tmp), "w", options={"movflags": "use_metadata_tags"} if mov else {})
+            av.open(str(tmp), "w", options={"movflags": MOV_FLAGS} if mov else {})
         )
         with av.open(str(chunks[0][0])) as first:
             template = first.streams.video[0]
             video = out.add_stream_from_template(template)
             video.time_base = template.time_base
+            rate = frame_rate or template.average_rate
+        if rate:  # the chunks' own declared rate is their time base's reciprocal
+            video.codec_context.framerate = rate
         if mov and template.codec_context.name == "hevc":
             # hvc1 (parameter sets in the sample entry only), not FFmpeg's default hev1: Apple's
             # players play only hvc1; the chunks' encoders keep parameter sets out of the frames

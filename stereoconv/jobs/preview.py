@@ -1,0 +1,137 @@
+"""A preview before a long job: a few frames of a time range, each converted at several divergence
+and convergence settings, on one contact sheet (a row per frame, a column per setting).
+
+The depth is estimated once per frame; only the disparity and the views change per setting, so a
+sheet costs little more than its frames.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageDraw
+
+from stereoconv.comfort import still_convergence
+from stereoconv.converter import StereoConverter
+from stereoconv.errors import UserError
+from stereoconv.fileio import check_output
+from stereoconv.geometry import relative_to_pixels, robust_range
+from stereoconv.jobs.image import to_uint8
+from stereoconv.layout import pack
+from stereoconv.media.images import check_writable_suffix, write_image
+from stereoconv.media.video import decode_range, frame_timestamps, probe
+
+LABEL_HEIGHT = 18  # pixels of caption above each column
+
+
+def parse_values(text: str, option: str, auto: bool = False) -> list[float | str]:
+    """A comma-separated list of numbers (and `auto` where allowed)."""
+    values: list[float | str] = []
+    for item in (part.strip() for part in text.split(",")):
+        if auto and item == "auto":
+            values.append("auto")
+            continue
+        try:
+            values.append(float(item))
+        except ValueError:
+            allowed = "numbers or auto" if auto else "numbers"
+            raise UserError(f"{option} takes comma-separated {allowed}, not {item!r}") from None
+    return values
+
+
+def pick_evenly(items: list, count: int) -> list:
+    """`count` items spread evenly over the list, first and last included."""
+    if count >= len(items):
+        return list(items)
+    if count == 1:
+        return [items[len(items) // 2]]
+    return [items[round(i * (len(items) - 1) / (count - 1))] for i in range(count)]
+
+
+def preview_frames(path: Path, start: float | None, end: float | None, count: int) -> list:
+    """`count` RGB frames (H, W, 3) spread over [start, end) seconds of the video."""
+    info = probe(path)
+    pts = frame_timestamps(path, start, end)
+    if not pts:
+        raise UserError(f"{path}: no video frames in the asked range")
+    wanted = set(pick_evenly(pts, count))
+    return [f for p, f in decode_range(path, min(wanted), max(wanted), info) if p in wanted]
+
+
+def caption(cell: np.ndarray, text: str) -> np.ndarray:
+    """The cell with a strip of text above it."""
+    image = Image.new("RGB", (cell.shape[1], cell.shape[0] + LABEL_HEIGHT), "white")
+    image.paste(Image.fromarray(cell), (0, LABEL_HEIGHT))
+    ImageDraw.Draw(image).text((4, 3), text, fill="black")
+    return np.asarray(image)
+
+
+def contact_sheet(
+    converter: StereoConverter,
+    frames: list[np.ndarray],
+    divergences: list[float],
+    convergences: list[float | str],
+    cell_width: int,
+) -> np.ndarray:
+    """Rows: frames; columns: every (divergence, convergence); each cell the packed stereo frame
+    in the configured layout, scaled to `cell_width`."""
+    cfg = converter.config
+    rows = []
+    for rgb in frames:
+        peak = 65535.0 if rgb.dtype == np.uint16 else 255.0
+        x = torch.from_numpy(rgb.astype(np.float32) / peak).permute(2, 0, 1)[None]
+        x = x.to(converter.device)
+        relative = converter.relative_disparity(x)
+        low, high = robust_range(relative, cfg.depth_low_pct, cfg.depth_high_pct)
+        width = relative.shape[-1]
+        cells = []
+        for divergence in divergences:
+            for convergence in convergences:
+                plane = convergence
+                if convergence == "auto":
+                    plane = still_convergence(relative, low, high, cfg.convergence)
+                disparity = relative_to_pixels(relative, width, divergence, plane, low, high)
+                left, right = converter.views(x, disparity)
+                packed = pack(left, right, cfg.layout)
+                scale = cell_width / packed.shape[-1]
+                size = (max(1, round(packed.shape[-2] * scale)), cell_width)
+                small = F.interpolate(packed, size=size, mode="bilinear", antialias=True)
+                shown = "auto" if convergence == "auto" else f"{convergence:g}"
+                cells.append(caption(to_uint8(small[0]), f"div {divergence:g}  conv {shown}"))
+        rows.append(np.concatenate(cells, axis=1))
+    return np.concatenate(rows, axis=0)
+
+
+def preview_video(
+    converter: StereoConverter,
+    input_path: Path,
+    output: Path,
+    start: float | None,
+    end: float | None,
+    frames: int,
+    divergences: list[float],
+    convergences: list[float | str],
+    cell_width: int = 480,
+    overwrite: bool = False,
+) -> list[Path]:
+    """Write the contact sheet of `frames` frames of [start, end) to `output` (PNG or JPEG)."""
+    layout = converter.config.layout
+    if layout in ("pair", "spatial"):
+        raise UserError(f"a preview shows packed frames: use a layout other than {layout}")
+    if frames < 1 or cell_width < 16:
+        raise UserError("--frames must be >= 1 and --cell-width >= 16")
+    for divergence in divergences:
+        if divergence < 0:
+            raise UserError(f"--divergences must be >= 0, not {divergence:g}")
+    for convergence in convergences:
+        if convergence != "auto" and not 0 <= convergence <= 1:
+            raise UserError(f"--convergences must be in [0, 1] or auto, not {convergence:g}")
+    check_writable_suffix(output)
+    check_output(input_path, output, overwrite)
+    picked = preview_frames(input_path, start, end, frames)
+    sheet = contact_sheet(converter, picked, divergences, convergences, cell_width)
+    write_image(output, sheet)
+    return [output]
