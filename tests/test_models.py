@@ -92,3 +92,19 @@ def test_text_and_depth_are_guided_and_depth_gets_the_depth_model():
     for name in preset_names():
         if name != "paper":  # the reference's image-to-stereo model, SD 1.4
             assert build_config(name).model == "", name  # '': each command's own default
+
+
+def test_an_old_scheduler_config_runs_as_stable_diffusion_pipeline_runs_it(broken_sd):
+    """Older and community models lack steps_offset and clip x0: StableDiffusionPipeline forces
+    steps_offset=1 and clip_sample=False, and so do we (else x0 would be clipped in the loop
+    but not in the inversion)."""
+    import json
+
+    path = broken_sd / "scheduler" / "scheduler_config.json"
+    config = json.loads(path.read_text())
+    config.update(clip_sample=True, steps_offset=0)
+    path.write_text(json.dumps(config))
+    scheduler = load_components(str(broken_sd), CPU).scheduler
+    assert scheduler.config.clip_sample is False and scheduler.config.steps_offset == 1
+    scheduler.set_timesteps(50)
+    assert scheduler.timesteps[0] == 981  # SD's own schedule: 981, 961, ..., 1
