@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from stereoconv import __version__
 from stereoconv.comfort import border_nearness, frame_stats, shot_convergence
-from stereoconv.config import StereoConfig
+from stereoconv.config import StereoConfig, check_ranges, setting
 from stereoconv.converter import StereoConverter
 from stereoconv.depth import depth_from_values
 from stereoconv.errors import UserError
@@ -57,28 +57,21 @@ class VideoOptions:
     same name."""
 
     codec: str = "libx264"  # libx264 | libx265
-    crf: int = 18
+    crf: int = setting(18, "encoder quality", min=0, max=51)
     preset: str = "medium"
     pix_fmt: str = "auto"  # auto: yuv420p, or yuv420p10le for sources of more than 8 bits
-    start: float | None = None  # seconds
-    end: float | None = None  # seconds
-    max_frames: int | None = None
-    chunk_frames: int = 240
+    start: float | None = setting(None, "seconds", min=0, max=1e7)
+    end: float | None = setting(None, "seconds", above=0, max=1e7)
+    max_frames: int | None = setting(None, "frames", min=1, max=10**9)
+    chunk_frames: int = setting(240, "frames per chunk", min=1, max=100_000)
     name_tag: str = "none"  # none | auto (_LR, _3dh, _TB, _3dv) | a literal tag such as _SBS
 
     def __post_init__(self) -> None:
         if self.codec not in CODECS:
             raise UserError(f"--codec must be one of {', '.join(CODECS)}, not {self.codec!r}")
-        if not 0 <= self.crf <= 51:
-            raise UserError(f"--crf must be between 0 and 51, not {self.crf}")
-        if self.start is not None and self.start < 0:
-            raise UserError(f"--start must be >= 0 seconds, not {self.start}")
+        check_ranges(self)
         if self.end is not None and self.end <= (self.start or 0):
             raise UserError(f"--end ({self.end}) must be after --start ({self.start or 0})")
-        if self.max_frames is not None and self.max_frames < 1:
-            raise UserError(f"--max-frames must be >= 1, not {self.max_frames}")
-        if self.chunk_frames < 1:
-            raise UserError(f"--chunk-frames must be >= 1, not {self.chunk_frames}")
 
 
 @dataclass(frozen=True)
