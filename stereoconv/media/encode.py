@@ -67,8 +67,16 @@ def choose_codec(requested: str, width: int, high_bit_depth: bool) -> tuple[str,
     return requested, None
 
 
+# Encoder threads, fixed: x264's and x265's output depends on their thread count, which by
+# default follows the CPUs the process may use (taskset, cgroups, a Ray worker's node), so the
+# same command would give other frames elsewhere, and a resumed or distributed job would splice
+# chunks that do not match.
+ENCODER_THREADS = 8
+
+
 def _codec_options(settings: EncoderSettings) -> dict[str, str]:
     options = {"crf": str(settings.crf), "preset": settings.preset}
+    options["threads"] = str(ENCODER_THREADS)
     if settings.codec == "libx264":
         params = []
         packing = H264_FRAME_PACKING.get(settings.layout)
@@ -77,7 +85,7 @@ def _codec_options(settings: EncoderSettings) -> dict[str, str]:
         if params:
             options["x264-params"] = ":".join(params)
     else:
-        options["x265-params"] = "log-level=0"  # errors only
+        options["x265-params"] = f"log-level=0:frame-threads={ENCODER_THREADS // 2}"
         if settings.high_bit_depth:
             options["profile"] = "main10"
     return options
