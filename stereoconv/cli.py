@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from stereoconv import __version__
+from stereoconv import __version__, lock
 from stereoconv.config import StereoConfig, build_config, field_names, preset_names
 from stereoconv.errors import UserError
 
@@ -255,6 +255,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     finally:
+        lock.release_all()
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
     return 0

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from stereoconv import __version__
+from stereoconv import __version__, lock
 from stereoconv.comfort import frame_stats, still_convergence
 from stereoconv.config import StereoConfig
 from stereoconv.converter import StereoConverter
@@ -362,6 +362,7 @@ def convert_library(
         raise UserError("--format mpo holds the two views as two pictures: use --layout pair")
     in_dir, out_dir = Path(in_dir), Path(out_dir)
     sources = find_photos(in_dir, skip=check_folders(in_dir, out_dir))
+    lock.hold(out_dir, folder=True)  # one run per OUT_DIR: the manifest has one writer
     if not sources:
         suffixes = ", ".join(sorted(SUFFIX_FORMATS))
         raise UserError(f"no photos ({suffixes}) in {in_dir}")
@@ -410,6 +411,7 @@ def convert_library(
         bar.close()
         if manifest["outputs"] != before:  # stopped by an error or Ctrl-C: keep what was written
             save_manifest(out_dir, manifest)
+        lock.release(out_dir, folder=True)
     return report
 
 

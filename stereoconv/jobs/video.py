@@ -23,7 +23,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from stereoconv import __version__
+from stereoconv import __version__, lock
 from stereoconv.comfort import border_nearness, frame_stats, shot_convergence
 from stereoconv.config import StereoConfig, check_ranges, setting
 from stereoconv.converter import StereoConverter
@@ -216,6 +216,7 @@ def prepare_job(
     )  # fmt: skip
     if depth is not None and len(DepthFrames(depth, depth_offset)) < len(pts):
         raise UserError(f"--depth {depth} has fewer frames than the {len(pts)} to convert")
+    lock.hold(output, notify)  # before the work folder: never touch a live run's work
     open_workdir(job, overwrite, notify)
     return job
 
@@ -486,6 +487,7 @@ def finish_job(job: VideoJob) -> tuple[list[str], dict]:
         "frames_stats": [f for s in stats for f in s.get("frames_stats", [])],
     }
     shutil.rmtree(job.workdir, ignore_errors=True)
+    lock.release(job.output)
     return notes, totals
 
 
