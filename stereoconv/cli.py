@@ -158,6 +158,8 @@ def depth(args: tuple[str, ...], from_image, size, overwrite, **kwargs) -> None:
 @click.option("--name-tag", default="none", show_default=True,
               help="none, auto (_LR, _3dh, _TB, _3dv) or a tag such as _SBS.")  # fmt: skip
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--strict", is_flag=True,
+              help="Exit with status 1 if frames of a damaged input were lost.")  # fmt: skip
 @click.option("--report", type=click.Path(path_type=Path),
               help="Write a comfort and quality report (HTML, and JSON beside it).")  # fmt: skip
 @click.option("--workers", default=1, show_default=True,
@@ -180,6 +182,7 @@ def video(
         max_frames=kwargs.pop("max_frames"), chunk_frames=kwargs.pop("chunk_frames"),
         name_tag=kwargs.pop("name_tag"),
     )  # fmt: skip
+    strict = kwargs.pop("strict")
     if report is not None:  # a bad report name fails before the work, not after it
         from stereoconv.report import check_report_path
 
@@ -209,6 +212,8 @@ def video(
 
         for path in write_video_report(report, job, totals, notes):
             click.echo(f"wrote {path}")
+    if strict and (totals["lost_frames"] or totals["repeated_frames"]):
+        raise UserError(f"--strict: {job.input} is damaged; {job.output} lacks its lost frames")
 
 
 def convert_video_on_ray(job, workers: int, address: str | None, progress):

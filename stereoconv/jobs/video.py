@@ -44,7 +44,13 @@ from stereoconv.media.encode import (
 )
 from stereoconv.media.mvhevc import SpatialChunkEncoder
 from stereoconv.media.vexu import SpatialMetadata
-from stereoconv.media.video import VideoInfo, decode_range, frame_timestamps, probe
+from stereoconv.media.video import (
+    VideoInfo,
+    decode_range,
+    frame_timestamps,
+    probe,
+    read_timestamps,
+)
 from stereoconv.pipelining import prefetch
 from stereoconv.temporal import WINDOW, DepthRangeSmoother, is_cut, thumbnails
 
@@ -110,6 +116,7 @@ class VideoJob:
     workdir: Path
     convergence_plan: tuple[float, ...] | None = None  # per frame, from --convergence auto
     collect_stats: bool = False  # per-frame comfort statistics, for --report
+    repeated: int = 0  # packets whose timestamp another one had (broken timestamps): dropped
 
     @property
     def chunks(self) -> list[Chunk]:
@@ -179,7 +186,7 @@ def prepare_job(
     info = probe(input_path)
     if output.exists() and not overwrite:
         raise UserError(f"output {output} exists; pass --overwrite to replace it")
-    pts = frame_timestamps(input_path, options.start, options.end, options.max_frames)
+    pts, repeated = read_timestamps(input_path, options.start, options.end, options.max_frames)
     if not pts:
         raise UserError(f"{input_path}: no video frames in the asked range")
     whole = options.start is None and options.end is None and options.max_frames is None
@@ -212,7 +219,7 @@ def prepare_job(
     workdir = output.with_name(f".{output.name}.stereoconv-work")
     job = VideoJob(
         input_path, output, config, options, info, tuple(pts), encoder, depth, depth_offset,
-        save_depth, workdir, collect_stats=collect_stats,
+        save_depth, workdir, collect_stats=collect_stats, repeated=repeated,
     )  # fmt: skip
     if depth is not None and len(DepthFrames(depth, depth_offset)) < len(pts):
         raise UserError(f"--depth {depth} has fewer frames than the {len(pts)} to convert")
@@ -445,6 +452,21 @@ def plan_convergence(job: VideoJob, converter: StereoConverter) -> VideoJob:
 # --- the whole job --------------------------------------------------------------------------
 
 
+def damage_note(expected: int, lost: int, repeated: int) -> str | None:
+    """One line on what a damaged input cost, or None if nothing was lost or repeated."""
+    if not lost and not repeated:
+        return None
+    parts = []
+    if lost:
+        parts.append(
+            f"{lost} of {expected} frames could not be decoded and are left out (the frames "
+            "around them keep their times)"
+        )
+    if repeated:
+        parts.append(f"{repeated} frames repeated the timestamp of another and were dropped")
+    return "damaged input: " + "; ".join(parts)
+
+
 def finish_job(job: VideoJob) -> tuple[list[str], dict]:
     """Join the chunks into the output and remove the work folder. Returns notes and totals
     (frames, flicker of each view and their ratio)."""
@@ -472,15 +494,17 @@ def finish_job(job: VideoJob) -> tuple[list[str], dict]:
     )
     frames = sum(s["frames"] for s in stats)
     expected = sum(s["expected"] for s in stats)
-    if frames < expected:
-        notes.append(
-            f"{expected - frames} of {expected} frames could not be decoded and are missing"
-        )
+    damage = damage_note(expected, expected - frames, job.repeated)
+    if damage:
+        notes.append(damage)
     pairs = sum(s["flicker"]["pairs"] for s in stats)
     left = sum(s["flicker"]["left"] for s in stats) / max(pairs, 1)
     right = sum(s["flicker"]["right"] for s in stats) / max(pairs, 1)
     totals = {
         "frames": frames,
+        "expected_frames": expected,
+        "lost_frames": expected - frames,
+        "repeated_frames": job.repeated,
         "flicker_left": left,
         "flicker_right": right,
         "flicker_ratio": right / left if left > 0 else 1.0,

@@ -98,7 +98,7 @@ class ChunkEncoder:
     def __init__(self, path: Path, settings: EncoderSettings):
         self.settings = settings
         self._atomic = atomic_output(Path(path))
-        tmp = self._atomic.__enter__()
+        tmp = self._tmp = self._atomic.__enter__()
         self.container = av.open(str(tmp), "w", format="mp4")
         stream = self.container.add_stream(
             settings.codec, rate=settings.frame_rate or 30, options=_codec_options(settings)
@@ -144,6 +144,8 @@ class ChunkEncoder:
         self._writer.close()
         self.container.mux(self.stream.encode())
         self.container.close()
+        if not self._tmp.exists():  # no frame of the chunk could be decoded: an empty file
+            self._tmp.write_bytes(b"")  # marks it done (the join passes it by)
         self._atomic.__exit__(None, None, None)
         return self.frames
 
