@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import struct
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -54,6 +57,26 @@ def check_pixels(path: Path, width: int, height: int, max_megapixels: float) -> 
         )
 
 
+@contextlib.contextmanager
+def open_checked(path: Path, max_megapixels: float) -> Iterator[Image.Image]:
+    """Open a picture, reading only its header, and refuse it before anything is decoded or
+    allocated if the header claims more pixels than the limit. Pillow's own decompression-bomb
+    check follows the same limit (it refuses outright at twice it, before we see the size)."""
+    Image.MAX_IMAGE_PIXELS = int(max_megapixels * 1e6)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # we say it instead
+            im = Image.open(path)
+    except Image.DecompressionBombError:
+        raise UserError(
+            f"{path}: its header claims over twice the limit of {max_megapixels:g} megapixels "
+            "(a decompression bomb?); not decoded: raise --max-megapixels to convert it anyway"
+        ) from None
+    with im:
+        check_pixels(path, im.width, im.height, max_megapixels)
+        yield im
+
+
 def read_image(path: Path, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> np.ndarray:
     """An image file as (H, W, 3) uint8 RGB, EXIF orientation applied."""
     enable_heif()
@@ -63,8 +86,7 @@ def read_image(path: Path, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> np
     if path.is_dir():
         raise UserError(f"input {path} is a folder; give an image file")
     try:
-        with Image.open(path) as im:
-            check_pixels(path, im.width, im.height, max_megapixels)
+        with open_checked(path, max_megapixels) as im:
             im = ImageOps.exif_transpose(im)
             return to_rgb8(im)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
@@ -184,8 +206,7 @@ def read_photo(path: Path, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> Ph
     enable_heif()
     path = Path(path)
     try:
-        with Image.open(path) as im:
-            check_pixels(path, im.width, im.height, max_megapixels)
+        with open_checked(path, max_megapixels) as im:
             metadata = _metadata(im)
             return Photo(to_rgb8(ImageOps.exif_transpose(im)), metadata)
     except FileNotFoundError:
