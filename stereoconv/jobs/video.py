@@ -46,6 +46,7 @@ from stereoconv.media.mvhevc import SpatialChunkEncoder
 from stereoconv.media.vexu import SpatialMetadata
 from stereoconv.media.video import (
     VideoInfo,
+    check_header,
     decode_range,
     frame_timestamps,
     probe,
@@ -184,6 +185,7 @@ def prepare_job(
     if output.exists() and output.resolve() == input_path.resolve():
         raise UserError(f"output {output} is the input file; choose another name")
     info = probe(input_path)
+    check_header(info, config.max_megapixels)
     if output.exists() and not overwrite:
         raise UserError(f"output {output} exists; pass --overwrite to replace it")
     pts, repeated = read_timestamps(input_path, options.start, options.end, options.max_frames)

@@ -138,6 +138,31 @@ def probe(path: Path) -> VideoInfo:
         )
 
 
+MAX_SIDE = 16384  # pixels: more than any camera films, and than HEVC allows
+MAX_FRAME_RATE = 1000  # frames per second
+
+
+def check_header(info: VideoInfo, max_megapixels: float) -> None:
+    """Refuse a stream whose header claims a size or rate no real video has, before anything
+    is decoded or allocated for it."""
+    where = f"{info.path}: its header claims"
+    megapixels = info.width * info.height / 1e6
+    if max(info.width, info.height) > MAX_SIDE:
+        raise UserError(
+            f"{where} {info.width}x{info.height} pixels; sides over {MAX_SIDE} are refused"
+        )
+    if megapixels > max_megapixels:
+        raise UserError(
+            f"{where} {info.width}x{info.height} ({megapixels:.0f} megapixels), over the limit "
+            f"of {max_megapixels:g}: raise --max-megapixels to convert it anyway"
+        )
+    if info.frame_rate is not None and not 0 < info.frame_rate <= MAX_FRAME_RATE:
+        raise UserError(
+            f"{where} {float(info.frame_rate):g} frames per second; "
+            f"over {MAX_FRAME_RATE} are refused"
+        )
+
+
 def read_timestamps(
     path: Path, start: float | None = None, end: float | None = None, max_frames: int | None = None
 ) -> tuple[list[int], int]:
