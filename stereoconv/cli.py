@@ -159,7 +159,7 @@ def depth(args: tuple[str, ...], from_image, size, overwrite, **kwargs) -> None:
               help="none, auto (_LR, _3dh, _TB, _3dv) or a tag such as _SBS.")  # fmt: skip
 @click.option("--quiet", is_flag=True, help="No progress bar.")
 @click.option("--strict", is_flag=True,
-              help="Exit with status 1 if frames of a damaged input were lost.")  # fmt: skip
+              help="A damaged input (frames lost) is an error: nothing is written.")  # fmt: skip
 @click.option("--report", type=click.Path(path_type=Path),
               help="Write a comfort and quality report (HTML, and JSON beside it).")  # fmt: skip
 @click.option("--workers", default=1, show_default=True,
@@ -180,9 +180,8 @@ def video(
         codec=kwargs.pop("codec"), crf=kwargs.pop("crf"), preset=kwargs.pop("encoder_preset"),
         pix_fmt=kwargs.pop("pix_fmt"), start=kwargs.pop("start"), end=kwargs.pop("end"),
         max_frames=kwargs.pop("max_frames"), chunk_frames=kwargs.pop("chunk_frames"),
-        name_tag=kwargs.pop("name_tag"),
+        name_tag=kwargs.pop("name_tag"), strict=kwargs.pop("strict"),
     )  # fmt: skip
-    strict = kwargs.pop("strict")
     if report is not None:  # a bad report name fails before the work, not after it
         from stereoconv.report import check_report_path
 
@@ -212,8 +211,6 @@ def video(
 
         for path in write_video_report(report, job, totals, notes):
             click.echo(f"wrote {path}")
-    if strict and (totals["lost_frames"] or totals["repeated_frames"]):
-        raise UserError(f"--strict: {job.input} is damaged; {job.output} lacks its lost frames")
 
 
 def convert_video_on_ray(job, workers: int, address: str | None, progress):

@@ -72,6 +72,7 @@ class VideoOptions:
     max_frames: int | None = setting(None, "frames", min=1, max=10**9)
     chunk_frames: int = setting(240, "frames per chunk", min=1, max=100_000)
     name_tag: str = "none"  # none | auto (_LR, _3dh, _TB, _3dv) | a literal tag such as _SBS
+    strict: bool = False  # a damaged input (frames lost or repeated) is an error
 
     def __post_init__(self) -> None:
         if self.codec not in CODECS:
@@ -139,7 +140,8 @@ class VideoJob:
         data = {
             "input": [str(self.input.resolve()), stat.st_size, stat.st_mtime_ns],
             "config": dataclasses.asdict(self.config),
-            "options": dataclasses.asdict(self.options),
+            # --strict decides only whether a damaged input is joined: the chunks are the same
+            "options": {k: v for k, v in dataclasses.asdict(self.options).items() if k != "strict"},
             "frames": [len(self.pts), self.pts[0], self.pts[-1]],
             "depth": str(self.depth) if self.depth else None,
             "stats": self.collect_stats,
@@ -480,6 +482,14 @@ def finish_job(job: VideoJob) -> tuple[list[str], dict]:
     ]
     if not chunks:
         raise UserError(f"{job.input}: no frame could be decoded")
+    frames = sum(s["frames"] for s in stats)
+    expected = sum(s["expected"] for s in stats)
+    damage = damage_note(expected, expected - frames, job.repeated)
+    if damage and job.options.strict:
+        raise UserError(
+            f"--strict: {damage}; the converted frames are kept: without --strict the same "
+            "command writes the output"
+        )
     tb = job.info.time_base
     start = float(job.pts[0] * tb)
     trimmed = job.options.end is not None or job.options.max_frames is not None
@@ -494,9 +504,6 @@ def finish_job(job: VideoJob) -> tuple[list[str], dict]:
     notes = join_chunks(
         chunks, job.input, job.output, job.config.layout, start, end, job.pts[0], tb, spatial
     )
-    frames = sum(s["frames"] for s in stats)
-    expected = sum(s["expected"] for s in stats)
-    damage = damage_note(expected, expected - frames, job.repeated)
     if damage:
         notes.append(damage)
     pairs = sum(s["flicker"]["pairs"] for s in stats)
