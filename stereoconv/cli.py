@@ -186,6 +186,7 @@ def video(
         from stereoconv.report import check_report_path
 
         check_report_path(report, input_path, output)
+    device = kwargs.get("device")  # Ray workers pick theirs from the same request
     converter = make_converter(kwargs)
     note = lambda text: click.echo(f"stereoconv: {text}", err=True)  # noqa: E731
     job = prepare_job(converter.config, input_path, output, options, depth, save_depth,
@@ -199,7 +200,7 @@ def video(
         if workers == 1 and not ray_address:
             notes, totals = convert_video(converter, job, bar.update)
         else:
-            notes, totals = convert_video_on_ray(job, workers, ray_address, bar.update)
+            notes, totals = convert_video_on_ray(job, workers, ray_address, bar.update, device)
     for text in notes:
         note(text)
     click.echo(
@@ -213,12 +214,12 @@ def video(
             click.echo(f"wrote {path}")
 
 
-def convert_video_on_ray(job, workers: int, address: str | None, progress):
+def convert_video_on_ray(job, workers: int, address: str | None, progress, device=None):
     """The chunks on Ray actors (one GPU each where the cluster has GPUs), then the join."""
     from stereoconv.jobs.video import finish_job
     from stereoconv.runner import run_chunks, start_actors
 
-    actors = start_actors(job.config, workers, address, depth_model=job.depth is None)
+    actors = start_actors(job.config, workers, address, job.depth is None, device)
     run_chunks(job, actors, progress)
     return finish_job(job)
 

@@ -1,10 +1,11 @@
 """Damaged and hostile files, made from real ones: an H.264 clip with bytes of chosen packets
 overwritten, a PNG whose header claims a huge size, Matroska files whose headers claim absurd
-sizes or rates."""
+sizes or rates; and a converter whose worker process dies on a poisoned picture."""
 
 from __future__ import annotations
 
 import io
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -89,3 +90,25 @@ def raw_mkv(path: Path, width: int = 256, height: int = 256, rate_ns: int | None
         data[at + 4 : at + 4 + size] = rate_ns.to_bytes(size, "big")
     path.write_bytes(bytes(data))
     return path
+
+
+def dying_factory(config, device):
+    """A converter whose process dies on pictures 37 pixels wide (a poisoned input), and once
+    on the first batch it sees if config.prompt (unused by the warp backend) names a marker
+    file that does not exist yet (a worker lost for another reason)."""
+    from stereoconv.converter import StereoConverter
+
+    converter = StereoConverter(config, device)
+    real = converter.views
+    marker = config.prompt
+
+    def views(frames, disparity):
+        if disparity.shape[-1] == 37:
+            os._exit(1)
+        if marker and not os.path.exists(marker):
+            open(marker, "w").close()
+            os._exit(1)
+        return real(frames, disparity)
+
+    converter.views = views
+    return converter

@@ -396,7 +396,11 @@ def convert_library(
     try:
         batches = batched(read_all(), lambda tp: tp[1].rgb.shape, config.batch_size)
         for batch, results in (mapper or local_batches(converter))(batches, config.layout):
-            for (task, _), (task_files, stats) in zip(batch, results, strict=True):
+            for (task, _), result in zip(batch, results, strict=True):
+                if isinstance(result, UserError):  # a photo its worker could not convert
+                    fail(task.source, str(result))
+                    continue
+                task_files, stats = result
                 try:
                     write_task(task, task_files, out_dir, manifest)
                     report.converted.append(task.source)
