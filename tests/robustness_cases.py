@@ -227,6 +227,17 @@ def markdown() -> str:
         "`test_two_runs_started_at_once_one_writes_the_other_says_so` (tests/test_one_writer.py) |",
         "| a lock left by a run that died | taken over, said in one line | "
         "`test_a_dead_runs_lock_is_taken_over` |",
+        "| a Ray worker dies during a photo batch | the batch is retried photo by photo and "
+        "completes | `test_a_photo_batch_whose_worker_died_is_retried` (tests/test_ray.py) |",
+        "| a photo kills its Ray worker (a poisoned input) | after Ray's restart it is tried once "
+        "more alone, then listed as failed (`the worker process converting it died`); every "
+        "other photo is converted | `test_a_poisoned_photo_is_reported_and_the_rest_done` |",
+        "| `--device cpu` (or cuda) with `--workers` | the workers use that device (cpu keeps "
+        "them off a cluster's GPUs); a device a worker lacks is one line | "
+        "`test_workers_use_the_asked_device` |",
+        "| a setting out of its range, from a preset or an option | one line naming the range, "
+        "before any model loads; every numeric setting declares its range | "
+        "`tests/test_ranges.py` |",
     ]
     return "\n".join(lines) + "\n"
 
