@@ -362,10 +362,10 @@ def convert_library(
         raise UserError("--format mpo holds the two views as two pictures: use --layout pair")
     in_dir, out_dir = Path(in_dir), Path(out_dir)
     sources = find_photos(in_dir, skip=check_folders(in_dir, out_dir))
-    lock.hold(out_dir, folder=True)  # one run per OUT_DIR: the manifest has one writer
     if not sources:
         suffixes = ", ".join(sorted(SUFFIX_FORMATS))
         raise UserError(f"no photos ({suffixes}) in {in_dir}")
+    lock.hold(out_dir, folder=True)  # one run per OUT_DIR: the manifest has one writer
     manifest = load_manifest(out_dir)
     report = Report()
 
