@@ -71,7 +71,7 @@ def choose_codec(requested: str, width: int, high_bit_depth: bool) -> tuple[str,
 # default follows the CPUs the process may use (taskset, cgroups, a Ray worker's node), so the
 # same command would give other frames elsewhere, and a resumed or distributed job would splice
 # chunks that do not match.
-ENCODER_THREADS = 8
+ENCODER_THREADS = 4
 
 
 def _codec_options(settings: EncoderSettings) -> dict[str, str]:
