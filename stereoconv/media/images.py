@@ -6,7 +6,6 @@ import contextlib
 import functools
 import io
 import struct
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -61,20 +60,20 @@ def check_pixels(path: Path, width: int, height: int, max_megapixels: float) -> 
 def open_checked(path: Path, max_megapixels: float) -> Iterator[Image.Image]:
     """Open a picture, reading only its header, and refuse it before anything is decoded or
     allocated if the header claims more pixels than the limit. Pillow's own decompression-bomb
-    check follows the same limit (it refuses outright at twice it, before we see the size)."""
-    Image.MAX_IMAGE_PIXELS = int(max_megapixels * 1e6)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # we say it instead
-            im = Image.open(path)
-    except Image.DecompressionBombError:
-        raise UserError(
-            f"{path}: its header claims over twice the limit of {max_megapixels:g} megapixels "
-            "(a decompression bomb?); not decoded: raise --max-megapixels to convert it anyway"
-        ) from None
-    with im:
+    check is held off while opening: it would refuse first, without the size or the option."""
+    with open_header(path) as im:
         check_pixels(path, im.width, im.height, max_megapixels)
         yield im
+
+
+def open_header(path: Path) -> Image.Image:
+    """Image.open (it reads the header only) without Pillow's decompression-bomb check."""
+    limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        return Image.open(path)
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
 
 
 def read_image(path: Path, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> np.ndarray:
@@ -221,7 +220,7 @@ def upright_size(path: Path) -> tuple[int, int]:
     nothing depends on it being right)."""
     enable_heif()
     try:
-        with Image.open(path) as im:
+        with open_header(path) as im:
             width, height = im.size
             rotated = im.getexif().get(ORIENTATION) in (5, 6, 7, 8)
     except READ_ERRORS as exc:
