@@ -263,7 +263,9 @@ def plan(
             report.up_to_date.append(source)
         else:
             try:  # a file that is no picture fails here, before any work
-                tasks.append(replace(task, size_hint=upright_size(in_dir / source)))
+                tasks.append(
+                    replace(task, size_hint=upright_size(in_dir / source, config.max_megapixels))
+                )
             except UserError as exc:
                 fail(source, str(exc))
     return tasks

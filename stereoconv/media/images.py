@@ -214,7 +214,7 @@ def read_photo(path: Path, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> Ph
         raise UserError(f"cannot read image {path}: {_why(exc)}") from None
 
 
-def upright_size(path: Path) -> tuple[int, int]:
+def upright_size(path: Path, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> tuple[int, int]:
     """(height, width) of a photo as displayed, from its header only. A hint for grouping photos
     of one size (a reader that rotates on open, as Pillow's TIFF reader does, can make it wrong;
     nothing depends on it being right)."""
@@ -222,6 +222,7 @@ def upright_size(path: Path) -> tuple[int, int]:
     try:
         with open_header(path) as im:
             width, height = im.size
+            check_pixels(path, width, height, max_megapixels)  # reading EXIF may decode it
             rotated = im.getexif().get(ORIENTATION) in (5, 6, 7, 8)
     except READ_ERRORS as exc:
         raise UserError(f"cannot read image {path}: {_why(exc)}") from None
