@@ -367,7 +367,6 @@ def convert_library(
     if not sources:
         suffixes = ", ".join(sorted(SUFFIX_FORMATS))
         raise UserError(f"no photos ({suffixes}) in {in_dir}")
-    lock.hold(out_dir, folder=True)  # one run per OUT_DIR: the manifest has one writer
     manifest = load_manifest(out_dir)
     report = Report()
 
@@ -379,6 +378,8 @@ def convert_library(
     checking = tqdm(sources, desc="checking", unit="file", disable=quiet, leave=False)
     tasks = plan(in_dir, out_dir, checking, config, requested, manifest, overwrite, fail, report)
     tasks.sort(key=lambda t: (t.size_hint, str(t.source)))
+    if tasks:  # one run writes OUT_DIR at a time; planning wrote nothing, so a bad photo found
+        lock.hold(out_dir, folder=True)  # there leaves no OUT_DIR behind
 
     stop: list[UserError] = []  # the bad photo that ends the run, once the batch before it is done
 
