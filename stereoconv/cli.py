@@ -14,7 +14,7 @@ from pathlib import Path
 
 import click
 
-from stereoconv import __version__
+from stereoconv import __version__, lock
 from stereoconv.config import (
     CHOICES,
     StereoConfig,
@@ -216,6 +216,8 @@ def depth(args: tuple[str, ...], from_image, size, overwrite, **kwargs) -> None:
 @click.option("--chunk-frames", default=240, show_default=True,
               help="Frames per chunk (the unit of resume).")  # fmt: skip
 @click.option("--quiet", is_flag=True, help="No progress bar.")
+@click.option("--strict", is_flag=True,
+              help="A damaged input (frames lost) is an error: nothing is written.")  # fmt: skip
 @click.option("--report", type=click.Path(path_type=Path),
               help="Write a comfort and quality report (HTML, and JSON beside it).")  # fmt: skip
 @click.option("--workers", default=1, show_default=True,
@@ -238,7 +240,9 @@ def video(
         codec=kwargs.pop("codec"), crf=kwargs.pop("crf"), preset=kwargs.pop("encoder_preset"),
         pix_fmt=kwargs.pop("pix_fmt"), start=kwargs.pop("start"), end=kwargs.pop("end"),
         max_frames=kwargs.pop("max_frames"), chunk_frames=kwargs.pop("chunk_frames"),
+        strict=kwargs.pop("strict"),
     )  # fmt: skip
+    device = kwargs.get("device")  # Ray workers pick theirs from the same request
     converter = make_converter(kwargs)
     from stereoconv.jobs.video import output_name
     from stereoconv.layout import name_tag as tag_of
@@ -263,7 +267,7 @@ def video(
         if workers == 1 and not ray_address:
             notes, totals = convert_video(converter, job, bar.update)
         else:
-            notes, totals = convert_video_on_ray(job, workers, ray_address, bar.update)
+            notes, totals = convert_video_on_ray(job, workers, ray_address, bar.update, device)
     for text in notes:
         note(text)
     click.echo(
@@ -306,12 +310,12 @@ def preview(
                          convergence_list, cell_width, overwrite))  # fmt: skip
 
 
-def convert_video_on_ray(job, workers: int, address: str | None, progress):
+def convert_video_on_ray(job, workers: int, address: str | None, progress, device=None):
     """The chunks on Ray actors (one GPU each where the cluster has GPUs), then the join."""
     from stereoconv.jobs.video import finish_job
     from stereoconv.runner import run_chunks, start_actors
 
-    actors = start_actors(job.config, workers, address, depth_model=job.depth is None)
+    actors = start_actors(job.config, workers, address, job.depth is None, device)
     run_chunks(job, actors, progress)
     return finish_job(job)
 
@@ -370,6 +374,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     finally:
+        lock.release_all()
         if main_thread:
             signal.signal(signal.SIGTERM, previous)
     return 0

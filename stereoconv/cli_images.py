@@ -64,6 +64,7 @@ def images(
         from stereoconv.report import check_report_path
 
         check_report_path(report_path, in_dir, out_dir)
+    device = kwargs.get("device")  # Ray workers pick theirs from the same request
     converter = make_converter(kwargs)
     mapper = None
     if workers < 1:
@@ -71,7 +72,8 @@ def images(
     if workers > 1 or ray_address:
         from stereoconv.runner import ray_photo_batches, start_actors
 
-        mapper = ray_photo_batches(start_actors(converter.config, workers, ray_address))
+        actors = start_actors(converter.config, workers, ray_address, device=device)
+        mapper = ray_photo_batches(actors)
     tag = tag_of(converter.config.layout, name_tag)
     report = convert_library(converter, in_dir, out_dir, fmt, overwrite, skip_errors, quiet, mapper,
                              tag)  # fmt: skip

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import tomllib
 from dataclasses import dataclass, field, fields
 from importlib import resources
@@ -37,9 +38,51 @@ CHOICES = {
 }
 
 
-def setting(default, help: str):
-    """A config field with its command-line help."""
-    return field(default=default, metadata={"help": help})
+def setting(
+    default,
+    help: str,
+    *,
+    min: float | None = None,
+    max: float | None = None,
+    above: float | None = None,
+    below: float | None = None,
+):
+    """A config field with its command-line help and its range: min <= value <= max, and
+    strictly above < value < below where an end is open. check_ranges enforces them."""
+    bounds = {"min": min, "max": max, "above": above, "below": below}
+    return field(
+        default=default,
+        metadata={"help": help, **{k: v for k, v in bounds.items() if v is not None}},
+    )
+
+
+def range_error(option: str, value: float, meta: dict) -> str | None:
+    """Why a number is out of the range in a field's metadata, or None if it is in it. NaN is
+    never in range; infinity only where the range has no upper end."""
+    tests = (
+        ("min", lambda b: value >= b, ">="),
+        ("above", lambda b: value > b, ">"),
+        ("max", lambda b: value <= b, "<="),
+        ("below", lambda b: value < b, "<"),
+    )
+    show = lambda v: str(v) if isinstance(v, int) else f"{v:g}"  # noqa: E731
+    for key, inside, word in tests:
+        if key in meta and not inside(meta[key]):
+            return f"--{option} must be {word} {show(meta[key])}, not {show(value)}"
+    if math.isnan(value):
+        return f"--{option} must be a number, not nan"
+    return None
+
+
+def check_ranges(settings) -> None:
+    """Every numeric field of a dataclass instance inside the range its metadata gives."""
+    for f in fields(settings):
+        value = getattr(settings, f.name)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        why = range_error(f.name.replace("_", "-"), value, f.metadata)
+        if why:
+            raise UserError(why)
 
 
 @dataclass(frozen=True)
@@ -52,11 +95,15 @@ class StereoConfig:
         "sbs, half-sbs, tb, half-tb, anaglyph, pair (two files), spatial (video, .mov) or sbs-rl "
         "(eyes swapped: cross-eyed)",
     )
-    divergence: float = setting(3.0, "near-to-far disparity range, % of one eye's view width")
+    divergence: float = setting(
+        3.0, "near-to-far disparity range, % of one eye's view width", min=0, max=25
+    )
     convergence: float = setting(
         0.5,
         "depth on the screen plane: 0 farthest ... 1 nearest; auto: per shot (video) or "
         "per picture, so that nothing in front touches the frame border",
+        min=0,
+        max=1,
     )
     auto_convergence: bool = setting(
         False, "the screen plane per shot or picture (--convergence auto on the command line)"
@@ -69,18 +116,24 @@ class StereoConfig:
         "relative-disparity", "what --depth holds: disparity-px, relative-disparity or depth"
     )
     depth_scale: float = setting(
-        1.0, "--depth values are multiplied by this (KITTI-style PNG: 1/256)"
+        1.0, "--depth values are multiplied by this (KITTI-style PNG: 1/256)", above=0, max=1e6
     )
-    depth_low_pct: float = setting(2.0, "percentile mapped to the farthest depth")
-    depth_high_pct: float = setting(98.0, "percentile mapped to the nearest depth")
+    depth_low_pct: float = setting(2.0, "percentile mapped to the farthest depth", min=0, max=100)
+    depth_high_pct: float = setting(98.0, "percentile mapped to the nearest depth", min=0, max=100)
     fill_sigma: float = setting(
-        3.0, "warp backend: smoothing of filled holes, pixels (0: plain extension)"
+        3.0, "warp backend: smoothing of filled holes, pixels (0: plain extension)", min=0, max=100
     )
-    batch_size: int = setting(8, "frames per batch through the models")
-    max_megapixels: float = setting(100.0, "pictures larger than this are refused, not tiled")
+    batch_size: int = setting(8, "frames per batch through the models", min=1, max=1024)
+    max_megapixels: float = setting(
+        100.0, "pictures larger than this are refused, not tiled", above=0, max=10000
+    )
     # --- spatial video (--layout spatial: MV-HEVC .mov for Vision Pro, docs/vision-pro.md) ---
-    spatial_baseline: float = setting(64.0, "spatial video: camera baseline written to vexu, mm")
-    spatial_hfov: float = setting(60.0, "spatial video: horizontal field of view, degrees")
+    spatial_baseline: float = setting(
+        64.0, "spatial video: camera baseline written to vexu, mm", above=0, max=1000
+    )
+    spatial_hfov: float = setting(
+        60.0, "spatial video: horizontal field of view, degrees", above=0, below=180
+    )
     # --- the diffusion backend (StereoDiffusion) ---
     model: str = setting(
         "", "SD 1.x / 2.x hub id or folder; '': SD 1.5 (image, text), SD 2 depth (depth)"
@@ -88,29 +141,47 @@ class StereoConfig:
     vae: str = setting(
         "", "another VAE for the model's latent space (hub id or folder, e.g. TAESD); '': its own"
     )
-    steps: int = setting(50, "DDIM steps")
-    shift_fraction: float = setting(0.2, "the shift step t', as a fraction of the steps")
-    spsmd_every: int = setting(10, "SPSMD copy every k steps after t' (the paper: 10); 0: off")
+    steps: int = setting(50, "DDIM steps", min=1, max=1000)
+    shift_fraction: float = setting(
+        0.2, "the shift step t', as a fraction of the steps", min=0, below=1
+    )
+    spsmd_every: int = setting(
+        10, "SPSMD copy every k steps after t' (the paper: 10); 0: off", min=0, max=1000
+    )
     deblur: bool = setting(False, "fill the shifted latent's holes with noise")
     attention: str = setting("uni", "stereo self-attention: uni | bi | off")
     null_text: bool = setting(False, "null-text inversion (slow; matters with guidance > 1)")
-    null_text_steps: int = setting(10, "inner optimisation steps per timestep")
+    null_text_steps: int = setting(10, "inner optimisation steps per timestep", min=1, max=1000)
     guidance: float = setting(
-        1.0, "image to stereo: classifier-free guidance scale; <= 1: no unconditional batch"
+        1.0,
+        "image to stereo: classifier-free guidance scale; <= 1: no unconditional batch",
+        min=0,
+        max=100,
     )
     text_guidance: float = setting(
-        9.0, "text and depth to stereo: classifier-free guidance scale (the reference: 9.0)"
+        9.0,
+        "text and depth to stereo: classifier-free guidance scale (the reference: 9.0)",
+        min=0,
+        max=100,
     )
     prompt: str = setting("", "text condition for image-to-stereo")
     composite: str = setting("hybrid", "hybrid: warped frame + generated holes; none: both decoded")
     fill_min_width: int = setting(
-        12, "hybrid composite: holes narrower than this (pixels) keep the warp's fill"
+        12,
+        "hybrid composite: holes narrower than this (pixels) keep the warp's fill",
+        min=1,
+        max=4096,
     )
     seam: float = setting(
-        2.0, "hybrid composite: blend width into the background side of each hole, pixels"
+        2.0,
+        "hybrid composite: blend width into the background side of each hole, pixels",
+        min=0,
+        max=256,
     )
-    max_side: int = setting(1024, "diffusion works at most at this long side (aspect kept)")
-    seed: int = setting(0, "random seed of the diffusion noise")
+    max_side: int = setting(
+        1024, "diffusion works at most at this long side (aspect kept)", min=64, max=16384
+    )
+    seed: int = setting(0, "random seed of the diffusion noise", min=0, max=2**63 - 1)
     precision: str = setting("auto", "auto (bf16/fp16 on GPUs, fp32 on CPU) | fp32 | fp16 | bf16")
     compile: bool = setting(False, "torch.compile the UNet: faster for videos, minutes to start")
     skip_pre_shift: bool = setting(
@@ -127,47 +198,15 @@ class StereoConfig:
         _check_choice("layout", self.layout, LAYOUTS)
         _check_choice("views", self.views, VIEWS)
         _check_choice("depth-kind", self.depth_kind, DEPTH_KINDS)
-        if not self.divergence >= 0:
-            raise UserError(f"--divergence must be >= 0 (% of view width), not {self.divergence}")
-        if not 0 <= self.convergence <= 1:
-            raise UserError(f"--convergence must be between 0 and 1, not {self.convergence}")
-        if not 0 <= self.depth_low_pct < self.depth_high_pct <= 100:
+        check_ranges(self)  # every number inside the range its field declares
+        if not self.depth_low_pct < self.depth_high_pct:
             raise UserError(
                 "depth percentiles must satisfy 0 <= depth-low-pct < depth-high-pct <= 100, "
                 f"not {self.depth_low_pct} and {self.depth_high_pct}"
             )
-        if not self.depth_scale > 0:
-            raise UserError(f"--depth-scale must be > 0, not {self.depth_scale}")
-        if self.fill_sigma < 0:
-            raise UserError(f"--fill-sigma must be >= 0, not {self.fill_sigma}")
-        if not self.max_megapixels > 0:
-            raise UserError(f"--max-megapixels must be > 0, not {self.max_megapixels}")
-        if self.batch_size < 1:
-            raise UserError(f"--batch-size must be >= 1, not {self.batch_size}")
-        if not 0 < self.spatial_baseline <= 1000:
-            raise UserError(
-                f"--spatial-baseline must be in (0, 1000] mm, not {self.spatial_baseline}"
-            )
-        if not 0 < self.spatial_hfov < 180:
-            raise UserError(f"--spatial-hfov must be in (0, 180) degrees, not {self.spatial_hfov}")
         _check_choice("attention", self.attention, ATTENTION_MODES)
         _check_choice("composite", self.composite, COMPOSITES)
         _check_choice("precision", self.precision, PRECISIONS)
-        for name in ("steps", "null_text_steps"):
-            if getattr(self, name) < 1:
-                raise UserError(
-                    f"--{name.replace('_', '-')} must be >= 1, not {getattr(self, name)}"
-                )
-        if self.max_side < 64:
-            raise UserError(f"--max-side must be at least 64 pixels, not {self.max_side}")
-        if not 0 <= self.shift_fraction < 1:
-            raise UserError(f"--shift-fraction must be in [0, 1), not {self.shift_fraction}")
-        if self.spsmd_every < 0:
-            raise UserError(f"--spsmd-every must be >= 0, not {self.spsmd_every}")
-        if self.fill_min_width < 1:
-            raise UserError(f"--fill-min-width must be >= 1, not {self.fill_min_width}")
-        if self.seam < 0:
-            raise UserError(f"--seam must be >= 0, not {self.seam}")
         if self.backend == "diffusion" and self.views != "right":
             raise UserError("--views both needs the warp backend (diffusion keeps the left view)")
 

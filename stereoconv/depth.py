@@ -150,7 +150,10 @@ def read_depth_values(path: Path, zero_unknown: bool = True) -> tuple[np.ndarray
     else:
         import cv2
 
-        values = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        try:
+            values = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        except cv2.error:  # OpenCV refuses a header of over 2^30 pixels before decoding
+            raise UserError(f"{path}: its header claims too many pixels for a depth map") from None
         if values is None:
             raise UserError(f"{path}: cannot read as an image (PNG, 8 or 16 bit, expected)")
         if values.ndim == 3:

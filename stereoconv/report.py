@@ -254,6 +254,11 @@ def video_report_data(job, totals: Mapping[str, Any], notes: Sequence[str]) -> d
         },
         **summary,
         "thumbnails": thumbnail_frames(summary["shots"], frames),
+        "decoding": {
+            "expected_frames": totals.get("expected_frames"),
+            "lost_frames": totals.get("lost_frames", 0),
+            "repeated_frames": totals.get("repeated_frames", 0),
+        },
         "notes": list(notes),
         "provenance": provenance(cfg, dataclasses.asdict(job.options), created),
         "frames": frames,

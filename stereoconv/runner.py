@@ -10,10 +10,12 @@ restarts it and retries its chunk.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
+import itertools
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -32,6 +34,17 @@ def default_factory(config: StereoConfig, device: torch.device) -> StereoConvert
     return StereoConverter(config, device)
 
 
+def worker_device(requested: str | None, cuda: bool, mps: bool = False) -> torch.device:
+    """A worker's device for the --device the user asked for: a GPU actor sees only the GPU
+    Ray gave it, as cuda:0, so any cuda:N means that one; without --device, the best there is."""
+    if requested is None:
+        return torch.device("cuda" if cuda else "mps" if mps else "cpu")
+    kind = requested.split(":")[0]
+    if (kind == "cuda" and not cuda) or (kind == "mps" and not mps):
+        raise UserError(f"--device {requested}: a Ray worker has no {kind.upper()} device")
+    return torch.device(kind)
+
+
 class ChunkWorker:
     """Converts chunks of a video job; holds the models. Usable without Ray."""
 
@@ -40,8 +53,9 @@ class ChunkWorker:
         config: StereoConfig,
         factory: ConverterFactory | None = None,
         cpu_threads: int | None = None,
+        device: str | None = None,
     ):
-        device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        device = worker_device(device, torch.cuda.is_available(), torch.backends.mps.is_available())
         if cpu_threads and device.type == "cpu":
             # CPU kernels sum in an order that depends on the thread count: the driver's count
             # makes a worker's frames bit-identical to a single-process run's
@@ -50,6 +64,9 @@ class ChunkWorker:
 
     def pid(self) -> int:
         return os.getpid()
+
+    def device(self) -> str:
+        return str(self.converter.device)
 
     def ready(self, depth_model: bool = True) -> bool:
         """Load the models now (they load lazily), so failures show up before any chunk and
@@ -117,18 +134,23 @@ def cluster_gpus() -> int:
 
 
 def start_actors(
-    config: StereoConfig, workers: int, address: str | None, depth_model: bool = True
+    config: StereoConfig,
+    workers: int,
+    address: str | None,
+    depth_model: bool = True,
+    device: str | None = None,
 ) -> list:
     """Join (or start) the Ray cluster and start the workers: one GPU each where the cluster
-    has GPUs, CPU workers otherwise."""
+    has GPUs (unless --device cpu), CPU workers otherwise."""
     if workers < 1:
         raise UserError(f"--workers must be >= 1, not {workers}")
     start_ray(address, workers)
-    gpus = cluster_gpus()
+    gpus = 0 if device == "cpu" else cluster_gpus()
     if 0 < gpus < workers:
         raise UserError(f"--workers {workers}: the Ray cluster has only {gpus} GPUs")
     # workers do not share our working folder
-    return make_actors(with_absolute_model_paths(config), workers, gpus > 0, None, depth_model)
+    config = with_absolute_model_paths(config)
+    return make_actors(config, workers, gpus > 0, None, depth_model, device)
 
 
 def make_actors(
@@ -137,17 +159,23 @@ def make_actors(
     use_gpus: bool,
     factory: ConverterFactory | None = None,
     depth_model: bool = True,
+    device: str | None = None,
 ) -> list:
-    """Actors, one GPU each (or one CPU), with their models loaded. Ray restarts an actor whose
-    process dies and retries the chunk it was converting."""
+    """Actors, one GPU each (or one CPU), with their models loaded, on `device` (--device).
+    Ray restarts an actor whose process dies and retries the chunk it was converting."""
     import ray
+    from ray.exceptions import RayActorError
 
     remote = ray.remote(ChunkWorker).options(
         num_gpus=1 if use_gpus else 0, num_cpus=1, max_restarts=3, max_task_retries=3
     )
     threads = torch.get_num_threads()
-    actors = [remote.remote(config, factory, threads) for _ in range(workers)]
-    ray.get([a.ready.remote(depth_model) for a in actors])
+    actors = [remote.remote(config, factory, threads, device) for _ in range(workers)]
+    try:
+        ray.get([a.ready.remote(depth_model) for a in actors])
+    except RayActorError as exc:  # a worker could not start: say why in one line
+        cause = exc.__cause__ or getattr(exc, "cause", None) or exc
+        raise UserError(f"the Ray workers could not start: {str(cause).splitlines()[-1]}") from None
     return actors
 
 
@@ -198,24 +226,57 @@ def run_chunks(
 
 
 def ray_photo_batches(actors: list):
-    """A photo-library batch mapper over the actors: batches in order, each actor holding at
-    most CHUNKS_IN_FLIGHT_PER_WORKER of them, so memory stays flat on the driver."""
-    import collections
-
+    """A photo-library batch mapper over the actors, each holding at most
+    CHUNKS_IN_FLIGHT_PER_WORKER batches, so memory stays flat on the driver. A batch whose
+    worker died (after Ray restarted it) is retried photo by photo, like a chunk; a photo
+    whose worker dies twice on its own is poisoned: it is reported and the rest go on."""
     import ray
+    from ray.exceptions import RayActorError
 
-    def run(batches, layout: str):
+    def run(batches: Iterator[list], layout: str):
+        live = list(actors)
+        turn = itertools.count()
         in_flight: collections.deque = collections.deque()
-        turn = 0
+
+        def submit(batch: list, tries: int = 0) -> None:
+            if not live:
+                raise UserError("every Ray worker died; see the Ray logs")
+            actor = live[next(turn) % len(live)]
+            ref = actor.encode_photos.options(max_task_retries=0).remote(batch, layout)
+            in_flight.append((batch, tries, actor, ref))
+
+        def collect() -> list[tuple[list, list]]:
+            batch, tries, actor, ref = in_flight.popleft()
+            try:
+                return [(batch, ray.get(ref))]
+            except RayActorError:
+                if not alive(actor):
+                    live.remove(actor)
+            if len(batch) > 1 or tries == 0:
+                for one in batch:
+                    submit([one], tries + 1)
+                return []
+            source = batch[0][0].source
+            why = f"{source}: the worker process converting it died (twice); see the Ray logs"
+            return [(batch, [UserError(why)])]
+
         for batch in batches:
-            if len(in_flight) >= CHUNKS_IN_FLIGHT_PER_WORKER * len(actors):
-                done, ref = in_flight.popleft()
-                yield done, ray.get(ref)
-            actor = actors[turn % len(actors)]
-            turn += 1
-            in_flight.append((batch, actor.encode_photos.remote(batch, layout)))
+            while len(in_flight) >= CHUNKS_IN_FLIGHT_PER_WORKER * max(len(live), 1):
+                yield from collect()
+            submit(batch)
         while in_flight:
-            done, ref = in_flight.popleft()
-            yield done, ray.get(ref)
+            yield from collect()
 
     return run
+
+
+def alive(actor) -> bool:
+    """Whether an actor answers (Ray may have restarted it), or is gone for good."""
+    import ray
+    from ray.exceptions import RayActorError
+
+    try:
+        ray.get(actor.pid.remote())
+        return True
+    except RayActorError:
+        return False

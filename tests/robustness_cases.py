@@ -105,6 +105,59 @@ CASES = [
          "unsupported output container", ("video", "{in:clip.mp4}", "{out}.avi", *W)),
     Case("video-existing", "video", "an existing output without --overwrite", "error",
          "exists; pass --overwrite", ("video", "{in:clip.mp4}", "{in:other.mp4}", *W)),
+    Case("bomb-header", "image", "a PNG whose header claims 60000x60000 pixels", "error",
+         "60000x60000 (3600 megapixels), over the limit of 100",
+         ("image", "{in:bomb.png}", "{out}.png", *W)),
+    Case("big-header", "image", "a PNG whose header claims 12000x12000 pixels", "error",
+         "over the limit of 100", ("image", "{in:big.png}", "{out}.png", *W)),
+    Case("depth-bomb", "image", "a --depth map whose header claims 60000x60000 pixels",
+         "error", "too many pixels for a depth map",
+         ("image", "{in:photo.png}", "{out}.png", "--depth", "{in:bomb.png}", *W)),
+    Case("huge-divergence", "image", "--divergence 1e9", "error", "--divergence must be <= 25",
+         ("image", "{in:photo.png}", "{out}.png", "--divergence", "1e9", *W)),
+    Case("nan-convergence", "image", "--convergence nan", "error", "--convergence must be",
+         ("image", "{in:photo.png}", "{out}.png", "--convergence", "nan", *W)),
+    Case("zero-batch", "image", "--batch-size 0", "error", "--batch-size must be >= 1",
+         ("image", "{in:photo.png}", "{out}.png", "--batch-size", "0", *W)),
+    Case("infinite-seam", "image", "--seam inf", "error", "--seam must be <= 256",
+         ("image", "{in:photo.png}", "{out}.png", "--seam", "inf", *W)),
+    Case("steps-before-model", "image",
+         "--steps 100000 with a diffusion model that does not exist", "error",
+         "--steps must be <= 1000",
+         ("image", "{in:photo.png}", "{out}.png", "--backend", "diffusion", "--steps", "100000",
+          "--model", "{dir}/no-model")),
+    Case("video-damaged", "video", "an H.264 MP4 with one packet in the middle overwritten",
+         "ok", "converts the 95 frames FFmpeg decodes, each at its time; one line: `damaged "
+         "input: 1 of 96 frames could not be decoded`",
+         ("video", "{in:damaged.mp4}", "{out}.mp4", *W)),
+    Case("video-damaged-strict", "video", "the same file with --strict (nothing is written; "
+         "the converted chunks are kept)", "error", "--strict: damaged input: 1 of 96 frames",
+         ("video", "{in:damaged.mp4}", "{out}.mp4", "--strict", *W)),
+    Case("video-damaged-tail", "video", "an H.264 MP4 with its last two packets overwritten",
+         "ok", "converts the 94 frames FFmpeg decodes; one line says 2 were lost",
+         ("video", "{in:damaged-tail.mp4}", "{out}.mp4", *W)),
+    Case("video-no-keyframe", "video", "an H.264 MP4 whose only keyframe is overwritten",
+         "error", "no frame could be decoded",
+         ("video", "{in:damaged-key.mp4}", "{out}.mp4", *W)),
+    Case("video-huge-size", "video", "a video whose header claims 16000x16000 pixels", "error",
+         "over the limit of 100", ("video", "{in:huge.mkv}", "{out}.mp4", *W)),
+    Case("video-wide", "video", "a video whose header claims 65000x2 pixels", "error",
+         "sides over 16384 are refused", ("video", "{in:wide.mkv}", "{out}.mp4", *W)),
+    Case("video-no-size", "video", "a video whose header claims 60000x60000 (FFmpeg drops it)",
+         "error", "has no picture size", ("video", "{in:giant.mkv}", "{out}.mp4", *W)),
+    Case("video-absurd-rate", "video", "a video whose header claims a frame every nanosecond",
+         "error", "frames per second; over 1000 are refused",
+         ("video", "{in:fast.mkv}", "{out}.mp4", *W)),
+    Case("video-crf", "video", "--crf 99", "error", "--crf must be <= 51",
+         ("video", "{in:clip.mp4}", "{out}.mp4", "--crf", "99", *W)),
+    Case("video-chunk-frames", "video", "--chunk-frames 0", "error",
+         "--chunk-frames must be >= 1",
+         ("video", "{in:clip.mp4}", "{out}.mp4", "--chunk-frames", "0", *W)),
+    Case("video-nan-start", "video", "--start nan", "error", "--start must be",
+         ("video", "{in:clip.mp4}", "{out}.mp4", "--start", "nan", *W)),
+    Case("images-bomb", "images", "a folder with a good photo and a PNG claiming 60000x60000",
+         "error", "1 photo failed", ("images", "{in:bomb-photos}", "{dir}/out-photos",
+                                     "--skip-errors", *W)),
     Case("images-missing", "images", "an input folder that does not exist", "error", "not found",
          ("images", "{dir}/no-photos", "{dir}/out-photos", *W)),
     Case("images-same", "images", "OUT_DIR equal to IN_DIR", "error", "is IN_DIR",
@@ -164,6 +217,30 @@ def markdown() -> str:
         "root to mount; CI runs as root) |",
         "| a worker process of a Ray job dies | Ray restarts it and retries its chunk | "
         "`tests/test_ray.py` |",
+        "| SIGKILL (`kill -9`) during `video` | partial files and the lock stay; the same command "
+        "takes the lock over, converts only the missing chunks and gives the frames of an "
+        "uninterrupted run | `test_killed_with_sigkill_and_resumed_gives_the_uninterrupted_"
+        "frames` (tests/test_reproducible.py) |",
+        "| the same command on one CPU and on all | the same frames (the encoder's thread count is "
+        "fixed, not taken from the CPUs a process may use) | "
+        "`test_the_same_command_on_one_cpu_gives_the_same_frames` |",
+        "| a second run on an output a live run is writing (`video`, `images`), also with "
+        "`--overwrite` | one line naming the live run's process id, exit 1; the live run's work "
+        "folder is not touched | `test_a_second_run_on_a_live_runs_output_is_refused`, "
+        "`test_two_runs_started_at_once_one_writes_the_other_says_so` (tests/test_one_writer.py) |",
+        "| a lock left by a run that died | taken over, said in one line | "
+        "`test_a_dead_runs_lock_is_taken_over` |",
+        "| a Ray worker dies during a photo batch | the batch is retried photo by photo and "
+        "completes | `test_a_photo_batch_whose_worker_died_is_retried` (tests/test_ray.py) |",
+        "| a photo kills its Ray worker (a poisoned input) | after Ray's restart it is tried once "
+        "more alone, then listed as failed (`the worker process converting it died`); every "
+        "other photo is converted | `test_a_poisoned_photo_is_reported_and_the_rest_done` |",
+        "| `--device cpu` (or cuda) with `--workers` | the workers use that device (cpu keeps "
+        "them off a cluster's GPUs); a device a worker lacks is one line | "
+        "`test_workers_use_the_asked_device` |",
+        "| a setting out of its range, from a preset or an option | one line naming the range, "
+        "before any model loads; every numeric setting declares its range | "
+        "`tests/test_ranges.py` |",
     ]
     return "\n".join(lines) + "\n"
 

@@ -14,6 +14,7 @@ from stereoconv.config import build_config
 from stereoconv.jobs.video import VideoOptions, finish_job, prepare_job
 from stereoconv.runner import make_actors, run_chunks
 from tests.clips import decode_all, numbered_frame, read_number, write_clip
+from tests.hostile import dying_factory
 
 
 @pytest.fixture(scope="module")
@@ -125,3 +126,69 @@ def test_photo_library_on_two_workers_equals_one_process(cluster, tmp_path, tiny
     assert local == on_ray and len(outputs) == 5
     for rel in outputs:
         assert (tmp_path / "local" / rel).read_bytes() == (tmp_path / "ray" / rel).read_bytes()
+
+
+# --- photo batches: retried like chunks, a poisoned photo reported; --device -------------------
+
+
+def photo_folder(folder, sizes):
+    from PIL import Image
+
+    folder.mkdir()
+    rng = np.random.default_rng(5)
+    for i, size in enumerate(sizes):
+        Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    return folder
+
+
+def library_on(actors, photos, out, tiny_depth):
+    from stereoconv.converter import StereoConverter
+    from stereoconv.jobs.library import convert_library
+    from stereoconv.runner import ray_photo_batches
+
+    config = build_config(backend="warp", depth_model=str(tiny_depth), batch_size=4)
+    converter = StereoConverter(config, "cpu")
+    return convert_library(converter, photos, out, skip_errors=True, quiet=True,
+                           mapper=ray_photo_batches(actors))  # fmt: skip
+
+
+def test_a_poisoned_photo_is_reported_and_the_rest_done(cluster, tmp_path, tiny_depth):
+    photos = photo_folder(tmp_path / "photos", [(40, 64)] * 4 + [(48, 37)])
+    config = build_config(backend="warp", depth_model=str(tiny_depth), batch_size=4)
+    actors = make_actors(config, 2, use_gpus=False, factory=dying_factory)
+    report = library_on(actors, photos, tmp_path / "out", tiny_depth)
+    assert [str(s) for s, _ in report.failed] == ["4.png"]
+    assert "the worker process converting it died" in report.failed[0][1]
+    assert sorted(str(s) for s in report.converted) == ["0.png", "1.png", "2.png", "3.png"]
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == [
+        "0.png", "1.png", "2.png", "3.png"
+    ]  # fmt: skip
+
+
+def test_a_photo_batch_whose_worker_died_is_retried(cluster, tmp_path, tiny_depth):
+    photos = photo_folder(tmp_path / "photos", [(40, 64)] * 4)
+    marker = tmp_path / "died-once"
+    config = build_config(
+        backend="warp", depth_model=str(tiny_depth), batch_size=4, prompt=str(marker)
+    )
+    actors = make_actors(config, 1, use_gpus=False, factory=dying_factory)
+    report = library_on(actors, photos, tmp_path / "out", tiny_depth)
+    assert marker.exists()  # the worker died on the first batch
+    assert not report.failed and len(report.converted) == 4
+
+
+def test_workers_use_the_asked_device(cluster, tiny_depth):
+    from stereoconv.errors import UserError
+    from stereoconv.runner import worker_device
+
+    assert str(worker_device(None, cuda=False)) == "cpu"
+    assert str(worker_device(None, cuda=True)) == "cuda"
+    assert str(worker_device("cpu", cuda=True)) == "cpu"
+    assert str(worker_device("cuda:1", cuda=True)) == "cuda"  # the one GPU Ray gave the actor
+    with pytest.raises(UserError, match="no CUDA device"):
+        worker_device("cuda", cuda=False)
+    config = build_config(backend="warp", depth_model=str(tiny_depth))
+    (actor,) = make_actors(config, 1, use_gpus=False, device="cpu")
+    assert ray.get(actor.device.remote()) == "cpu"
+    with pytest.raises(UserError, match="the Ray workers could not start: .*no CUDA device"):
+        make_actors(config, 1, use_gpus=False, device="cuda")

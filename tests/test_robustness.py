@@ -19,6 +19,7 @@ import torch
 
 from stereoconv.cli import main
 from tests.clips import decode_all, numbered_frame, write_clip
+from tests.hostile import bomb_png, damaged_clip, raw_mkv
 from tests.robustness_cases import CASES, markdown, photo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -51,6 +52,16 @@ def make_input(name: str, folder: Path) -> Path:
         ),
         "audio.m4a": audio_only,
         "photos": lambda p: (p.mkdir(), photo(p / "a.png")),
+        "bomb.png": bomb_png,
+        "big.png": lambda p: bomb_png(p, 12000, 12000),
+        "damaged.mp4": lambda p: damaged_clip(p, [40]),
+        "damaged-tail.mp4": lambda p: damaged_clip(p, [94, 95]),
+        "damaged-key.mp4": lambda p: damaged_clip(p, [0]),
+        "huge.mkv": lambda p: raw_mkv(p, 16000, 16000),
+        "wide.mkv": lambda p: raw_mkv(p, 65000, 2),
+        "giant.mkv": lambda p: raw_mkv(p, 60000, 60000),
+        "fast.mkv": lambda p: raw_mkv(p, rate_ns=1),
+        "bomb-photos": lambda p: (p.mkdir(), photo(p / "a.png"), bomb_png(p / "b.png")),
     }
     builders[name](path)
     return path

@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from stereoconv import __version__
+from stereoconv import __version__, lock
 from stereoconv.comfort import frame_stats, still_convergence
 from stereoconv.config import StereoConfig
 from stereoconv.converter import StereoConverter
@@ -267,7 +267,9 @@ def plan(
             report.up_to_date.append(source)
         else:
             try:  # a file that is no picture fails here, before any work
-                tasks.append(replace(task, size_hint=upright_size(in_dir / source)))
+                tasks.append(
+                    replace(task, size_hint=upright_size(in_dir / source, config.max_megapixels))
+                )
             except UserError as exc:
                 fail(source, str(exc))
     return tasks
@@ -383,6 +385,8 @@ def convert_library(
     tasks = plan(in_dir, out_dir, checking, config, requested, manifest, overwrite, fail, report,
                  tag)  # fmt: skip
     tasks.sort(key=lambda t: (t.size_hint, str(t.source)))
+    if tasks:  # one run writes OUT_DIR at a time; planning wrote nothing, so a bad photo found
+        lock.hold(out_dir, folder=True)  # there leaves no OUT_DIR behind
 
     stop: list[UserError] = []  # the bad photo that ends the run, once the batch before it is done
 
@@ -402,7 +406,11 @@ def convert_library(
     try:
         batches = batched(read_all(), lambda tp: tp[1].rgb.shape, config.batch_size)
         for batch, results in (mapper or local_batches(converter))(batches, config.layout):
-            for (task, _), (task_files, stats) in zip(batch, results, strict=True):
+            for (task, _), result in zip(batch, results, strict=True):
+                if isinstance(result, UserError):  # a photo its worker could not convert
+                    fail(task.source, str(result))
+                    continue
+                task_files, stats = result
                 try:
                     write_task(task, task_files, out_dir, manifest)
                     report.converted.append(task.source)
@@ -417,6 +425,7 @@ def convert_library(
         bar.close()
         if manifest["outputs"] != before:  # stopped by an error or Ctrl-C: keep what was written
             save_manifest(out_dir, manifest)
+        lock.release(out_dir, folder=True)
     return report
 
 

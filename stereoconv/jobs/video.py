@@ -23,9 +23,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from stereoconv import __version__
+from stereoconv import __version__, lock
 from stereoconv.comfort import border_nearness, frame_stats, shot_convergence, shot_shift
-from stereoconv.config import StereoConfig
+from stereoconv.config import StereoConfig, check_ranges, setting
 from stereoconv.converter import StereoConverter
 from stereoconv.depth import depth_from_values, zero_is_unknown
 from stereoconv.errors import UserError
@@ -43,7 +43,14 @@ from stereoconv.media.encode import (
 )
 from stereoconv.media.mvhevc import SpatialChunkEncoder
 from stereoconv.media.vexu import SpatialMetadata
-from stereoconv.media.video import VideoInfo, decode_range, frame_timestamps, probe
+from stereoconv.media.video import (
+    VideoInfo,
+    check_header,
+    decode_range,
+    frame_timestamps,
+    probe,
+    read_timestamps,
+)
 from stereoconv.pipelining import prefetch
 from stereoconv.temporal import WINDOW, DepthRangeSmoother, is_cut, thumbnails
 
@@ -56,27 +63,21 @@ class VideoOptions:
     same name."""
 
     codec: str = "libx264"  # libx264 | libx265
-    crf: int = 18
+    crf: int = setting(18, "encoder quality", min=0, max=51)
     preset: str = "medium"
     pix_fmt: str = "auto"  # auto: yuv420p, or yuv420p10le for sources of more than 8 bits
-    start: float | None = None  # seconds
-    end: float | None = None  # seconds
-    max_frames: int | None = None
-    chunk_frames: int = 240
+    start: float | None = setting(None, "seconds", min=0, max=1e7)
+    end: float | None = setting(None, "seconds", above=0, max=1e7)
+    max_frames: int | None = setting(None, "frames", min=1, max=10**9)
+    chunk_frames: int = setting(240, "frames per chunk", min=1, max=100_000)
+    strict: bool = False  # a damaged input (frames lost or repeated) is an error
 
     def __post_init__(self) -> None:
         if self.codec not in CODECS:
             raise UserError(f"--codec must be one of {', '.join(CODECS)}, not {self.codec!r}")
-        if not 0 <= self.crf <= 51:
-            raise UserError(f"--crf must be between 0 and 51, not {self.crf}")
-        if self.start is not None and self.start < 0:
-            raise UserError(f"--start must be >= 0 seconds, not {self.start}")
+        check_ranges(self)
         if self.end is not None and self.end <= (self.start or 0):
             raise UserError(f"--end ({self.end}) must be after --start ({self.start or 0})")
-        if self.max_frames is not None and self.max_frames < 1:
-            raise UserError(f"--max-frames must be >= 1, not {self.max_frames}")
-        if self.chunk_frames < 1:
-            raise UserError(f"--chunk-frames must be >= 1, not {self.chunk_frames}")
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,7 @@ class VideoJob:
     # given in pixels the disparity put on the screen plane (pixels, subtracted)
     convergence_plan: tuple[float, ...] | None = None
     collect_stats: bool = False  # per-frame comfort statistics, for --report
+    repeated: int = 0  # packets whose timestamp another one had (broken timestamps): dropped
 
     @property
     def chunks(self) -> list[Chunk]:
@@ -138,7 +140,8 @@ class VideoJob:
         data = {
             "input": [str(self.input.resolve()), stat.st_size, stat.st_mtime_ns],
             "config": dataclasses.asdict(self.config),
-            "options": dataclasses.asdict(self.options),
+            # --strict decides only whether a damaged input is joined: the chunks are the same
+            "options": {k: v for k, v in dataclasses.asdict(self.options).items() if k != "strict"},
             "frames": [len(self.pts), self.pts[0], self.pts[-1]],
             "depth": str(self.depth) if self.depth else None,
             "stats": self.collect_stats,
@@ -183,9 +186,10 @@ def prepare_job(
     if output.exists() and output.resolve() == input_path.resolve():
         raise UserError(f"output {output} is the input file; choose another name")
     info = probe(input_path)
+    check_header(info, config.max_megapixels)
     if output.exists() and not overwrite:
         raise UserError(f"output {output} exists; pass --overwrite to replace it")
-    pts = frame_timestamps(input_path, options.start, options.end, options.max_frames)
+    pts, repeated = read_timestamps(input_path, options.start, options.end, options.max_frames)
     if not pts:
         raise UserError(f"{input_path}: no video frames in the asked range")
     whole = options.start is None and options.end is None and options.max_frames is None
@@ -218,10 +222,11 @@ def prepare_job(
     workdir = output.with_name(f".{output.name}.stereoconv-work")
     job = VideoJob(
         input_path, output, config, options, info, tuple(pts), encoder, depth, depth_offset,
-        save_depth, workdir, collect_stats=collect_stats,
+        save_depth, workdir, collect_stats=collect_stats, repeated=repeated,
     )  # fmt: skip
     if depth is not None and len(DepthFrames(depth, depth_offset)) < len(pts):
         raise UserError(f"--depth {depth} has fewer frames than the {len(pts)} to convert")
+    lock.hold(output, notify)  # before the work folder: never touch a live run's work
     open_workdir(job, overwrite, notify)
     return job
 
@@ -465,6 +470,21 @@ def plan_convergence(job: VideoJob, converter: StereoConverter) -> VideoJob:
 # --- the whole job --------------------------------------------------------------------------
 
 
+def damage_note(expected: int, lost: int, repeated: int) -> str | None:
+    """One line on what a damaged input cost, or None if nothing was lost or repeated."""
+    if not lost and not repeated:
+        return None
+    parts = []
+    if lost:
+        parts.append(
+            f"{lost} of {expected} frames could not be decoded and are left out (the frames "
+            "around them keep their times)"
+        )
+    if repeated:
+        parts.append(f"{repeated} frames repeated the timestamp of another and were dropped")
+    return "damaged input: " + "; ".join(parts)
+
+
 def finish_job(job: VideoJob) -> tuple[list[str], dict]:
     """Join the chunks into the output and remove the work folder. Returns notes and totals
     (frames, flicker of each view and their ratio)."""
@@ -476,6 +496,14 @@ def finish_job(job: VideoJob) -> tuple[list[str], dict]:
     ]
     if not chunks:
         raise UserError(f"{job.input}: no frame could be decoded")
+    frames = sum(s["frames"] for s in stats)
+    expected = sum(s["expected"] for s in stats)
+    damage = damage_note(expected, expected - frames, job.repeated)
+    if damage and job.options.strict:
+        raise UserError(
+            f"--strict: {damage}; the converted frames are kept: without --strict the same "
+            "command writes the output"
+        )
     tb = job.info.time_base
     start = float(job.pts[0] * tb)
     trimmed = job.options.end is not None or job.options.max_frames is not None
@@ -499,23 +527,23 @@ def finish_job(job: VideoJob) -> tuple[list[str], dict]:
         spatial,
         job.info.frame_rate,
     )
-    frames = sum(s["frames"] for s in stats)
-    expected = sum(s["expected"] for s in stats)
-    if frames < expected:
-        notes.append(
-            f"{expected - frames} of {expected} frames could not be decoded and are missing"
-        )
+    if damage:
+        notes.append(damage)
     pairs = sum(s["flicker"]["pairs"] for s in stats)
     left = sum(s["flicker"]["left"] for s in stats) / max(pairs, 1)
     right = sum(s["flicker"]["right"] for s in stats) / max(pairs, 1)
     totals = {
         "frames": frames,
+        "expected_frames": expected,
+        "lost_frames": expected - frames,
+        "repeated_frames": job.repeated,
         "flicker_left": left,
         "flicker_right": right,
         "flicker_ratio": right / left if left > 0 else 1.0,
         "frames_stats": [f for s in stats for f in s.get("frames_stats", [])],
     }
     shutil.rmtree(job.workdir, ignore_errors=True)
+    lock.release(job.output)
     return notes, totals
 
 

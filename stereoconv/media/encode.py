@@ -72,8 +72,16 @@ def choose_codec(requested: str, width: int, high_bit_depth: bool) -> tuple[str,
     return requested, None
 
 
+# Encoder threads, fixed: x264's and x265's output depends on their thread count, which by
+# default follows the CPUs the process may use (taskset, cgroups, a Ray worker's node), so the
+# same command would give other frames elsewhere, and a resumed or distributed job would splice
+# chunks that do not match.
+ENCODER_THREADS = 4
+
+
 def _codec_options(settings: EncoderSettings) -> dict[str, str]:
     options = {"crf": str(settings.crf), "preset": settings.preset}
+    options["threads"] = str(ENCODER_THREADS)
     if settings.codec == "libx264":
         params = []
         packing = H264_FRAME_PACKING.get(settings.layout)
@@ -82,7 +90,7 @@ def _codec_options(settings: EncoderSettings) -> dict[str, str]:
         if params:
             options["x264-params"] = ":".join(params)
     else:
-        options["x265-params"] = "log-level=0"  # errors only
+        options["x265-params"] = f"log-level=0:frame-threads={ENCODER_THREADS // 2}"
         if settings.high_bit_depth:
             options["profile"] = "main10"
     return options
@@ -95,7 +103,7 @@ class ChunkEncoder:
     def __init__(self, path: Path, settings: EncoderSettings):
         self.settings = settings
         self._atomic = atomic_output(Path(path))
-        tmp = self._atomic.__enter__()
+        tmp = self._tmp = self._atomic.__enter__()
         self.container = av.open(str(tmp), "w", format="mp4")
         stream = self.container.add_stream(
             settings.codec, rate=settings.frame_rate or 30, options=_codec_options(settings)
@@ -141,6 +149,8 @@ class ChunkEncoder:
         self._writer.close()
         self.container.mux(self.stream.encode())
         self.container.close()
+        if not self._tmp.exists():  # no frame of the chunk could be decoded: an empty file
+            self._tmp.write_bytes(b"")  # marks it done (the join passes it by)
         self._atomic.__exit__(None, None, None)
         return self.frames
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 import struct
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -54,6 +56,26 @@ def check_pixels(path: Path, width: int, height: int, max_megapixels: float) -> 
         )
 
 
+@contextlib.contextmanager
+def open_checked(path: Path, max_megapixels: float) -> Iterator[Image.Image]:
+    """Open a picture, reading only its header, and refuse it before anything is decoded or
+    allocated if the header claims more pixels than the limit. Pillow's own decompression-bomb
+    check is held off while opening: it would refuse first, without the size or the option."""
+    with open_header(path) as im:
+        check_pixels(path, im.width, im.height, max_megapixels)
+        yield im
+
+
+def open_header(path: Path) -> Image.Image:
+    """Image.open (it reads the header only) without Pillow's decompression-bomb check."""
+    limit = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        return Image.open(path)
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
+
+
 def read_image(path: Path, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> np.ndarray:
     """An image file as (H, W, 3) uint8 RGB, EXIF orientation applied."""
     enable_heif()
@@ -63,8 +85,7 @@ def read_image(path: Path, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> np
     if path.is_dir():
         raise UserError(f"input {path} is a folder; give an image file")
     try:
-        with Image.open(path) as im:
-            check_pixels(path, im.width, im.height, max_megapixels)
+        with open_checked(path, max_megapixels) as im:
             im = ImageOps.exif_transpose(im)
             return to_rgb8(im)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
@@ -184,8 +205,7 @@ def read_photo(path: Path, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> Ph
     enable_heif()
     path = Path(path)
     try:
-        with Image.open(path) as im:
-            check_pixels(path, im.width, im.height, max_megapixels)
+        with open_checked(path, max_megapixels) as im:
             metadata = _metadata(im)
             return Photo(to_rgb8(ImageOps.exif_transpose(im)), metadata)
     except FileNotFoundError:
@@ -194,14 +214,15 @@ def read_photo(path: Path, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> Ph
         raise UserError(f"cannot read image {path}: {_why(exc)}") from None
 
 
-def upright_size(path: Path) -> tuple[int, int]:
+def upright_size(path: Path, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> tuple[int, int]:
     """(height, width) of a photo as displayed, from its header only. A hint for grouping photos
     of one size (a reader that rotates on open, as Pillow's TIFF reader does, can make it wrong;
     nothing depends on it being right)."""
     enable_heif()
     try:
-        with Image.open(path) as im:
+        with open_header(path) as im:
             width, height = im.size
+            check_pixels(path, width, height, max_megapixels)  # reading EXIF may decode it
             rotated = im.getexif().get(ORIENTATION) in (5, 6, 7, 8)
     except READ_ERRORS as exc:
         raise UserError(f"cannot read image {path}: {_why(exc)}") from None

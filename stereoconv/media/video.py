@@ -138,11 +138,38 @@ def probe(path: Path) -> VideoInfo:
         )
 
 
-def frame_timestamps(
+MAX_SIDE = 16384  # pixels: more than any camera films, and than HEVC allows
+MAX_FRAME_RATE = 1000  # frames per second
+
+
+def check_header(info: VideoInfo, max_megapixels: float) -> None:
+    """Refuse a stream whose header claims a size or rate no real video has, before anything
+    is decoded or allocated for it."""
+    where = f"{info.path}: its header claims"
+    megapixels = info.width * info.height / 1e6
+    if max(info.width, info.height) > MAX_SIDE:
+        raise UserError(
+            f"{where} {info.width}x{info.height} pixels; sides over {MAX_SIDE} are refused"
+        )
+    if megapixels > max_megapixels:
+        raise UserError(
+            f"{where} {info.width}x{info.height} ({megapixels:.0f} megapixels), over the limit "
+            f"of {max_megapixels:g}: raise --max-megapixels to convert it anyway"
+        )
+    if info.frame_rate is not None and not 0 < info.frame_rate <= MAX_FRAME_RATE:
+        raise UserError(
+            f"{where} {float(info.frame_rate):g} frames per second; "
+            f"over {MAX_FRAME_RATE} are refused"
+        )
+
+
+def read_timestamps(
     path: Path, start: float | None = None, end: float | None = None, max_frames: int | None = None
-) -> list[int]:
-    """Presentation timestamps of the video frames in [start, end) seconds, in order, read from
-    the packets without decoding. They define frame indices for chunking and resume."""
+) -> tuple[list[int], int]:
+    """Presentation timestamps of the video frames in [start, end) seconds, in order and each
+    once, read from the packets without decoding, and how many packets repeated a timestamp
+    (broken timestamps: only the first frame of each is kept). They define frame indices for
+    chunking and resume."""
     with open_input(path) as container:
         stream = video_stream(container, path)
         tb = stream.time_base
@@ -154,11 +181,19 @@ def frame_timestamps(
                 pts.append(packet.pts)
         except AV_ERRORS:
             pass  # a damaged tail: keep what could be read
-    pts.sort()
     lo = None if start is None else start / tb
     hi = None if end is None else end / tb
     kept = [p for p in pts if (lo is None or p >= lo) and (hi is None or p < hi)]
-    return kept[:max_frames] if max_frames else kept
+    unique = sorted(set(kept))
+    repeated = len(kept) - len(unique)
+    return (unique[:max_frames] if max_frames else unique), repeated
+
+
+def frame_timestamps(
+    path: Path, start: float | None = None, end: float | None = None, max_frames: int | None = None
+) -> list[int]:
+    """The timestamps of read_timestamps, without the count of repeated ones."""
+    return read_timestamps(path, start, end, max_frames)[0]
 
 
 def to_rgb(frame: av.VideoFrame, high_bit_depth: bool, rotation: int) -> np.ndarray:
@@ -169,21 +204,50 @@ def to_rgb(frame: av.VideoFrame, high_bit_depth: bool, rotation: int) -> np.ndar
     return np.ascontiguousarray(rgb)
 
 
+def decode_past_errors(container, stream) -> Iterator[av.VideoFrame]:
+    """Every frame the decoder gives, packet by packet, as the ffmpeg command decodes: a packet
+    the decoder rejects is passed by (it conceals what the frames after it miss); a damaged
+    container ends the stream, and the decoder is drained either way."""
+    packets = container.demux(stream)
+    while True:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            break
+        except AV_ERRORS:
+            break  # the container cannot be read further: a damaged or truncated tail
+        try:
+            yield from stream.decode(packet)
+        except AV_ERRORS:
+            continue
+    try:
+        yield from stream.decode(None)  # drain (a no-op after the demuxer's own flush packet)
+    except AV_ERRORS:
+        pass
+
+
 def decode_range(
     path: Path, first_pts: int, last_pts: int, info: VideoInfo
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """(pts, RGB frame) for every decodable frame with first_pts <= pts <= last_pts, seeking
-    to the keyframe before the range first. A corrupt tail ends the range early."""
+    """(pts, RGB frame) for every decodable frame with first_pts <= pts <= last_pts, in order
+    and each pts once, seeking to the keyframe before the range first. Damaged packets are
+    passed by as FFmpeg does; the caller counts the frames that never come."""
     with open_input(path) as container:
         stream = video_stream(container, path)
-        stream.thread_type = "AUTO"
+        # slice threads only: frame threads lose more frames around a damaged packet, and
+        # which ones depends on thread timing (the same file, two runs, other frames)
+        stream.thread_type = "SLICE"
         try:
             container.seek(first_pts, stream=stream, backward=True, any_frame=False)
-            for frame in container.decode(stream):
-                if frame.pts is None or frame.pts < first_pts:
-                    continue
-                if frame.pts > last_pts:
-                    break
-                yield frame.pts, to_rgb(frame, info.high_bit_depth, info.rotation)
         except AV_ERRORS:
-            return
+            container.seek(0)  # a damaged index: decode from the start
+        last = None
+        for frame in decode_past_errors(container, stream):
+            if frame.pts is None or frame.pts < first_pts:
+                continue
+            if frame.pts > last_pts:
+                break
+            if last is not None and frame.pts <= last:
+                continue  # a repeated or backward timestamp: its slot is filled already
+            last = frame.pts
+            yield frame.pts, to_rgb(frame, info.high_bit_depth, info.rotation)
