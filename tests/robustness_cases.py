@@ -156,7 +156,7 @@ CASES = [
     Case("video-nan-start", "video", "--start nan", "error", "--start must be",
          ("video", "{in:clip.mp4}", "{out}.mp4", "--start", "nan", *W)),
     Case("images-bomb", "images", "a folder with a good photo and a PNG claiming 60000x60000",
-         "error", "1 photo failed", ("images", "{in:bomb-photos}", "{dir}/out-photos",
+         "error", "1 failed", ("images", "{in:bomb-photos}", "{dir}/out-photos",
                                      "--skip-errors", *W)),
     Case("images-missing", "images", "an input folder that does not exist", "error", "not found",
          ("images", "{dir}/no-photos", "{dir}/out-photos", *W)),

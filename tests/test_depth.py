@@ -63,9 +63,13 @@ def test_pfm_roundtrip_keeps_unknown_values(tmp_path, motorcycle):
 def test_depth_files_png16_npy_pfm(tmp_path):
     values = np.array([[0, 1000, 2000, 0], [500, 500, 500, 500]], dtype=np.uint16)
     Image.fromarray(values).save(tmp_path / "d16.png")
-    out = load_depth_map(tmp_path / "d16.png", "relative-disparity", 2, 4)
-    # zeros are unknown: filled from the background side (smaller disparity), never kept as 0
+    out = load_depth_map(tmp_path / "d16.png", "disparity-px", 2, 4)
+    # measured disparity: zeros are unknown, filled from the background side (smaller
+    # disparity), never kept as 0
     assert out[0].tolist() == [[1000, 1000, 2000, 2000], [500, 500, 500, 500]]
+    # a relative map (near = bright): black is the far plane, a value like any other
+    out = load_depth_map(tmp_path / "d16.png", "relative-disparity", 2, 4)
+    assert out[0].tolist() == [[0, 1000, 2000, 0], [500, 500, 500, 500]]
 
     arr = np.array([[4.0, np.nan, 8.0]], dtype=np.float32)
     np.save(tmp_path / "d.npy", arr)

@@ -92,7 +92,7 @@ def test_a_photo_library_has_one_writer(tmp_path, capsys, tiny_depth, holder):
     live.kill()
     live.wait()
     assert main(["images", str(photos), str(out), *warp(tiny_depth)]) == 0
-    assert sorted(p.name for p in out.iterdir()) == [".stereoconv-manifest.json", "a.png"]
+    assert sorted(p.name for p in out.iterdir()) == [".stereoconv-manifest.json", "a_LR.png"]
 
 
 def test_two_runs_started_at_once_one_writes_the_other_says_so(tmp_path, tiny_depth):

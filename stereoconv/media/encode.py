@@ -8,6 +8,7 @@ made at different times, or by different workers, join into one valid stream.
 from __future__ import annotations
 
 import contextlib
+import errno
 import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -330,6 +331,8 @@ def join_chunks(
                 out.mux(packet)
             out.close()
         except AV_ERRORS as exc:
+            if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT):
+                raise  # a full disk: the command's own message, and the work is kept
             raise UserError(f"cannot write {output}: {exc}") from None
         if mov:
             add_st3d(tmp, layout)
