@@ -7,6 +7,7 @@ holds more than the frames a caller asks for at a time.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -231,23 +232,44 @@ def decode_range(
 ) -> Iterator[tuple[int, np.ndarray]]:
     """(pts, RGB frame) for every decodable frame with first_pts <= pts <= last_pts, in order
     and each pts once, seeking to the keyframe before the range first. Damaged packets are
-    passed by as FFmpeg does; the caller counts the frames that never come."""
+    passed by as FFmpeg does; the caller counts the frames that never come. Where the seek
+    lands past the range's start (MPEG-TS seeks by bytes and can skip a whole GOP), the range
+    is decoded from the start of the file instead."""
+    for seek in (True, False):
+        frames = _frames_from(path, first_pts if seek else None)
+        first = next(frames, None)
+        if first is not None and seek and first.pts > first_pts:
+            frames.close()
+            continue  # landed after the range began: decode from the start
+        last = None
+        try:
+            for frame in itertools.chain([first] if first is not None else [], frames):
+                if frame.pts < first_pts:
+                    continue
+                if frame.pts > last_pts:
+                    break
+                if last is not None and frame.pts <= last:
+                    continue  # a repeated or backward timestamp: its slot is filled already
+                last = frame.pts
+                yield frame.pts, to_rgb(frame, info.high_bit_depth, info.rotation)
+        finally:
+            frames.close()
+        return
+
+
+def _frames_from(path: Path, seek_pts: int | None) -> Iterator[av.VideoFrame]:
+    """Decoded frames with a timestamp, after seeking to the keyframe before `seek_pts`
+    (None: from the start)."""
     with open_input(path) as container:
         stream = video_stream(container, path)
         # slice threads only: frame threads lose more frames around a damaged packet, and
         # which ones depends on thread timing (the same file, two runs, other frames)
         stream.thread_type = "SLICE"
-        try:
-            container.seek(first_pts, stream=stream, backward=True, any_frame=False)
-        except AV_ERRORS:
-            container.seek(0)  # a damaged index: decode from the start
-        last = None
+        if seek_pts is not None:
+            try:
+                container.seek(seek_pts, stream=stream, backward=True, any_frame=False)
+            except AV_ERRORS:
+                container.seek(0)  # a damaged index: decode from the start
         for frame in decode_past_errors(container, stream):
-            if frame.pts is None or frame.pts < first_pts:
-                continue
-            if frame.pts > last_pts:
-                break
-            if last is not None and frame.pts <= last:
-                continue  # a repeated or backward timestamp: its slot is filled already
-            last = frame.pts
-            yield frame.pts, to_rgb(frame, info.high_bit_depth, info.rotation)
+            if frame.pts is not None:
+                yield frame
