@@ -112,3 +112,28 @@ def dying_factory(config, device):
 
     converter.views = views
     return converter
+
+
+def broken_timestamps_clip(path, frames: int = 48, copy_to: int = 20):
+    """An MPEG-TS H.264 clip whose PES packet `copy_to` carries the timestamps of the packet
+    before it: a frame that repeats another's time, as muxers with broken clocks write."""
+    with av.open(str(path), "w", format="mpegts") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 128, 64, "yuv420p"
+        stream.options = {"g": "12"}
+        for i in range(frames):
+            image = av.VideoFrame.from_ndarray(numbered_frame(i), format="rgb24")
+            for packet in stream.encode(image):
+                out.mux(packet)
+        for packet in stream.encode():
+            out.mux(packet)
+    data = bytearray(path.read_bytes())
+    starts, i = [], data.find(b"\x00\x00\x01\xe0")  # video PES headers
+    while i >= 0:
+        starts.append(i)
+        i = data.find(b"\x00\x00\x01\xe0", i + 4)
+    a, b = starts[copy_to - 1], starts[copy_to]
+    length = data[a + 8]  # PES header data length: the PTS (and DTS) fields
+    data[b + 9 : b + 9 + length] = data[a + 9 : a + 9 + length]
+    path.write_bytes(bytes(data))
+    return path

@@ -136,6 +136,9 @@ CASES = [
     Case("video-damaged-tail", "video", "an H.264 MP4 with its last two packets overwritten",
          "ok", "converts the 94 frames FFmpeg decodes; one line says 2 were lost",
          ("video", "{in:damaged-tail.mp4}", "{out}.mp4", *W)),
+    Case("video-repeated-time", "video", "an MPEG-TS H.264 clip, one frame stamped with the "
+         "time of the one before (48 frames, 47 times)", "ok", "converts one frame per time, "
+         "47; one line says 1 repeated", ("video", "{in:repeated-time.ts}", "{out}.mp4", *W)),
     Case("video-no-keyframe", "video", "an H.264 MP4 whose only keyframe is overwritten",
          "error", "no frame could be decoded",
          ("video", "{in:damaged-key.mp4}", "{out}.mp4", *W)),

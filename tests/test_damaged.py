@@ -9,7 +9,7 @@ import pytest
 
 from stereoconv.cli import main
 from tests.clips import decode_all
-from tests.hostile import damaged_clip, ffmpeg_decodable
+from tests.hostile import broken_timestamps_clip, damaged_clip, ffmpeg_decodable
 
 
 @pytest.fixture(scope="module")
@@ -47,35 +47,6 @@ def test_strict_refuses_and_keeps_the_work_for_a_rerun(damaged, tmp_path, capsys
     assert convert(damaged, out, tiny_depth) == 0  # the same command without --strict
     assert "resuming: 4 of 4 chunks already converted" in capsys.readouterr().err
     assert len(decode_all(out)[0]) == len(ffmpeg_decodable(damaged))
-
-
-def broken_timestamps_clip(path, frames: int = 48, copy_to: int = 20):
-    """An MPEG-TS H.264 clip whose PES packet `copy_to` carries the timestamps of the packet
-    before it: a frame that repeats another's time, as muxers with broken clocks write."""
-    import av
-
-    from tests.clips import numbered_frame
-
-    with av.open(str(path), "w", format="mpegts") as out:
-        stream = out.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt = 128, 64, "yuv420p"
-        stream.options = {"g": "12"}
-        for i in range(frames):
-            image = av.VideoFrame.from_ndarray(numbered_frame(i), format="rgb24")
-            for packet in stream.encode(image):
-                out.mux(packet)
-        for packet in stream.encode():
-            out.mux(packet)
-    data = bytearray(path.read_bytes())
-    starts, i = [], data.find(b"\x00\x00\x01\xe0")  # video PES headers
-    while i >= 0:
-        starts.append(i)
-        i = data.find(b"\x00\x00\x01\xe0", i + 4)
-    a, b = starts[copy_to - 1], starts[copy_to]
-    length = data[a + 8]  # PES header data length: the PTS (and DTS) fields
-    data[b + 9 : b + 9 + length] = data[a + 9 : a + 9 + length]
-    path.write_bytes(bytes(data))
-    return path
 
 
 def test_a_repeated_timestamp_drops_one_frame_and_says_so(tmp_path, capsys, tiny_depth):

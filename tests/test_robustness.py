@@ -19,7 +19,7 @@ import torch
 
 from stereoconv.cli import main
 from tests.clips import decode_all, numbered_frame, write_clip
-from tests.hostile import bomb_png, damaged_clip, raw_mkv
+from tests.hostile import bomb_png, broken_timestamps_clip, damaged_clip, raw_mkv
 from tests.robustness_cases import CASES, markdown, photo
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -57,6 +57,7 @@ def make_input(name: str, folder: Path) -> Path:
         "damaged.mp4": lambda p: damaged_clip(p, [40]),
         "damaged-tail.mp4": lambda p: damaged_clip(p, [94, 95]),
         "damaged-key.mp4": lambda p: damaged_clip(p, [0]),
+        "repeated-time.ts": broken_timestamps_clip,
         "huge.mkv": lambda p: raw_mkv(p, 16000, 16000),
         "wide.mkv": lambda p: raw_mkv(p, 65000, 2),
         "giant.mkv": lambda p: raw_mkv(p, 60000, 60000),
