@@ -23,7 +23,7 @@ from stereoconv.diffusion.components import (
     pick_dtype,
 )
 from stereoconv.diffusion.pipeline import StereoDiffusion, StereoOutput
-from stereoconv.geometry import WarpResult, background_side_columns
+from stereoconv.geometry import WarpResult, _nearest_valid_columns, background_side_columns
 
 
 def working_size(height: int, width: int, max_side: int) -> tuple[int, int]:
@@ -46,11 +46,8 @@ def pad_to_multiple(x: torch.Tensor, multiple: int = 8) -> torch.Tensor:
 
 def hole_runs(holes: torch.Tensor) -> torch.Tensor:
     """The length of the horizontal run of holes each hole pixel belongs to (0 elsewhere)."""
-    w = holes.shape[-1]
-    cols = torch.arange(w, device=holes.device).expand_as(holes)
-    before = torch.where(~holes, cols, torch.full_like(cols, -1)).cummax(dim=-1).values
-    after = torch.where(~holes, cols, torch.full_like(cols, w)).flip(-1).cummin(-1).values.flip(-1)
-    return torch.where(holes, after - before - 1, torch.zeros_like(cols))
+    before, after = _nearest_valid_columns(~holes)
+    return torch.where(holes, after - before - 1, torch.zeros_like(before))
 
 
 def generation_holes(holes: torch.Tensor, min_width: int = CRACK_WIDTH + 1) -> torch.Tensor:
@@ -90,11 +87,20 @@ def hybrid_right_view(
     surface, `generated` in the holes wider than a crack, blended `seam` pixels into their
     background side; cracks take the warp backend's fill. Returns (right view, generated
     holes)."""
-    warped = warp_view(left, disparity)
-    base = fill_holes(warped.image, warped.holes, warped.disparity, fill_sigma)
-    holes = generation_holes(warped.holes)
+    warped, base, holes = warp_and_fill(left, disparity, fill_sigma)
     alpha = seam_alpha(holes, warped.disparity, seam)
     return base * (1 - alpha) + generated * alpha, holes
+
+
+def warp_and_fill(
+    frames: torch.Tensor, disparity: torch.Tensor, fill_sigma: float, min_width: int = 0
+) -> tuple[WarpResult, torch.Tensor, torch.Tensor]:
+    """What every hybrid starts from: the sub-pixel warp, the warp backend's right view (holes
+    filled from the background) and the holes worth generating (at least `min_width` px wide,
+    never narrower than a crack)."""
+    warped = warp_view(frames, disparity)
+    base = fill_holes(warped.image, warped.holes, warped.disparity, fill_sigma)
+    return warped, base, generation_holes(warped.holes, max(min_width, CRACK_WIDTH + 1))
 
 
 def align_to_border(
@@ -202,11 +208,10 @@ class DiffusionBackend:
             out = self.generate(frames, disparity)
             return out.left, out.right
         # the warp backend's right view; diffusion only where the left view cannot see
-        warped = warp_view(frames, disparity)
-        base = fill_holes(warped.image, warped.holes, warped.disparity, self.config.fill_sigma)
-        holes = generation_holes(warped.holes, max(self.config.fill_min_width, CRACK_WIDTH + 1))
+        cfg = self.config
+        warped, base, holes = warp_and_fill(frames, disparity, cfg.fill_sigma, cfg.fill_min_width)
         if not holes.any():
             return frames, base
-        alpha = seam_alpha(holes, warped.disparity, self.config.seam)
+        alpha = seam_alpha(holes, warped.disparity, cfg.seam)
         generated = align_to_border(self.fill(frames, base, holes), base, warped)
         return frames, base * (1 - alpha) + generated * alpha
