@@ -301,3 +301,52 @@ def test_skip_pre_shift_starts_from_the_inversion_at_the_shift_step(sd):
         full = ddim_invert(lambda z, t: predict(z, t, -1, 1, cond, None), z0, sd.scheduler)
     assert torch.allclose(shifts[0]["left"], full[-1 - 2], atol=1e-6)
     assert out.right.shape == (1, 3, 48, 64)
+
+
+# --- the hybrid's fill: ways to reach t' ------------------------------------------------------
+
+
+def test_noised_trajectory_is_indexed_like_the_inversion(sd):
+    """Entry -1 - i is the latent before loop step i, at that step's noise level, for both."""
+    from stereoconv.diffusion.inversion import alpha_bar, noised_trajectory
+
+    sd.scheduler.set_timesteps(10)
+    z0 = torch.randn(2, 4, 6, 8, generator=torch.Generator().manual_seed(1))
+    eps = torch.randn(z0.shape, generator=torch.Generator().manual_seed(2))
+    path = noised_trajectory(z0, eps, sd.scheduler, start=3)
+    inverted = ddim_invert(lambda z, t: torch.zeros_like(z), z0, sd.scheduler, start=3)
+    assert len(path) == len(inverted) == 10 - 3 + 1
+    for i in range(3, 10):
+        t = sd.scheduler.timesteps[i].item()
+        abar = alpha_bar(sd.scheduler, t)
+        torch.testing.assert_close(path[10 - i], abar.sqrt() * z0 + (1 - abar).sqrt() * eps)
+
+
+def test_fill_without_stereo_attention_equals_the_fill_beside_the_left_view(sd):
+    """With attention off the left view cannot reach the right one through the UNet, so the
+    fill leaves it out (half the UNet images) and gives the same right view."""
+    from stereoconv.diffusion.inversion import ddim_invert as invert
+    from stereoconv.diffusion.sampler import sample_fill
+
+    pipe = StereoDiffusion(sd, settings(attention="off", composite="hybrid"))
+    left, right = images(2, seed=3), images(2, seed=4)
+    known = torch.ones(2, 6, 8, dtype=torch.bool)
+    known[:, :, 5:] = False
+    alone = pipe.fill_right(left, right, known)
+
+    sd.scheduler.set_timesteps(10)
+    cond, uncond = pipe.prompt_embeddings("", 2)
+    start = pipe.config.shift_step
+    with torch.inference_mode():
+        latents = sd.encode_images(torch.cat([left, right]), 8)
+        path = invert(
+            lambda z, t: pipe.predict(z, t, -1, 1, cond.repeat(2, 1, 1), None),
+            latents,
+            sd.scheduler,
+            start,
+        )
+        model = lambda x, t, i, v: pipe.predict(x, t, i, v, cond, uncond)  # noqa: E731
+        both = sample_fill(
+            model, sd.scheduler, [z[:2] for z in path], [z[2:] for z in path], known, start
+        )
+        torch.testing.assert_close(alone, sd.decode_latents(both, 8), atol=1e-4, rtol=0)

@@ -50,11 +50,22 @@ def hole_runs(holes: torch.Tensor) -> torch.Tensor:
     return torch.where(holes, after - before - 1, torch.zeros_like(before))
 
 
-def generation_holes(holes: torch.Tensor, min_width: int = CRACK_WIDTH + 1) -> torch.Tensor:
+def border_runs(holes: torch.Tensor) -> torch.Tensor:
+    """Hole pixels whose horizontal run touches the frame's left or right edge: what lies
+    outside the left camera's view, rather than background a foreground object hides."""
+    before, after = _nearest_valid_columns(~holes)
+    return holes & ((before < 0) | (after >= holes.shape[-1]))
+
+
+def generation_holes(
+    holes: torch.Tensor, min_width: int = CRACK_WIDTH + 1, border: bool = True
+) -> torch.Tensor:
     """The holes worth generating: runs at least `min_width` pixels wide. Narrower ones (cracks
     of a slanted surface, slivers at an edge, strips thinner than a latent pixel that the
-    diffusion model cannot paint at its 8-pixel grain) keep the warp's own fill."""
-    return holes & (hole_runs(holes) >= min_width)
+    diffusion model cannot paint at its 8-pixel grain) keep the warp's own fill, as do the
+    strips at the frame's edges unless `border`."""
+    wide = holes & (hole_runs(holes) >= min_width)
+    return wide if border else wide & ~border_runs(holes)
 
 
 def seam_alpha(holes: torch.Tensor, disparity: torch.Tensor, seam: float) -> torch.Tensor:
@@ -93,14 +104,19 @@ def hybrid_right_view(
 
 
 def warp_and_fill(
-    frames: torch.Tensor, disparity: torch.Tensor, fill_sigma: float, min_width: int = 0
+    frames: torch.Tensor,
+    disparity: torch.Tensor,
+    fill_sigma: float,
+    min_width: int = 0,
+    border: bool = True,
 ) -> tuple[WarpResult, torch.Tensor, torch.Tensor]:
     """What every hybrid starts from: the sub-pixel warp, the warp backend's right view (holes
     filled from the background) and the holes worth generating (at least `min_width` px wide,
-    never narrower than a crack)."""
+    never narrower than a crack; the frame-edge strips only if `border`)."""
     warped = warp_view(frames, disparity)
     base = fill_holes(warped.image, warped.holes, warped.disparity, fill_sigma)
-    return warped, base, generation_holes(warped.holes, max(min_width, CRACK_WIDTH + 1))
+    min_width = max(min_width, CRACK_WIDTH + 1)
+    return warped, base, generation_holes(warped.holes, min_width, border)
 
 
 def align_to_border(
@@ -188,15 +204,19 @@ class DiffusionBackend:
         the holes generated beside the left view, the rest held to `warped` (sample_fill)."""
         height, width = frames.shape[-2:]
         wh, ww = working_size(height, width, self.config.max_side)
+        # an edge-replicated margin left and right, known: the frame-edge strips are then not
+        # painted at the edge of the latent, where the networks see their zero padding
+        m = self.config.fill_margin
 
         def small(x: torch.Tensor) -> torch.Tensor:
             x = F.interpolate(x, size=(wh, ww), mode="bilinear", antialias=True)
-            return pad_to_multiple(x.clamp(0, 1))
+            return pad_to_multiple(F.pad(x.clamp(0, 1), (m, m, 0, 0), mode="replicate"))
 
         h_small = F.interpolate(holes.unsqueeze(1).float(), size=(wh, ww), mode="area")
-        h_small = pad_to_multiple(h_small.squeeze(1)) > 0
+        h_small = pad_to_multiple(F.pad(h_small, (m, m, 0, 0)).squeeze(1)) > 0
         known = latent_known(h_small, self.components.vae_scale_factor)
-        right = self.pipeline.fill_right(small(frames), small(warped), known)[..., :wh, :ww]
+        right = self.pipeline.fill_right(small(frames), small(warped), known)
+        right = right[..., :wh, m : m + ww]
         if (wh, ww) == (height, width):
             return right
         return F.interpolate(right, size=(height, width), mode="bicubic").clamp(0, 1)
@@ -209,7 +229,9 @@ class DiffusionBackend:
             return out.left, out.right
         # the warp backend's right view; diffusion only where the left view cannot see
         cfg = self.config
-        warped, base, holes = warp_and_fill(frames, disparity, cfg.fill_sigma, cfg.fill_min_width)
+        warped, base, holes = warp_and_fill(
+            frames, disparity, cfg.fill_sigma, cfg.fill_min_width, cfg.fill_border
+        )
         if not holes.any():
             return frames, base
         alpha = seam_alpha(holes, warped.disparity, cfg.seam)

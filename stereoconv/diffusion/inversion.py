@@ -162,3 +162,17 @@ def adam_update(
     v.copy_(torch.where(keep, b2 * v + (1 - b2) * grad * grad, v))
     step = lr * (m / (1 - b1**k)) / ((v / (1 - b2**k)).sqrt() + eps)
     return torch.where(keep, x - step, x)
+
+
+def noised_trajectory(
+    latents: torch.Tensor, noise: torch.Tensor, scheduler, start: int = 0
+) -> list[torch.Tensor]:
+    """The forward-noised counterpart of ddim_invert's trajectory, at no model cost: entry k + 1
+    is sqrt(abar) z_0 + sqrt(1 - abar) eps at the noise level of timesteps[-1 - k], one `noise`
+    eps for every level (so the path is smooth in t), indexed exactly like ddim_invert's."""
+    trajectory = [latents]
+    ascending = scheduler.timesteps.flip(0).tolist()
+    for t in ascending[: len(ascending) - start]:
+        abar = alpha_bar(scheduler, t).to(latents)
+        trajectory.append(abar.sqrt() * latents + (1 - abar).sqrt() * noise)
+    return trajectory

@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from stereoconv.config import StereoConfig
 from stereoconv.diffusion.attention import StereoStep, stereo_attention
 from stereoconv.diffusion.components import SDComponents
-from stereoconv.diffusion.inversion import ddim_invert, null_text_inversion
+from stereoconv.diffusion.inversion import ddim_invert, noised_trajectory, null_text_inversion
 from stereoconv.diffusion.sampler import StereoSchedule, sample_fill, sample_stereo
 from stereoconv.geometry import background_side_columns, disparity_to_latent, forward_warp
 
@@ -199,23 +199,39 @@ class StereoDiffusion:
         c.scheduler.set_timesteps(cfg.steps, device=c.device)
         cond, uncond = self.prompt_embeddings(cfg.prompt, n)
         start = cfg.shift_step
+        # without stereo attention the left view cannot change the right one: leave it out
+        stereo = cfg.attention != "off"
         with torch.inference_mode(), stereo_attention(c.unet):
-            latents = c.encode_images(torch.cat([images, warped]), cfg.batch_size)
-            both = cond.repeat(2, 1, 1)
-            path = ddim_invert(
-                lambda z, t: self.predict(z, t, -1, 1, both, None), latents, c.scheduler, start
-            )
+            # 1. Both views (or the right one) to t': DDIM inversion, or forward noise
+            views = torch.cat([images, warped]) if stereo else warped
+            latents = c.encode_images(views, cfg.batch_size)
+            if cfg.fill_start == "noise":
+                eps = self.fill_noise(latents.shape)
+                path = noised_trajectory(latents, eps, c.scheduler, start)
+            else:
+                emb = cond.repeat(latents.shape[0] // n, 1, 1)
+                path = ddim_invert(
+                    lambda z, t: self.predict(z, t, -1, 1, emb, None), latents, c.scheduler, start
+                )
+            # 2. The holes denoised beside the left view, the rest held to the paths
             right = sample_fill(
                 lambda x, t, i, v: self.predict(x, t, i, v, cond, uncond),
                 c.scheduler,
-                [z[:n] for z in path],
-                [z[n:] for z in path],
+                [z[:n] for z in path] if stereo else None,
+                [z[-n:] for z in path],
                 known,
                 start,
-                noise=self.deblur_noise(latents[n:].shape) if cfg.deblur else None,
+                noise=self.deblur_noise(latents[-n:].shape) if cfg.deblur else None,
                 callback=callback,
             )
             return c.decode_latents(right, cfg.batch_size)
+
+    def fill_noise(self, shape: torch.Size) -> torch.Tensor:
+        """The eps of fill_start = noise: one seeded draw shared by every frame and view (as
+        deblur_noise, so a static shot stays static), its own stream (seed + 2)."""
+        g = torch.Generator("cpu").manual_seed(self.config.seed + 2)
+        noise = torch.randn((1, *shape[1:]), generator=g)
+        return noise.expand(shape).to(self.components.device)
 
     # --- text to stereo -----------------------------------------------------------------------
 

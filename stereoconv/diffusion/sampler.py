@@ -86,7 +86,7 @@ def sample_stereo(
 def sample_fill(
     model: StereoModel,
     scheduler,
-    left_path: list[torch.Tensor],
+    left_path: list[torch.Tensor] | None,
     right_path: list[torch.Tensor],
     known: torch.Tensor,
     start: int,
@@ -96,13 +96,14 @@ def sample_fill(
     """The hybrid composite's right view (the product's own, beside the paper's loop): only the
     right latent's holes are generated, beside the left view, from loop index `start` (t') on.
 
-    left_path, right_path: DDIM inversion trajectories (ddim_invert with the same `start`) of
-    the left frame and of the right view the sub-pixel warp makes (holes filled from the
-    background). Both views start at t' on their trajectories and are put back on them after
+    left_path, right_path: trajectories to t' (ddim_invert or noised_trajectory with the same
+    `start`) of the left frame and of the right view the sub-pixel warp makes (holes filled from
+    the background). Both views start at t' on their trajectories and are put back on them after
     every step wherever they are known: the whole left view, and the right view where `known`
     (B, h, w) is set. So the generated holes meet the pixel-exact warp at their borders and
     grow out of the background that fills them; `noise`, if given, replaces the holes at t'
-    (the paper's deblur, eq. 8). Returns the right latent at the end of the loop.
+    (the paper's deblur, eq. 8). left_path None: the right view alone (no stereo attention, so
+    the left view would not change it). Returns the right latent at the end of the loop.
     """
     steps = len(scheduler.timesteps)
     keep = known.unsqueeze(1)
@@ -110,16 +111,19 @@ def sample_fill(
     def before(path: list[torch.Tensor], i: int) -> torch.Tensor:
         return path[steps - i]  # the latent the loop holds before its step i
 
-    left, right = before(left_path, start), before(right_path, start)
+    right = before(right_path, start)
     if noise is not None:
         right = torch.where(keep, right, noise)
     for i, t in enumerate(scheduler.timesteps.tolist()):
         if i < start:
             continue
-        x = torch.cat([left, right])
-        _, right = scheduler.step(model(x, t, i, 2), t, x).prev_sample.chunk(2)
-        left = before(left_path, i + 1)
+        if left_path is None:
+            right = scheduler.step(model(right, t, i, 1), t, right).prev_sample
+        else:
+            x = torch.cat([before(left_path, i), right])
+            _, right = scheduler.step(model(x, t, i, 2), t, x).prev_sample.chunk(2)
         right = torch.where(keep, before(right_path, i + 1), right)
         if callback is not None:
+            left = None if left_path is None else before(left_path, i + 1)
             callback({"event": "step", "step": i, "left": left, "right": right, "mask": known})
     return right

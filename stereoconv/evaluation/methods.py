@@ -5,7 +5,8 @@ Names (comma-separated in --methods; sets expand):
 - warp: the warp backend (sub-pixel z-buffered warp, background fill).
 - diffusion: the diffusion backend with the run's settings; `diffusion:KEY=VALUE:...` changes
   attention (uni | bi | off), spsmd (on | off | N: a copy every N steps), deblur (on | off),
-  composite (hybrid | pure), nulltext (on | off), shift (the shift fraction), guidance, steps.
+  composite (hybrid | pure), nulltext (on | off), shift (the shift fraction), guidance, steps,
+  minwidth, start (invert | noise), maxside, border (on | off), margin.
 - sets: classical, table2 (the paper's Table 2 technique rows, pure composite), ablation (every
   attention x SPSMD x deblur x composite combination, 24 runs), switches (each switch of the
   run's settings changed alone, for both composites), all (classical, warp, ablation).
@@ -29,7 +30,7 @@ ON_OFF = {"on": True, "off": False}
 COMPOSITE_NAMES = {"hybrid": "hybrid", "pure": "none", "none": "none"}
 DIFFUSION_KEYS = (
     "attention", "spsmd", "deblur", "composite", "nulltext", "shift", "guidance", "steps",
-    "minwidth",
+    "minwidth", "start", "maxside", "border", "margin",
 )  # fmt: skip
 # the switches beyond the paper's four: method field, config field, parser
 EXTRA_SWITCHES = {
@@ -38,6 +39,10 @@ EXTRA_SWITCHES = {
     "guidance": ("guidance", "guidance", float),
     "steps": ("steps", "steps", int),
     "minwidth": ("min_width", "fill_min_width", int),
+    "start": ("fill_start", "fill_start", str),
+    "maxside": ("max_side", "max_side", int),
+    "border": ("fill_border", "fill_border", lambda v: ON_OFF[v]),
+    "margin": ("fill_margin", "fill_margin", int),
 }
 
 
@@ -54,6 +59,10 @@ class Method:
     guidance: float | None = None
     steps: int | None = None
     min_width: int | None = None  # hybrid: holes narrower than this keep the warp's fill
+    fill_start: str | None = None  # hybrid: invert | noise
+    max_side: int | None = None  # the diffusion working size's long side
+    fill_border: bool | None = None  # hybrid: generate the frame-edge strips too
+    fill_margin: int | None = None  # hybrid: edge-replicated margin of the working image, px
 
     @property
     def name(self) -> str:
