@@ -14,8 +14,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import shutil
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +37,7 @@ from stereoconv.layout import pack, packed_size, stack_views
 from stereoconv.media.depth_frames import DepthFrames
 from stereoconv.media.encode import (
     CODECS,
+    ENCODER_THREADS,
     ChunkEncoder,
     EncoderSettings,
     choose_codec,
@@ -547,16 +550,49 @@ def finish_job(job: VideoJob) -> tuple[list[str], dict]:
     return notes, totals
 
 
+def chunks_at_once(converter: StereoConverter) -> int:
+    """Chunks one process converts at once. The warp backend on a GPU leaves the CPU's work as
+    the bottleneck (colour conversion and x264, at a fixed ENCODER_THREADS per chunk, so that
+    chunks encode the same anywhere): as many chunks as the cores have room for. Diffusion
+    keeps the GPU busy with one, and its attention processors are state of the one UNet."""
+    if converter.config.backend != "warp" or converter.device.type != "cuda":
+        return 1
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(4, (cores or 1) // ENCODER_THREADS))
+
+
 def convert_video(
     converter: StereoConverter,
     job: VideoJob,
     progress: Callable[[int], None] | None = None,
+    at_once: int | None = None,
 ) -> tuple[list[str], dict]:
-    """Convert every chunk that is not done yet, in one process, then join."""
+    """Convert every chunk that is not done yet, in one process, then join. Chunks are
+    independent (each warms its depth smoothing up on the frames before it), so `at_once`
+    (default: chunks_at_once) of them run in threads; their files are the same either way.
+    After an error, chunks not begun are dropped, those running finish, and the error is
+    raised: a rerun resumes."""
+    todo = []
     for chunk in job.chunks:
-        if job.is_done(chunk):
-            if progress is not None:
-                progress(chunk.stop - chunk.first)
-            continue
-        convert_chunk(job, converter, chunk, progress)
+        if not job.is_done(chunk):
+            todo.append(chunk)
+        elif progress is not None:
+            progress(chunk.stop - chunk.first)
+    at_once = min(len(todo), at_once or chunks_at_once(converter))
+    if at_once <= 1:
+        for chunk in todo:
+            convert_chunk(job, converter, chunk, progress)
+        return finish_job(job)
+    if job.depth is None:  # load the models once, before the threads
+        _ = converter.depth_estimator
+    _ = converter.backend
+    with ThreadPoolExecutor(at_once, thread_name_prefix="stereoconv-chunk") as pool:
+        futures = [pool.submit(convert_chunk, job, converter, c, progress) for c in todo]
+        try:
+            for future in futures:
+                future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
     return finish_job(job)
