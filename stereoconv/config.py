@@ -24,6 +24,7 @@ from stereoconv.layout import LAYOUTS
 
 BACKENDS = ("warp", "diffusion")
 COMPOSITES = ("hybrid", "none")
+FILL_STARTS = ("invert", "noise")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 VIEWS = ("right", "both")
 # the settings that take one of a closed set of values (the CLI offers them as choices)
@@ -34,6 +35,7 @@ CHOICES = {
     "depth_kind": DEPTH_KINDS,
     "attention": ATTENTION_MODES,
     "composite": COMPOSITES,
+    "fill_start": FILL_STARTS,
     "precision": PRECISIONS,
 }
 
@@ -141,7 +143,7 @@ class StereoConfig:
     vae: str = setting(
         "", "another VAE for the model's latent space (hub id or folder, e.g. TAESD); '': its own"
     )
-    steps: int = setting(50, "DDIM steps", min=1, max=1000)
+    steps: int = setting(25, "DDIM steps", min=1, max=1000)
     shift_fraction: float = setting(
         0.2, "the shift step t', as a fraction of the steps", min=0, below=1
     )
@@ -172,6 +174,21 @@ class StereoConfig:
         min=1,
         max=4096,
     )
+    fill_border: bool = setting(
+        True, "hybrid composite: generate the strips at the frame's edges too (else: warp fill)"
+    )
+    fill_margin: int = setting(
+        16,
+        "hybrid composite: pixels of edge-replicated margin left and right of the working image,"
+        " so that the frame-edge strips are not painted at the latent's edge",
+        min=0,
+        max=512,
+    )
+    fill_start: str = setting(
+        "invert",
+        "hybrid composite: how both views reach t': invert (DDIM inversion) | noise (forward"
+        " noise: no UNet call)",
+    )
     seam: float = setting(
         2.0,
         "hybrid composite: blend width into the background side of each hole, pixels",
@@ -179,7 +196,7 @@ class StereoConfig:
         max=256,
     )
     max_side: int = setting(
-        1024, "diffusion works at most at this long side (aspect kept)", min=64, max=16384
+        768, "diffusion works at most at this long side (aspect kept)", min=64, max=16384
     )
     seed: int = setting(0, "random seed of the diffusion noise", min=0, max=2**63 - 1)
     precision: str = setting("auto", "auto (bf16/fp16 on GPUs, fp32 on CPU) | fp32 | fp16 | bf16")
@@ -206,6 +223,7 @@ class StereoConfig:
             )
         _check_choice("attention", self.attention, ATTENTION_MODES)
         _check_choice("composite", self.composite, COMPOSITES)
+        _check_choice("fill-start", self.fill_start, FILL_STARTS)
         _check_choice("precision", self.precision, PRECISIONS)
         if self.backend == "diffusion" and self.views != "right":
             raise UserError("--views both needs the warp backend (diffusion keeps the left view)")

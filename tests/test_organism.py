@@ -93,15 +93,21 @@ def motorcycle_window(motorcycle, size: tuple[int, int] = (96, 160)):
     return half[0][box], half[1][box], d[(slice(None), *box)]
 
 
-def test_hybrid_changes_only_the_holes_and_keeps_the_background(components, motorcycle):
+@pytest.mark.parametrize(
+    "settings",
+    [{}, {"fill_start": "noise"}, {"attention": "off"}],
+    ids=["inverted", "noised", "right-view-alone"],
+)
+def test_hybrid_changes_only_the_holes_and_keeps_the_background(components, motorcycle, settings):
     """The hybrid against the warp backend on a real pair with ground truth: no pixel farther
     than 2 px from a hole of the ground-truth warp changes, visible pixels lose at most 0.1 dB
     (the 2 px blend into the background may gain: it softens the warp's mixed edge pixels), and
     the generated holes score within 1 dB of the warp's background fill against the real
-    right view (a foreground ghost in the holes costs several dB there)."""
+    right view (a foreground ghost in the holes costs several dB there). The same for both ways
+    of reaching t' and for the right view generated alone."""
     left, right, d = motorcycle_window(motorcycle)
     frames = torch.from_numpy(left).permute(2, 0, 1)[None].float() / 255
-    cfg = build_config(None, backend="diffusion", steps=10)
+    cfg = build_config(None, backend="diffusion", steps=10, **settings)
     hybrid = DiffusionBackend(StereoDiffusion(components, cfg))
     with torch.inference_mode():
         _, ours = hybrid(frames, d)
@@ -157,3 +163,32 @@ def test_image_and_video_run_on_the_organism_without_weight_warnings(organism, t
     assert done.returncode == 0, done.stderr
     assert not any(w in done.stderr.lower() for w in WEIGHT_WORDS), done.stderr
     assert (tmp_path / "out.mp4").is_file()
+
+
+def test_fast_preset_paints_the_holes_with_taesd(organism, tmp_path):
+    """`--preset fast` through the CLI on the organism (its TAESD standing in for the preset's
+    hub id): it runs, and the hole a 20 px step in disparity opens differs from the warp's."""
+    rng = np.random.default_rng(1)
+    photo = (rng.random((64, 96, 3)) * 255).astype(np.uint8)
+    Image.fromarray(photo).save(tmp_path / "in.png")
+    disparity = np.zeros((64, 96), np.float32)
+    disparity[:, :48] = 20.0  # the left half in front: a 20 px hole opens at its right edge
+    write_pfm(tmp_path / "d.pfm", disparity)
+    given = ["--depth", str(tmp_path / "d.pfm"), "--depth-kind", "disparity-px", "--device", "cpu"]
+    taesd = organism.parent / "taesd"
+    fast = run_cli(
+        "image", str(tmp_path / "in.png"), str(tmp_path / "fast.png"), "--preset", "fast",
+        "--model", str(organism), "--vae", str(taesd), *given,
+    )  # fmt: skip
+    assert fast.returncode == 0, fast.stderr
+    assert not any(w in fast.stderr.lower() for w in WEIGHT_WORDS), fast.stderr
+    warp = run_cli(
+        "image", str(tmp_path / "in.png"), str(tmp_path / "warp.png"), "--backend", "warp", *given
+    )
+    assert warp.returncode == 0, warp.stderr
+    ours, theirs = (np.asarray(Image.open(tmp_path / f"{n}.png")) for n in ("fast", "warp"))
+    assert ours.shape == theirs.shape == (64, 192, 3)
+    right_ours, right_warp = ours[:, 96:].astype(int), theirs[:, 96:].astype(int)
+    changed = np.abs(right_ours - right_warp).max(axis=2) > 0
+    assert changed[:, 30:46].mean() > 0.5  # the hole: columns 28-47
+    assert not changed[:, :26].any() and not changed[:, 50:].any()  # 2 px seam, background side

@@ -1,0 +1,294 @@
+"""End-to-end `stereoconv video` timing on a GPU: a 1280x720 pan across the Middlebury Motorcycle
+scene, converted by the real CLI (decode, depth, diffusion, encode, join) with Stable Diffusion
+1.5 and Depth Anything V2 Small built from their published configs with random weights and
+saved as folders (speed does not depend on weight values; quality is measured on the organism,
+docs/evaluation.md).
+
+Per frame: the marginal cost, (time of a long clip - time of a short one) / (frame difference),
+so model loading and start-up, paid once per job, are left out (and reported apart). UNet images
+and frames that reached diffusion are counted in-process, so a run whose depth left no hole worth
+painting cannot pass for a fast one.
+
+    python scripts/bench_video.py --image im0.png --out video.json --frames 12,72 \
+        --case default= --case fast=--preset,fast
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import runpy
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_gpu import CLIP_L14_TEXT, SD15_SCHEDULER, SD15_UNET, SD15_VAE, build_depth  # noqa: E402
+
+
+def save_sd15(folder: Path) -> Path:
+    """Stable Diffusion 1.5's architecture, random weights, as a diffusers folder (fp16)."""
+    from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
+    from transformers import CLIPTextConfig, CLIPTextModel
+
+    from stereoconv.tiny_models import make_tiny_tokenizer
+
+    if (folder / "unet" / "config.json").exists():
+        return folder
+    parts = {
+        "unet": UNet2DConditionModel(**SD15_UNET),
+        "vae": AutoencoderKL(**SD15_VAE),
+        "text_encoder": CLIPTextModel(CLIPTextConfig(**CLIP_L14_TEXT)),
+    }
+    for name, module in parts.items():
+        module.to(torch.float16).save_pretrained(folder / name)
+    make_tiny_tokenizer().save_pretrained(folder / "tokenizer")
+    DDIMScheduler(**SD15_SCHEDULER).save_pretrained(folder / "scheduler")
+    return folder
+
+
+def make_clip(
+    image: Path, out: Path, frames: int, width: int = 1280, height: int = 720, gray: bool = False
+) -> Path:
+    """A horizontal pan (2 px per frame) across `image` scaled to 1.5x the clip's height; gray:
+    `image` is a disparity map (PFM), written losslessly (FFV1) in pixels of the clip, rounded,
+    0 where unknown, for `--depth-kind disparity-px`."""
+    import av
+
+    if gray:
+        from stereoconv.depth import read_pfm
+
+        disparity = read_pfm(image)
+        scale = 1.5 * height / disparity.shape[0]
+        coded = np.where(np.isfinite(disparity), np.round(disparity * scale), 0).clip(0, 255)
+        im = Image.fromarray(coded.astype(np.uint8))
+        resample = Image.NEAREST
+    else:
+        im, scale, resample = (
+            Image.open(image).convert("RGB"),
+            1.5 * height / Image.open(image).height,
+            Image.BICUBIC,
+        )
+    big = np.asarray(im.resize((round(im.width * scale), round(im.height * scale)), resample))
+    with av.open(str(out), "w") as container:
+        if gray:
+            stream = container.add_stream("ffv1", rate=24)
+            stream.pix_fmt = "gray"
+        else:
+            stream = container.add_stream("libx264", rate=24, options={"crf": "18"})
+            stream.pix_fmt = "yuv420p"
+        stream.width, stream.height = width, height
+        for i in range(frames):
+            x = min(2 * i, big.shape[1] - width)
+            crop = np.ascontiguousarray(big[:height, x : x + width])
+            frame = av.VideoFrame.from_ndarray(crop, format="gray" if gray else "rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return out
+
+
+class StackSampler:
+    """Where each thread spends its time (a tiny sampling profiler, threads included, which
+    cProfile misses): every `interval` s, the innermost frame of every thread, and the
+    innermost frame in stereoconv's own code."""
+
+    def __init__(self, interval: float = 0.002):
+        import collections
+        import threading
+
+        self.interval, self.counts = interval, collections.Counter()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self.run, daemon=True)
+
+    def run(self) -> None:
+        import threading
+
+        me = threading.get_ident()
+        while not self.stop.wait(self.interval):
+            names = {t.ident: t.name for t in threading.enumerate()}
+            for ident, frame in sys._current_frames().items():
+                if ident == me:
+                    continue
+                inner, own = frame, None
+                while frame is not None:
+                    if own is None and "stereoconv" in frame.f_code.co_filename:
+                        own = frame
+                    frame = frame.f_back
+                name = names.get(ident, "?")
+                if not name.startswith("tqdm"):
+                    self.counts[(name[:20], self.where(inner), self.where(own))] += 1
+
+    @staticmethod
+    def where(frame) -> str | None:
+        if frame is None:
+            return None
+        return f"{Path(frame.f_code.co_filename).name}:{frame.f_lineno} {frame.f_code.co_name}"
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.thread.join()
+
+    def report(self, top: int = 30) -> list[str]:
+        total = sum(self.counts.values()) or 1
+        return [
+            f"{n / total:6.1%}  {thread:20s} {inner}  <- {own}"
+            for (thread, inner, own), n in self.counts.most_common(top)
+        ]
+
+
+class Counts:
+    unet_images = 0
+    diffusion_frames = 0
+
+
+def count_work() -> Counts:
+    """Count images through the UNet and frames given to the diffusion fill, in this process."""
+    from stereoconv.backends.diffusion import DiffusionBackend
+    from stereoconv.diffusion.pipeline import StereoDiffusion
+
+    counts = Counts()
+    predict, fill = StereoDiffusion.predict, DiffusionBackend.fill
+
+    def counted_predict(self, x, t, step, views, cond, uncond, extra=None):
+        counts.unet_images += x.shape[0] * (2 if uncond is not None else 1)
+        return predict(self, x, t, step, views, cond, uncond, extra)
+
+    def counted_fill(self, frames, warped, holes):
+        counts.diffusion_frames += frames.shape[0]
+        return fill(self, frames, warped, holes)
+
+    StereoDiffusion.predict, DiffusionBackend.fill = counted_predict, counted_fill
+    return counts
+
+
+def sync() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+
+
+def run_cli(args: list[str]) -> float:
+    """`stereoconv ARGS` in this process (so the counters see it); wall seconds."""
+    sys.argv = ["stereoconv", *args]
+    sync()
+    start = time.perf_counter()
+    try:
+        runpy.run_module("stereoconv", run_name="__main__", alter_sys=True)
+    except SystemExit as exit:
+        if exit.code not in (0, None):
+            raise RuntimeError(f"stereoconv {' '.join(args)} exited with {exit.code}") from None
+    sync()
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--image", type=Path, required=True, help="the scene the clip pans over")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/bench-video"))
+    parser.add_argument("--frames", default="12,72", help="short,long clip lengths")
+    parser.add_argument("--size", default="1280x720", help="the clip's WIDTHxHEIGHT")
+    parser.add_argument(
+        "--case",
+        action="append",
+        default=[],
+        help="NAME=ARG,ARG,...: extra CLI arguments of one case (e.g. fast=--preset,fast); GIVEN"
+        " stands for the scene's own disparity (disp0.pfm beside --image) as the depth",
+    )
+    parser.add_argument(
+        "--sample", action="store_true", help="sample the threads' stacks in the long runs"
+    )
+    parser.add_argument(
+        "--smoke", action="store_true", help="tiny models, a small clip, the CPU: checks the script"
+    )
+    args = parser.parse_args()
+    args.work.mkdir(parents=True, exist_ok=True)
+    size = tuple(int(n) for n in args.size.split("x"))
+    if args.smoke:
+        from stereoconv import tiny_models
+
+        sd = tiny_models.make_tiny_stable_diffusion(args.work / "sd-tiny")
+        depth = str(tiny_models.make_tiny_depth_anything(args.work / "da-tiny"))
+        size = (128, 72)
+    else:
+        sd = save_sd15(args.work / "sd15-random")
+        build_depth(torch.device("cuda"), torch.float16)  # saves its folder
+        depth = "/tmp/bench-dav2-small"
+    short, long = (int(n) for n in args.frames.split(","))
+    clips = {
+        n: make_clip(args.image, args.work / f"pan{size[1]}p{n}.mp4", n, *size)
+        for n in (short, long)
+    }
+    # GIVEN in a case's arguments: the scene's own disparity (holes where the scene has them)
+    pfm = args.image.with_name("disp0.pfm")
+    given = {
+        n: make_clip(pfm, args.work / f"pan{size[1]}p{n}-disparity.mkv", n, *size, gray=True)
+        for n in (short, long)
+        if pfm.exists()
+    }
+    counts = count_work()
+    report = {
+        "date": datetime.date.today().isoformat(),
+        "card": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu (smoke)",
+        "torch": torch.__version__,
+        "command": "python scripts/bench_video.py " + " ".join(sys.argv[1:]),
+        "clip": f"{size[0]}x{size[1]}, 24 fps, a pan across Middlebury Motorcycle",
+        "cases": {},
+    }
+    for spec in args.case or ["default="]:
+        name, _, extra = spec.partition("=")
+        extra_args = [a for a in extra.split(",") if a]
+        seconds = {}
+        for n, clip in clips.items():
+            if torch.cuda.is_available():
+                torch.cuda.reset_peak_memory_stats()
+            before = (counts.unet_images, counts.diffusion_frames)
+            out = args.work / f"{name}-{size[1]}p-{n}.mp4"
+            base = ["video", str(clip), str(out), "--model", str(sd), "--depth-model", depth]
+            scale = "0.25"  # the coded disparity grows with the size: about 3 % of the width
+            depth_args = ["--depth", str(given.get(n)), "--depth-kind", "disparity-px"]
+            expanded = [
+                a
+                for e in extra_args
+                for a in ([*depth_args, "--depth-scale", scale] if e == "GIVEN" else [e])
+            ]
+            if args.sample and n == long:
+                with StackSampler() as sampler:
+                    seconds[n] = run_cli([*base, *expanded, "--overwrite", "--quiet"])
+                print("\n".join(sampler.report()))
+            else:
+                seconds[n] = run_cli([*base, *expanded, "--overwrite", "--quiet"])
+            images, filled = (counts.unet_images - before[0], counts.diffusion_frames - before[1])
+        result = {
+            "args": extra_args,
+            "seconds": seconds,
+            "seconds_per_frame": (seconds[long] - seconds[short]) / (long - short),
+            "startup_seconds_estimate": seconds[short]
+            - short * (seconds[long] - seconds[short]) / (long - short),
+            "unet_images_per_frame": images / long,
+            "frames_through_diffusion": f"{filled}/{long}",
+            "peak_gib": torch.cuda.max_memory_allocated() / 2**30
+            if torch.cuda.is_available()
+            else 0,
+        }
+        report["cases"][f"{name}-{size[1]}p"] = result
+        args.out.write_text(json.dumps(report, indent=2))
+        print(
+            f"{name:24s} {result['seconds_per_frame']:.3f} s/frame  "
+            f"start-up {result['startup_seconds_estimate']:.1f} s  "
+            f"UNet images/frame {result['unet_images_per_frame']:.0f}  "
+            f"diffused {result['frames_through_diffusion']}  {result['peak_gib']:.1f} GiB",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()
