@@ -20,7 +20,7 @@ from typing import Any
 from stereoconv.depth import DEFAULT_DEPTH_MODEL, DEPTH_KINDS
 from stereoconv.diffusion.attention import ATTENTION_MODES
 from stereoconv.errors import UserError
-from stereoconv.layout import LAYOUTS
+from stereoconv.layout import LAYOUTS, VR180_HFOV
 
 BACKENDS = ("warp", "diffusion")
 COMPOSITES = ("hybrid", "none")
@@ -92,8 +92,8 @@ class StereoConfig:
     backend: str = setting("warp", "warp (fast) or diffusion (StereoDiffusion)")
     layout: str = setting(
         "sbs",
-        "sbs, half-sbs, tb, half-tb, anaglyph, pair (two files), spatial (video, .mov) or sbs-rl "
-        "(eyes swapped: cross-eyed)",
+        "sbs, half-sbs, tb, half-tb, anaglyph, pair (two files), spatial (video, .mov), sbs-rl "
+        "(eyes swapped: cross-eyed) or vr180 (180-degree players: equirectangular SBS)",
     )
     divergence: float = setting(
         3.0, "near-to-far disparity range, % of one eye's view width", min=0, max=25
@@ -133,6 +133,12 @@ class StereoConfig:
     )
     spatial_hfov: float = setting(
         60.0, "spatial video: horizontal field of view, degrees", above=0, below=180
+    )
+    vr180_hfov: float = setting(
+        VR180_HFOV,
+        "vr180: the horizontal field of view the picture covers on the half sphere, degrees",
+        above=0,
+        below=180,
     )
     # --- the diffusion backend (StereoDiffusion) ---
     model: str = setting(

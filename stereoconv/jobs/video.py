@@ -206,7 +206,9 @@ def prepare_job(
     pix_fmt = options.pix_fmt
     if pix_fmt == "auto":
         pix_fmt = "yuv420p10le" if info.high_bit_depth else "yuv420p"
-    height, width = legal_size(*packed_size(info.height, info.width, config.layout))
+    height, width = legal_size(
+        *packed_size(info.height, info.width, config.layout, config.vr180_hfov)
+    )
     if config.layout == "spatial":  # MV-HEVC Multiview Main: 8-bit 4:2:0 HEVC (media/mvhevc.py)
         if pix_fmt != "yuv420p":
             notify(f"spatial video is 8-bit 4:2:0 HEVC (Multiview Main): yuv420p, not {pix_fmt}")
@@ -414,7 +416,7 @@ def convert_chunk(
             if cfg.layout == "spatial":  # both views whole, for the MV-HEVC encoder
                 packed = stack_views(left, right)
             else:
-                packed = pack(left, right, cfg.layout)
+                packed = pack(left, right, cfg.layout, cfg.vr180_hfov)
             pts = [pts_batch[j] for j in keep]
             first_pts = pts[0] if first_pts is None else first_pts
             encoder.write(to_array(packed, enc.height, enc.width, enc.high_bit_depth), pts)

@@ -31,9 +31,16 @@ ENCODER_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medi
                    "slower", "veryslow", "placebo")  # fmt: skip
 H264_MAX_WIDTH = 4096  # level 5.2; wider H.264 does not play on most hardware decoders
 MATROSKA_STEREO_MODE = {"sbs": "left_right", "half-sbs": "left_right", "tb": "top_bottom",
-                        "half-tb": "top_bottom", "sbs-rl": "right_left"}  # fmt: skip
+                        "half-tb": "top_bottom", "sbs-rl": "right_left",
+                        "vr180": "left_right"}  # fmt: skip
 # sbs-rl has no st3d mode and no x264 frame-packing SEI (both say left first): Matroska only
-H264_FRAME_PACKING = {"sbs": 3, "half-sbs": 3, "tb": 4, "half-tb": 4}  # SEI frame_packing_type
+H264_FRAME_PACKING = {
+    "sbs": 3,
+    "half-sbs": 3,
+    "tb": 4,
+    "half-tb": 4,
+    "vr180": 3,
+}  # SEI frame_packing_type
 # use_metadata_tags: the source's container tags are kept; faststart: moov before mdat
 MOV_FLAGS = "use_metadata_tags+faststart"
 

@@ -4,7 +4,9 @@ side data that PyAV cannot attach, so it is added after muxing.
 
 st3d (Google's Spherical Video V2 RFC) is a FullBox inside the video track's sample entry
 (avc1, hvc1, ...): version 0, flags 0, then one byte stereo_mode: 0 mono, 1 top-bottom,
-2 left-right. Without an sv3d box beside it the video is flat (no projection).
+2 left-right. Without an sv3d box beside it the video is flat (no projection). The vr180 layout
+adds one: sv3d / svhd (who wrote it), proj / prhd (pose 0, 0, 0) and equi, whose bounds crop a
+quarter of the full sphere's width from each side (0.32 fixed point): 180 x 180 degrees.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from pathlib import Path
 
 from stereoconv.errors import UserError
 
-ST3D_MODES = {"sbs": 2, "half-sbs": 2, "tb": 1, "half-tb": 1}
+ST3D_MODES = {"sbs": 2, "half-sbs": 2, "tb": 1, "half-tb": 1, "vr180": 2}
+# equirectangular projection bounds (top, bottom, left, right) of a 180-degree video
+VR180_BOUNDS = (0, 0, 0x40000000, 0x40000000)
 
 
 def boxes(data: bytes, start: int = 0, end: int | None = None):
@@ -131,9 +135,26 @@ def st3d_box(mode: int) -> bytes:
     return struct.pack(">I4sIB", 13, b"st3d", 0, mode)
 
 
+def box(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I4s", 8 + len(payload), kind) + payload
+
+
+def full_box(kind: bytes, payload: bytes, version: int = 0, flags: int = 0) -> bytes:
+    return box(kind, struct.pack(">I", (version << 24) | flags) + payload)
+
+
+def sv3d_box(bounds: tuple[int, int, int, int] = VR180_BOUNDS) -> bytes:
+    """Spherical Video V2 sv3d: equirectangular projection with the given bounds."""
+    svhd = full_box(b"svhd", b"stereoconv\0")
+    prhd = full_box(b"prhd", struct.pack(">iii", 0, 0, 0))
+    equi = full_box(b"equi", struct.pack(">IIII", *bounds))
+    return box(b"sv3d", svhd + box(b"proj", prhd + equi))
+
+
 def add_st3d(path: Path, layout: str) -> bool:
     """Write an st3d box for the layout into the video sample entry of an MP4 / MOV file, in
-    place. Returns False when the layout has no st3d equivalent (anaglyph, pair)."""
+    place, and for vr180 the sv3d box after it. Returns False when the layout has no st3d
+    equivalent (anaglyph, pair)."""
     if layout not in ST3D_MODES:
         return False
     path = Path(path)
@@ -145,7 +166,7 @@ def add_st3d(path: Path, layout: str) -> bool:
         stsd_pos, stsd_size, stsd_header = chain[-1]
         entry = next(boxes(bytes(moov), stsd_pos + stsd_header + 8, stsd_pos + stsd_size))
         _, entry_pos, entry_size, entry_header = entry
-        new = st3d_box(ST3D_MODES[layout])
+        new = st3d_box(ST3D_MODES[layout]) + (sv3d_box() if layout == "vr180" else b"")
         insert_at = entry_pos + entry_size
         moov[insert_at:insert_at] = new
         _grow(moov, [*chain, (entry_pos, entry_size, entry_header)], len(new))
@@ -178,6 +199,24 @@ def write_moov(path: Path, moov_pos: int, moov_size: int, moov: bytes) -> None:
 
 def read_st3d(path: Path) -> int | None:
     """The stereo_mode of the video track's st3d box, or None if there is none."""
+    found = sample_entry_box(path, b"st3d")
+    return None if found is None else found[12]  # after the header and version / flags
+
+
+def read_equi_bounds(path: Path) -> tuple[int, int, int, int] | None:
+    """The projection bounds of the video track's sv3d / proj / equi box, or None."""
+    found = sample_entry_box(path, b"sv3d")
+    if found is None:
+        return None
+    equi = find_path(found, [b"proj", b"equi"], 8, len(found))
+    if not equi:
+        return None
+    pos, _, header = equi[0][-1]
+    return struct.unpack(">IIII", found[pos + header + 4 : pos + header + 20])
+
+
+def sample_entry_box(path: Path, kind: bytes) -> bytes | None:
+    """The whole box of this type among the video sample entry's children, or None."""
     moov = bytes(read_moov(path)[3])
     chain = _video_track_chain(moov)
     stsd_pos, stsd_size, stsd_header = chain[-1]
@@ -185,7 +224,7 @@ def read_st3d(path: Path) -> int | None:
         boxes(moov, stsd_pos + stsd_header + 8, stsd_pos + stsd_size)
     )
     children_start = entry_pos + entry_header + 78  # VisualSampleEntry fields
-    for kind, bpos, _, bheader in boxes(moov, children_start, entry_pos + entry_size):
-        if kind == b"st3d":
-            return moov[bpos + bheader + 4]
+    for found, bpos, bsize, _ in boxes(moov, children_start, entry_pos + entry_size):
+        if found == kind:
+            return moov[bpos : bpos + bsize]
     return None
