@@ -206,6 +206,12 @@ def depth(args: tuple[str, ...], from_image, size, overwrite, **kwargs) -> None:
 @click.option("--start", type=float, help="Start time, seconds.")
 @click.option("--end", type=float, help="End time, seconds.")
 @click.option("--max-frames", type=int, help="Convert at most this many frames.")
+@click.option("--max-size", type=int,
+              help="Scale the output down (aspect kept, even sides) so that its long side is at "
+              "most this many pixels.")  # fmt: skip
+@click.option("--max-fps", type=float,
+              help="Cap the frame rate: frames are dropped, those kept keep their times (audio "
+              "stays in sync).")  # fmt: skip
 @click.option("--codec", type=click.Choice(CODECS), default="libx264", show_default=True,
               help="H.264 or HEVC; H.264 wider than 4096 or 10-bit becomes HEVC.")  # fmt: skip
 @click.option("--crf", default=18, show_default=True, help="Encoder quality (lower is better).")
@@ -240,7 +246,8 @@ def video(
         codec=kwargs.pop("codec"), crf=kwargs.pop("crf"), preset=kwargs.pop("encoder_preset"),
         pix_fmt=kwargs.pop("pix_fmt"), start=kwargs.pop("start"), end=kwargs.pop("end"),
         max_frames=kwargs.pop("max_frames"), chunk_frames=kwargs.pop("chunk_frames"),
-        strict=kwargs.pop("strict"),
+        strict=kwargs.pop("strict"), max_size=kwargs.pop("max_size"),
+        max_fps=kwargs.pop("max_fps"),
     )  # fmt: skip
     device = kwargs.get("device")  # Ray workers pick theirs from the same request
     converter = make_converter(kwargs)

@@ -127,6 +127,31 @@ def equirect_180(view: torch.Tensor, hfov: float, side: int) -> torch.Tensor:
     return out * inside.to(view)[None, None]
 
 
+def view_size_within(
+    height: int, width: int, layout: str, max_size: int | None, hfov: float = VR180_HFOV
+) -> tuple[int, int]:
+    """The size to scale views of height x width to (aspect kept, even sides) so that their
+    packed frame is at most max_size pixels on its long side; the views' own size when they
+    already fit or there is no cap."""
+    if not max_size or max(packed_size(height, width, layout, hfov)) <= max_size:
+        return height, width
+    scale = max_size / max(packed_size(height, width, layout, hfov))
+    while True:
+        h, w = (max(2, 2 * math.floor(side * scale / 2)) for side in (height, width))
+        if max(packed_size(h, w, layout, hfov)) <= max_size or (h, w) == (2, 2):
+            return h, w
+        scale *= 0.995  # vr180's sphere rounds up: a little less until it fits
+
+
+def resize_views(
+    views: tuple[torch.Tensor, ...], height: int, width: int
+) -> tuple[torch.Tensor, ...]:
+    """The views scaled to height x width (antialiased), or as they are if of that size."""
+    if views[0].shape[-2:] == (height, width):
+        return views
+    return tuple(_squeeze(v, height, width) for v in views)
+
+
 def _squeeze(view: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return F.interpolate(view, size=(height, width), mode="bilinear", antialias=True).clamp(0, 1)
 

@@ -31,7 +31,7 @@ from stereoconv.depth import depth_from_values, zero_is_unknown
 from stereoconv.errors import UserError
 from stereoconv.fileio import atomic_output
 from stereoconv.geometry import robust_range
-from stereoconv.layout import pack, packed_size, stack_views
+from stereoconv.layout import pack, packed_size, resize_views, stack_views, view_size_within
 from stereoconv.media.depth_frames import DepthFrames
 from stereoconv.media.encode import (
     CODECS,
@@ -45,6 +45,8 @@ from stereoconv.media.mvhevc import SpatialChunkEncoder
 from stereoconv.media.vexu import SpatialMetadata
 from stereoconv.media.video import (
     VideoInfo,
+    cap_frame_rate,
+    capped_rate,
     check_header,
     decode_range,
     frame_timestamps,
@@ -71,6 +73,8 @@ class VideoOptions:
     max_frames: int | None = setting(None, "frames", min=1, max=10**9)
     chunk_frames: int = setting(240, "frames per chunk", min=1, max=100_000)
     strict: bool = False  # a damaged input (frames lost or repeated) is an error
+    max_size: int | None = setting(None, "output long side, pixels", min=16, max=65536)
+    max_fps: float | None = setting(None, "output frame rate cap", above=0, max=1000)
 
     def __post_init__(self) -> None:
         if self.codec not in CODECS:
@@ -200,15 +204,20 @@ def prepare_job(
                 f"{input_path} looks truncated: {len(pts)} frames where its header promises "
                 f"about {promised}; converting the frames that are there"
             )
+    if options.max_fps:
+        if depth is not None:
+            raise UserError("--max-fps with --depth: give the depth at the rate of the output")
+        pts = cap_frame_rate(pts, info.time_base, options.max_fps)
     depth_offset = 0
     if depth is not None and options.start:
         depth_offset = len(frame_timestamps(input_path, 0, options.start))
     pix_fmt = options.pix_fmt
     if pix_fmt == "auto":
         pix_fmt = "yuv420p10le" if info.high_bit_depth else "yuv420p"
-    height, width = legal_size(
-        *packed_size(info.height, info.width, config.layout, config.vr180_hfov)
+    view = view_size_within(
+        info.height, info.width, config.layout, options.max_size, config.vr180_hfov
     )
+    height, width = legal_size(*packed_size(*view, config.layout, config.vr180_hfov))
     if config.layout == "spatial":  # MV-HEVC Multiview Main: 8-bit 4:2:0 HEVC (media/mvhevc.py)
         if pix_fmt != "yuv420p":
             notify(f"spatial video is 8-bit 4:2:0 HEVC (Multiview Main): yuv420p, not {pix_fmt}")
@@ -219,7 +228,7 @@ def prepare_job(
             notify(why)
     encoder = EncoderSettings(
         codec, options.crf, options.preset, pix_fmt, width, height, info.time_base,
-        info.frame_rate, info.colour, config.layout,
+        capped_rate(info.frame_rate, options.max_fps), info.colour, config.layout,
     )  # fmt: skip
     workdir = output.with_name(f".{output.name}.stereoconv-work")
     job = VideoJob(
@@ -413,6 +422,9 @@ def convert_chunk(
                     )
                     frames_stats.append(stat)
             last_views = views[-1]
+            view_size = view_size_within(job.info.height, job.info.width, cfg.layout,
+                                         job.options.max_size, cfg.vr180_hfov)  # fmt: skip
+            left, right = resize_views((left, right), *view_size)  # --max-size
             if cfg.layout == "spatial":  # both views whole, for the MV-HEVC encoder
                 packed = stack_views(left, right)
             else:
@@ -527,7 +539,7 @@ def finish_job(job: VideoJob) -> tuple[list[str], dict]:
         job.pts[0],
         tb,
         spatial,
-        job.info.frame_rate,
+        job.encoder.frame_rate,
     )
     if damage:
         notes.append(damage)
