@@ -1,9 +1,14 @@
 """Every setting of a conversion as one frozen dataclass, and presets (pipelines/*.toml) that
-fill it.
+change it.
 
-Precedence: the dataclass defaults, then the preset (the `default` preset unless another is
-named), then the options given on the command line. Paths, the device and flags such as
---overwrite are arguments of a job, not settings, and stay out of here.
+The dataclass defaults are the `default` preset: the one place where a default is written.
+Precedence: those defaults, then a preset (each lists only what it changes), then the options
+given on the command line. Paths, the device and flags such as --overwrite are arguments of a
+job, not settings, and stay out of here, except the video job's own options (VideoOptions).
+
+A leaf module: the choice tuples and default model ids live here, and the modules that use them
+(layout, depth, diffusion, media) import them from here, so that `stereoconv --help` reads the
+defaults without importing torch.
 """
 
 from __future__ import annotations
@@ -17,11 +22,18 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from stereoconv.depth import DEFAULT_DEPTH_MODEL, DEPTH_KINDS
-from stereoconv.diffusion.attention import ATTENTION_MODES
 from stereoconv.errors import UserError
-from stereoconv.layout import LAYOUTS, VR180_HFOV
 
+# --- choices and default models -----------------------------------------------------------------
+# stereo layouts (stereoconv.layout): sbs-rl is full SBS with the eyes swapped (cross-eyed
+# viewing); spatial is Apple spatial video (MV-HEVC, video only); vr180 each eye's picture on a
+# half sphere (equirectangular), side by side
+LAYOUTS = ("sbs", "half-sbs", "tb", "half-tb", "anaglyph", "pair", "spatial", "sbs-rl", "vr180")
+DEPTH_KINDS = ("disparity-px", "relative-disparity", "depth")  # what a --depth file holds
+ATTENTION_MODES = ("uni", "bi", "off")  # stereo self-attention (diffusion.attention)
+DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
+DEFAULT_SD_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"  # image, video, text
+DEFAULT_DEPTH2IMG_MODEL = "stabilityai/stable-diffusion-2-depth"  # depth
 BACKENDS = ("warp", "diffusion")
 COMPOSITES = ("hybrid", "none")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
@@ -89,7 +101,7 @@ def check_ranges(settings) -> None:
 class StereoConfig:
     """The settings of a conversion; each field is the CLI option of the same name."""
 
-    backend: str = setting("warp", "warp (fast) or diffusion (StereoDiffusion)")
+    backend: str = setting("diffusion", "warp (fast) or diffusion (StereoDiffusion)")
     layout: str = setting(
         "sbs",
         "sbs, half-sbs, tb, half-tb, anaglyph, pair (two files), spatial (video, .mov), sbs-rl "
@@ -135,7 +147,7 @@ class StereoConfig:
         60.0, "spatial video: horizontal field of view, degrees", above=0, below=180
     )
     vr180_hfov: float = setting(
-        VR180_HFOV,
+        90.0,
         "vr180: the horizontal field of view the picture covers on the half sphere, degrees",
         above=0,
         below=180,

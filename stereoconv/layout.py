@@ -10,16 +10,10 @@ import math
 import torch
 import torch.nn.functional as F
 
+from stereoconv.config import StereoConfig
 from stereoconv.errors import UserError
 
-LAYOUTS = ("sbs", "half-sbs", "tb", "half-tb", "anaglyph", "pair", "spatial", "sbs-rl", "vr180")
-# sbs-rl: full side by side with the eyes swapped, the right view on the left: for cross-eyed
-# free viewing, and for players set to right-left order
-# spatial: Apple spatial video (MV-HEVC, two layers) for Vision Pro; video only (media/mvhevc.py)
-# vr180: for 180-degree players: each eye's picture on a half sphere (equirectangular, 180 x 180
-# degrees, black around it), side by side, left eye first
-
-VR180_HFOV = 90.0  # vr180: the field of view a picture covers by default, degrees
+VR180_HFOV = StereoConfig.vr180_hfov  # the field of view a vr180 picture covers by default
 
 # File-name tags by which players (DeoVR, SKYBOX, Pigasus, HereSphere, Quest's gallery) tell
 # stereo files from flat ones. pair has its own (_L, _R); spatial video is signalled inside
