@@ -35,6 +35,12 @@ DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
 DEFAULT_SD_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"  # image, video, text
 DEFAULT_DEPTH2IMG_MODEL = "stabilityai/stable-diffusion-2-depth"  # depth
 BACKENDS = ("warp", "diffusion")
+CODECS = ("libx264", "libx265")
+# x264's and x265's speed presets, fastest first
+ENCODER_PRESETS = (
+    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
+    "veryslow", "placebo",
+)  # fmt: skip
 COMPOSITES = ("hybrid", "none")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 VIEWS = ("right", "both")
@@ -227,6 +233,47 @@ class StereoConfig:
         _check_choice("precision", self.precision, PRECISIONS)
         if self.backend == "diffusion" and self.views != "right":
             raise UserError("--views both needs the warp backend (diffusion keeps the left view)")
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    """Options of a video job besides the conversion settings; each is the CLI option of the
+    same name (`preset` is --encoder-preset). None means "not set"."""
+
+    start: float | None = setting(None, "Start time, seconds.", min=0, max=1e7)
+    end: float | None = setting(None, "End time, seconds.", above=0, max=1e7)
+    max_frames: int | None = setting(None, "Convert at most this many frames.", min=1, max=10**9)
+    max_size: int | None = setting(
+        None,
+        "Scale the output down (aspect kept, even sides) so that its long side is at most this "
+        "many pixels.",
+        min=16,
+        max=65536,
+    )
+    max_fps: float | None = setting(
+        None,
+        "Cap the frame rate: frames are dropped, those kept keep their times (audio stays in "
+        "sync).",
+        above=0,
+        max=1000,
+    )
+    codec: str = setting("libx264", "H.264 or HEVC; H.264 wider than 4096 or 10-bit becomes HEVC.")
+    crf: int = setting(18, "Encoder quality (lower is better).", min=0, max=51)
+    preset: str = setting("medium", "Encoder speed: slower is smaller.")
+    pix_fmt: str = setting("auto", "auto: yuv420p, or yuv420p10le for 10-bit sources.")
+    chunk_frames: int = setting(240, "Frames per chunk (the unit of resume).", min=1, max=100_000)
+    strict: bool = setting(False, "A damaged input (frames lost) is an error: nothing is written.")
+
+    def __post_init__(self) -> None:
+        _check_choice("codec", self.codec, CODECS)
+        _check_choice("encoder-preset", self.preset, ENCODER_PRESETS)
+        check_ranges(self)
+        if self.end is not None and self.end <= (self.start or 0):
+            raise UserError(f"--end ({self.end}) must be after --start ({self.start or 0})")
+
+
+VIDEO_CHOICES = {"codec": CODECS, "preset": ENCODER_PRESETS}
+VIDEO_FLAGS = {"preset": "encoder_preset"}  # where the option's name is not the field's
 
 
 def _check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:

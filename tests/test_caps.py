@@ -9,7 +9,7 @@ from fractions import Fraction
 import av
 import pytest
 
-from stereoconv.cli import main
+from stereoconv.cli.main import main
 from stereoconv.layout import view_size_within
 from stereoconv.media.video import cap_frame_rate, capped_rate
 from tests.clips import audio_duration, decode_all, numbered_frame, read_number, write_clip

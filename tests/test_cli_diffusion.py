@@ -7,7 +7,7 @@ import pytest
 import tqdm
 from PIL import Image
 
-from stereoconv.cli import main
+from stereoconv.cli.main import main
 
 
 @pytest.fixture

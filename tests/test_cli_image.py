@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stereoconv.cli import main
+from stereoconv.cli.main import main
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from stereoconv.cli import main
+from stereoconv.cli.main import main
 from tests.clips import decode_all
 from tests.hostile import broken_timestamps_clip, damaged_clip, ffmpeg_decodable
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from stereoconv.cli import main
+from stereoconv.cli.main import main
 from stereoconv.lock import lock_path
 from tests.clips import numbered_frame, write_clip
 from tests.robustness_cases import photo

@@ -8,7 +8,7 @@ from dataclasses import fields
 
 import pytest
 
-from stereoconv.cli import main
+from stereoconv.cli.main import main
 from stereoconv.config import StereoConfig, build_config, range_error
 from stereoconv.errors import UserError
 from stereoconv.jobs.video import VideoOptions

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from stereoconv.cli import main
+from stereoconv.cli.main import main
 from tests.clips import decode_all, numbered_frame, write_clip
 from tests.hostile import bomb_png, broken_timestamps_clip, damaged_clip, raw_mkv
 from tests.robustness_cases import CASES, markdown, photo

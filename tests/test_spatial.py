@@ -10,7 +10,7 @@ import av.logging
 import numpy as np
 import pytest
 
-from stereoconv.cli import main
+from stereoconv.cli.main import main
 from stereoconv.media import mvhevc
 from stereoconv.media.vexu import read_spatial
 from tests.clips import audio_duration, decode_all, psnr, render_planes, texture, write_clip

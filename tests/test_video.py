@@ -11,7 +11,7 @@ import av
 import numpy as np
 import pytest
 
-from stereoconv.cli import main
+from stereoconv.cli.main import main
 from stereoconv.media.mp4box import read_st3d, top_level_boxes
 from stereoconv.temporal import flicker_ratio
 from tests.clips import (

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from stereoconv import __version__, lock
 from stereoconv.comfort import border_nearness, frame_stats, shot_convergence, shot_shift
-from stereoconv.config import StereoConfig, check_ranges, setting
+from stereoconv.config import StereoConfig, VideoOptions
 from stereoconv.converter import StereoConverter
 from stereoconv.depth import depth_from_values, zero_is_unknown
 from stereoconv.errors import UserError
@@ -34,7 +34,6 @@ from stereoconv.geometry import robust_range
 from stereoconv.layout import pack, packed_size, resize_views, stack_views, view_size_within
 from stereoconv.media.depth_frames import DepthFrames
 from stereoconv.media.encode import (
-    CODECS,
     ChunkEncoder,
     EncoderSettings,
     choose_codec,
@@ -57,31 +56,6 @@ from stereoconv.pipelining import prefetch
 from stereoconv.temporal import WINDOW, DepthRangeSmoother, is_cut, thumbnails
 
 CONTAINERS = (".mp4", ".mov", ".m4v", ".mkv")
-
-
-@dataclass(frozen=True)
-class VideoOptions:
-    """Options of a video job besides the conversion settings; each is the CLI option of the
-    same name."""
-
-    codec: str = "libx264"  # libx264 | libx265
-    crf: int = setting(18, "encoder quality", min=0, max=51)
-    preset: str = "medium"
-    pix_fmt: str = "auto"  # auto: yuv420p, or yuv420p10le for sources of more than 8 bits
-    start: float | None = setting(None, "seconds", min=0, max=1e7)
-    end: float | None = setting(None, "seconds", above=0, max=1e7)
-    max_frames: int | None = setting(None, "frames", min=1, max=10**9)
-    chunk_frames: int = setting(240, "frames per chunk", min=1, max=100_000)
-    strict: bool = False  # a damaged input (frames lost or repeated) is an error
-    max_size: int | None = setting(None, "output long side, pixels", min=16, max=65536)
-    max_fps: float | None = setting(None, "output frame rate cap", above=0, max=1000)
-
-    def __post_init__(self) -> None:
-        if self.codec not in CODECS:
-            raise UserError(f"--codec must be one of {', '.join(CODECS)}, not {self.codec!r}")
-        check_ranges(self)
-        if self.end is not None and self.end <= (self.start or 0):
-            raise UserError(f"--end ({self.end}) must be after --start ({self.start or 0})")
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from pathlib import Path
 import av
 import numpy as np
 
+from stereoconv.config import CODECS, ENCODER_PRESETS  # noqa: F401  (defined there)
 from stereoconv.errors import UserError
 from stereoconv.fileio import atomic_output
 from stereoconv.media.mp4box import add_st3d
@@ -25,10 +26,6 @@ from stereoconv.media.vexu import SpatialMetadata, add_vexu
 from stereoconv.media.video import AV_ERRORS, ColourTags, open_input
 from stereoconv.pipelining import Background
 
-CODECS = ("libx264", "libx265")
-# x264's and x265's speed presets, fastest first
-ENCODER_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
-                   "slower", "veryslow", "placebo")  # fmt: skip
 H264_MAX_WIDTH = 4096  # level 5.2; wider H.264 does not play on most hardware decoders
 MATROSKA_STEREO_MODE = {"sbs": "left_right", "half-sbs": "left_right", "tb": "top_bottom",
                         "half-tb": "top_bottom", "sbs-rl": "right_left",
