@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from stereoconv.cli.main import main
-from stereoconv.media import mvhevc
-from stereoconv.media.vexu import read_spatial
+from stereoconv.media.spatial import encoder, hevc, mvhevc
+from stereoconv.media.spatial.vexu import read_spatial
 from tests.clips import audio_duration, decode_all, psnr, render_planes, texture, write_clip
 
 
@@ -73,7 +73,7 @@ def encode_view(frames, settings):
     cc = av.CodecContext.create("libx265", "w")
     cc.width, cc.height, cc.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
     cc.time_base = settings.time_base
-    cc.options = mvhevc.x265_options(settings)
+    cc.options = encoder.x265_options(settings)
     packets = []
     for i, rgb in enumerate(frames):
         frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
@@ -109,9 +109,9 @@ def test_two_x265_streams_join_into_two_layers_losslessly(tmp_path):
     (tmp_path / "r.hevc").write_bytes(b"".join(p for _, _, p in pr))
     joiner = mvhevc.ViewJoiner(25.0)
     units = [joiner.join(a, b) for (_, _, a), (_, _, b) in zip(pl, pr, strict=True)]
-    stream = mvhevc.annexb(joiner.parameter_sets) + b"".join(units)
+    stream = hevc.annexb(joiner.parameter_sets) + b"".join(units)
     (tmp_path / "mv.hevc").write_bytes(stream)
-    layers = [mvhevc.nal_layer(u) for u in mvhevc.split_annexb(stream)]
+    layers = [hevc.nal_layer(u) for u in hevc.split_annexb(stream)]
     assert layers.count(1) == 2 + n  # layer-1 SPS, PPS and one slice per picture
 
     before = av.logging.get_level()
@@ -137,8 +137,8 @@ def test_escaping_round_trip():
     tricky = [b"\x00\x00\x00\x01", b"\x00\x00\x03\x00\x00", b"\x12\x00\x00", b"\x00\x00\x02\x0a",
               bytes(range(4)) * 3 + b"\x00\x00"]  # fmt: skip
     for rbsp in tricky:
-        nal = mvhevc.escape(rbsp)
-        assert mvhevc.unescape(nal) == rbsp
+        nal = hevc.escape(rbsp)
+        assert hevc.unescape(nal) == rbsp
         # no start code or reserved pattern inside, no zero byte at the end (H.265 7.4.2)
         assert not any(nal[i] == nal[i + 1] == 0 and nal[i + 2] <= 2 for i in range(len(nal) - 2))
         assert nal[-1] != 0

@@ -40,8 +40,8 @@ from stereoconv.media.encode import (
     join_chunks,
     legal_size,
 )
-from stereoconv.media.mvhevc import SpatialChunkEncoder
-from stereoconv.media.vexu import SpatialMetadata
+from stereoconv.media.spatial.encoder import SpatialChunkEncoder
+from stereoconv.media.spatial.vexu import SpatialMetadata
 from stereoconv.media.video import (
     VideoInfo,
     cap_frame_rate,

@@ -22,7 +22,7 @@ from stereoconv.config import CODECS, ENCODER_PRESETS  # noqa: F401  (defined th
 from stereoconv.errors import UserError
 from stereoconv.fileio import atomic_output
 from stereoconv.media.mp4box import add_st3d
-from stereoconv.media.vexu import SpatialMetadata, add_vexu
+from stereoconv.media.spatial.vexu import SpatialMetadata, add_vexu
 from stereoconv.media.video import AV_ERRORS, ColourTags, open_input
 from stereoconv.pipelining import Background
 
@@ -101,31 +101,18 @@ def _codec_options(settings: EncoderSettings) -> dict[str, str]:
     return options
 
 
-class ChunkEncoder:
-    """Encodes one chunk of packed stereo frames to a video-only file, atomically: the file
-    appears under its name only once the chunk is complete."""
+class ChunkEncoderBase:
+    """What every chunk encoder shares: the chunk's file appears under its name only once the
+    chunk is complete (atomic_output); RGB batches are converted and encoded behind the caller,
+    in their own thread; a chunk without frames leaves an empty file (done, passed by when
+    joining). Subclasses open `container` and encode one frame at a time (`_encode_frame`),
+    and flush their encoders (`_flush`)."""
 
     def __init__(self, path: Path, settings: EncoderSettings):
         self.settings = settings
         self._atomic = atomic_output(Path(path))
-        tmp = self._tmp = self._atomic.__enter__()
-        self.container = av.open(str(tmp), "w", format="mp4")
-        stream = self.container.add_stream(
-            settings.codec, rate=settings.frame_rate or 30, options=_codec_options(settings)
-        )
-        stream.width, stream.height, stream.pix_fmt = (
-            settings.width,
-            settings.height,
-            settings.pix_fmt,
-        )
-        stream.time_base = settings.time_base
-        cc = stream.codec_context
-        cc.time_base = settings.time_base
-        cc.thread_type = "FRAME"  # x264 / x265 frame threads; PyAV's default, slices, is slower
-        colour = settings.colour
-        cc.color_primaries, cc.color_trc = colour.primaries, colour.transfer
-        cc.colorspace, cc.color_range = colour.matrix, colour.range
-        self.stream = stream
+        self._tmp = self._atomic.__enter__()
+        self.container = None
         self.frames = 0
         # colour conversion and encoding run behind the caller, in their own thread
         self._writer = Background(self._encode)
@@ -137,23 +124,34 @@ class ChunkEncoder:
 
     def _encode(self, batch: tuple[np.ndarray, list[int]]) -> None:
         frames, pts = batch
-        s = self.settings
         fmt = "rgb48le" if frames.dtype == np.uint16 else "rgb24"
-        matrix = s.colour.matrix if s.colour.matrix != 2 else None
         for rgb, t in zip(frames, pts, strict=True):
-            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format=fmt)
-            frame = frame.reformat(
-                format=s.pix_fmt, dst_colorspace=matrix, dst_color_range=s.colour.range or None
-            )
-            frame.pts, frame.time_base = t, s.time_base
-            self.container.mux(self.stream.encode(frame))
+            self._encode_frame(rgb, t, fmt)
             self.frames += 1
+
+    def yuv_frame(self, rgb: np.ndarray, pts: int, fmt: str, pix_fmt: str) -> av.VideoFrame:
+        """An RGB picture as a frame of the encoder's pixel format and colour tags."""
+        s = self.settings
+        matrix = s.colour.matrix if s.colour.matrix != 2 else None
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format=fmt)
+        frame = frame.reformat(
+            format=pix_fmt, dst_colorspace=matrix, dst_color_range=s.colour.range or None
+        )
+        frame.pts, frame.time_base = pts, s.time_base
+        return frame
+
+    def _encode_frame(self, rgb: np.ndarray, pts: int, fmt: str) -> None:
+        raise NotImplementedError
+
+    def _flush(self) -> None:
+        raise NotImplementedError
 
     def close(self) -> int:
         """Flush the encoder and put the file in place; returns the number of frames."""
         self._writer.close()
-        self.container.mux(self.stream.encode())
-        self.container.close()
+        self._flush()
+        if self.container is not None:
+            self.container.close()
         if not self._tmp.exists():  # no frame of the chunk could be decoded: an empty file
             self._tmp.write_bytes(b"")  # marks it done (the join passes it by)
         self._atomic.__exit__(None, None, None)
@@ -164,11 +162,44 @@ class ChunkEncoder:
             self._writer.close()
         except BaseException:  # noqa: BLE001  the error that made us abort is already on its way
             pass
-        try:
-            self.container.close()
-        except AV_ERRORS:
-            pass
+        if self.container is not None:
+            try:
+                self.container.close()
+            except AV_ERRORS:
+                pass
         self._atomic.__exit__(RuntimeError, RuntimeError("aborted"), None)
+
+
+def set_colour(cc, colour: ColourTags) -> None:
+    """The colour description of a codec context."""
+    cc.color_primaries, cc.color_trc = colour.primaries, colour.transfer
+    cc.colorspace, cc.color_range = colour.matrix, colour.range
+
+
+class ChunkEncoder(ChunkEncoderBase):
+    """Encodes one chunk of packed stereo frames to a video-only MP4 file (H.264 or HEVC)."""
+
+    def __init__(self, path: Path, settings: EncoderSettings):
+        super().__init__(path, settings)
+        self.container = av.open(str(self._tmp), "w", format="mp4")
+        stream = self.container.add_stream(
+            settings.codec, rate=settings.frame_rate or 30, options=_codec_options(settings)
+        )
+        stream.width, stream.height = settings.width, settings.height
+        stream.pix_fmt = settings.pix_fmt
+        stream.time_base = settings.time_base
+        cc = stream.codec_context
+        cc.time_base = settings.time_base
+        cc.thread_type = "FRAME"  # x264 / x265 frame threads; PyAV's default, slices, is slower
+        set_colour(cc, settings.colour)
+        self.stream = stream
+
+    def _encode_frame(self, rgb: np.ndarray, pts: int, fmt: str) -> None:
+        frame = self.yuv_frame(rgb, pts, fmt, self.settings.pix_fmt)
+        self.container.mux(self.stream.encode(frame))
+
+    def _flush(self) -> None:
+        self.container.mux(self.stream.encode())
 
 
 # --- joining ---------------------------------------------------------------------------------

@@ -85,7 +85,7 @@ def find_path(data: bytes, path: list[bytes], start: int, end: int) -> list[tupl
     return found
 
 
-def _video_track_chain(moov: bytes):
+def video_track_chain(moov: bytes):
     """The box chain moov/trak/mdia/minf/stbl/stsd of the first video track."""
     for trak_chain in find_path(moov, [b"moov", b"trak"], 0, len(moov)):
         trak_pos, trak_size, trak_header = trak_chain[-1]
@@ -103,7 +103,18 @@ def _video_track_chain(moov: bytes):
     return None
 
 
-def _grow(moov: bytearray, chain, delta: int) -> None:
+def sample_entry(moov: bytes):
+    """The box chain down to stsd of the first video track, and (offset, size, header) of its
+    first sample entry (avc1, hvc1, ...)."""
+    chain = video_track_chain(moov)
+    if chain is None:
+        raise ValueError("no video track")
+    stsd_pos, stsd_size, stsd_header = chain[-1]
+    _, pos, size, header = next(boxes(moov, stsd_pos + stsd_header + 8, stsd_pos + stsd_size))
+    return chain, (pos, size, header)
+
+
+def grow(moov: bytearray, chain, delta: int) -> None:
     """Add `delta` to the size field of every box in the chain (32-bit or 64-bit sizes)."""
     for pos, size, header in chain:
         if header == 16:
@@ -112,7 +123,7 @@ def _grow(moov: bytearray, chain, delta: int) -> None:
             moov[pos : pos + 4] = struct.pack(">I", size + delta)
 
 
-def _shift_chunk_offsets(moov: bytearray, delta: int) -> None:
+def shift_chunk_offsets(moov: bytearray, delta: int) -> None:
     """Chunk offsets point into mdat; they move when a moov placed before mdat grows."""
     for chain in find_path(
         bytes(moov), [b"moov", b"trak", b"mdia", b"minf", b"stbl"], 0, len(moov)
@@ -160,7 +171,7 @@ def add_st3d(path: Path, layout: str) -> bool:
     path = Path(path)
     try:
         top, moov_pos, moov_size, moov = read_moov(path)
-        chain = _video_track_chain(bytes(moov))
+        chain = video_track_chain(bytes(moov))
         if chain is None:
             raise ValueError("no video track")
         stsd_pos, stsd_size, stsd_header = chain[-1]
@@ -169,10 +180,10 @@ def add_st3d(path: Path, layout: str) -> bool:
         new = st3d_box(ST3D_MODES[layout]) + (sv3d_box() if layout == "vr180" else b"")
         insert_at = entry_pos + entry_size
         moov[insert_at:insert_at] = new
-        _grow(moov, [*chain, (entry_pos, entry_size, entry_header)], len(new))
+        grow(moov, [*chain, (entry_pos, entry_size, entry_header)], len(new))
         mdat_after = any(k == b"mdat" and pos > moov_pos for k, pos, _ in top)
         if mdat_after:
-            _shift_chunk_offsets(moov, len(new))
+            shift_chunk_offsets(moov, len(new))
     except (ValueError, struct.error, StopIteration) as exc:
         raise UserError(f"cannot add stereo metadata to {path}: {exc}") from None
     write_moov(path, moov_pos, moov_size, moov)
@@ -218,7 +229,7 @@ def read_equi_bounds(path: Path) -> tuple[int, int, int, int] | None:
 def sample_entry_box(path: Path, kind: bytes) -> bytes | None:
     """The whole box of this type among the video sample entry's children, or None."""
     moov = bytes(read_moov(path)[3])
-    chain = _video_track_chain(moov)
+    chain = video_track_chain(moov)
     stsd_pos, stsd_size, stsd_header = chain[-1]
     _, entry_pos, entry_size, entry_header = next(
         boxes(moov, stsd_pos + stsd_header + 8, stsd_pos + stsd_size)
