@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stereoconv import tiny_models
+from stereoconv import testing as tiny_models
 
 
 @pytest.fixture(scope="session")
