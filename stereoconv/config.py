@@ -38,9 +38,17 @@ BACKENDS = ("warp", "diffusion")
 CODECS = ("libx264", "libx265")
 # x264's and x265's speed presets, fastest first
 ENCODER_PRESETS = (
-    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
-    "veryslow", "placebo",
-)  # fmt: skip
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+    "placebo",
+)
 COMPOSITES = ("hybrid", "none")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 VIEWS = ("right", "both")

@@ -19,8 +19,15 @@ VR180_HFOV = StereoConfig.vr180_hfov  # the field of view a vr180 picture covers
 # stereo files from flat ones. pair has its own (_L, _R); spatial video is signalled inside
 # the file (vexu), as Apple's players expect.
 # vr180: `_180_LR`, 180 degrees then the eyes' order, the tag DeoVR and SKYBOX document.
-NAME_TAGS = {"sbs": "_LR", "half-sbs": "_3dh", "tb": "_TB", "half-tb": "_3dv",
-             "anaglyph": "_anaglyph", "sbs-rl": "_RL", "vr180": "_180_LR"}  # fmt: skip
+NAME_TAGS = {
+    "sbs": "_LR",
+    "half-sbs": "_3dh",
+    "tb": "_TB",
+    "half-tb": "_3dv",
+    "anaglyph": "_anaglyph",
+    "sbs-rl": "_RL",
+    "vr180": "_180_LR",
+}
 
 
 def name_tag(layout: str, requested: str) -> str:

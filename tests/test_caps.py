@@ -55,11 +55,22 @@ def test_view_size_keeps_aspect_and_even_sides():
 
 
 @pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
-def test_max_fps_halves_the_rate_and_keeps_audio_in_sync(capsys, tmp_path, fifty_fps,
-                                                         tiny_depth, suffix):  # fmt: skip
+def test_max_fps_halves_the_rate_and_keeps_audio_in_sync(
+    capsys, tmp_path, fifty_fps, tiny_depth, suffix
+):
     out = tmp_path / f"capped{suffix}"
-    code, err = run(capsys, "video", fifty_fps, out, "--depth-model", tiny_depth,
-                    "--max-fps", "25", "--chunk-frames", "7")  # fmt: skip
+    code, err = run(
+        capsys,
+        "video",
+        fifty_fps,
+        out,
+        "--depth-model",
+        tiny_depth,
+        "--max-fps",
+        "25",
+        "--chunk-frames",
+        "7",
+    )
     assert code == 0, err
     frames, times = decode_all(out)
     assert [read_number(f) for f in frames] == list(range(0, 40, 2))
@@ -71,8 +82,18 @@ def test_max_fps_halves_the_rate_and_keeps_audio_in_sync(capsys, tmp_path, fifty
 
 def test_max_fps_above_the_source_rate_changes_nothing(capsys, tmp_path, fifty_fps, tiny_depth):
     out = tmp_path / "same.mp4"
-    code, err = run(capsys, "video", fifty_fps, out, "--depth-model", tiny_depth,
-                    "--max-fps", "60", "--max-frames", "6")  # fmt: skip
+    code, err = run(
+        capsys,
+        "video",
+        fifty_fps,
+        out,
+        "--depth-model",
+        tiny_depth,
+        "--max-fps",
+        "60",
+        "--max-frames",
+        "6",
+    )
     assert code == 0, err
     assert [read_number(f) for f in decode_all(out)[0]] == list(range(6))
     with av.open(str(out)) as c:
@@ -81,8 +102,18 @@ def test_max_fps_above_the_source_rate_changes_nothing(capsys, tmp_path, fifty_f
 
 def test_max_size_scales_the_output_down(capsys, tmp_path, fifty_fps, tiny_depth):
     out = tmp_path / "small.mp4"
-    code, err = run(capsys, "video", fifty_fps, out, "--depth-model", tiny_depth,
-                    "--max-size", "100", "--max-frames", "4")  # fmt: skip
+    code, err = run(
+        capsys,
+        "video",
+        fifty_fps,
+        out,
+        "--depth-model",
+        tiny_depth,
+        "--max-size",
+        "100",
+        "--max-frames",
+        "4",
+    )
     assert code == 0, err
     with av.open(str(out)) as c:
         stream = c.streams.video[0]
@@ -91,7 +122,9 @@ def test_max_size_scales_the_output_down(capsys, tmp_path, fifty_fps, tiny_depth
 
 
 def test_bad_caps_are_one_line(capsys, tmp_path, fifty_fps):
-    for option, value, text in (("--max-fps", "0", "--max-fps must be > 0"),
-                                ("--max-size", "8", "--max-size must be >= 16")):  # fmt: skip
+    for option, value, text in (
+        ("--max-fps", "0", "--max-fps must be > 0"),
+        ("--max-size", "8", "--max-size must be >= 16"),
+    ):
         code, err = run(capsys, "video", fifty_fps, tmp_path / "x.mp4", option, value)
         assert code == 1 and len(err) == 1 and text in err[0], err

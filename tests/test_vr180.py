@@ -79,8 +79,18 @@ def test_image_to_a_folder_is_tagged_and_shaped(capsys, tmp_path, tiny_depth):
     Image.fromarray(np.random.default_rng(0).integers(0, 256, (24, 40, 3), np.uint8)).save(photo)
     out = tmp_path / "out"
     out.mkdir()
-    code, err = run(capsys, "image", photo, out, "--layout", "vr180", "--vr180-hfov", "100",
-                    "--depth-model", tiny_depth)  # fmt: skip
+    code, err = run(
+        capsys,
+        "image",
+        photo,
+        out,
+        "--layout",
+        "vr180",
+        "--vr180-hfov",
+        "100",
+        "--depth-model",
+        tiny_depth,
+    )
     assert code == 0, err
     written = out / "photo_180_LR.png"
     side = vr180_side(40, 100.0)
@@ -91,8 +101,9 @@ def test_video_carries_the_spherical_metadata(capsys, tmp_path, tiny_depth):
     clip = write_clip(tmp_path / "clip.mp4", [numbered_frame(i, 32, 64) for i in range(3)])
     out = tmp_path / "out"
     out.mkdir()
-    code, err = run(capsys, "video", clip, out, "--layout", "vr180", "--depth-model",
-                    tiny_depth, "--quiet")  # fmt: skip
+    code, err = run(
+        capsys, "video", clip, out, "--layout", "vr180", "--depth-model", tiny_depth, "--quiet"
+    )
     assert code == 0, err
     written = out / "clip_180_LR.mp4"
     side = vr180_side(64, 90.0)

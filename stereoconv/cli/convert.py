@@ -67,9 +67,18 @@ def image(input_path: Path, output: str, depth, overwrite, name_tag, **kwargs) -
 @job_options
 @setting_options(exclude=(*VIDEO_ONLY, *GIVEN_DEPTH))
 def images(
-    in_dir: Path, out_dir: Path, fmt: str, skip_errors, quiet, overwrite, workers, ray_address,
-    report, name_tag, **kwargs,
-) -> None:  # fmt: skip
+    in_dir: Path,
+    out_dir: Path,
+    fmt: str,
+    skip_errors,
+    quiet,
+    overwrite,
+    workers,
+    ray_address,
+    report,
+    name_tag,
+    **kwargs,
+) -> None:
     """Convert every photo under IN_DIR (JPEG, PNG, WebP, TIFF, HEIC) to stereo under OUT_DIR,
     keeping relative paths, EXIF and colour profiles. Photos already converted with the same
     settings are skipped; outputs made otherwise are left alone unless --overwrite."""
@@ -98,8 +107,13 @@ def images(
     if report is not None:
         from stereoconv.report import write_images_report
 
-        options = {"format": fmt, "in_dir": in_dir, "out_dir": out_dir, "overwrite": overwrite,
-                   "skip_errors": skip_errors}  # fmt: skip
+        options = {
+            "format": fmt,
+            "in_dir": in_dir,
+            "out_dir": out_dir,
+            "overwrite": overwrite,
+            "skip_errors": skip_errors,
+        }
         written = write_images_report(report, converter.config, in_dir, out_dir, outcome, options)
         for path in written:
             click.echo(f"wrote {path}")
@@ -138,9 +152,18 @@ def library_summary(outcome, out_dir: Path, quiet: bool) -> None:
 @job_options
 @setting_options
 def video(
-    input_path: Path, output: str, depth, save_depth, quiet, overwrite, workers, ray_address,
-    report, name_tag, **kwargs,
-) -> None:  # fmt: skip
+    input_path: Path,
+    output: str,
+    depth,
+    save_depth,
+    quiet,
+    overwrite,
+    workers,
+    ray_address,
+    report,
+    name_tag,
+    **kwargs,
+) -> None:
     """Convert a video IN to a stereo video OUT (.mp4, .mov, .mkv, or a folder to put
     IN_LR.mp4 ... in), audio kept."""
     from tqdm import tqdm
@@ -159,8 +182,17 @@ def video(
         from stereoconv.report import check_report_path
 
         check_report_path(report, input_path, out)
-    job = prepare_job(converter.config, input_path, out, options, depth, save_depth, overwrite,
-                      note, collect_stats=report is not None)  # fmt: skip
+    job = prepare_job(
+        converter.config,
+        input_path,
+        out,
+        options,
+        depth,
+        save_depth,
+        overwrite,
+        note,
+        collect_stats=report is not None,
+    )
     if converter.config.auto_convergence:
         note("--convergence auto: measuring the depth at the frame borders, shot by shot")
         job = plan_convergence(job, converter)
@@ -190,18 +222,38 @@ def video(
 @click.option("--start", type=float, help="Start of the range, seconds.")
 @click.option("--end", type=float, help="End of the range, seconds.")
 @click.option("--frames", default=3, show_default=True, help="Frames, spread over the range.")
-@click.option("--divergences", default="2,3,4", show_default=True,
-              help="Comma-separated divergences to compare.")  # fmt: skip
-@click.option("--convergences", default="0.5,auto", show_default=True,
-              help="Comma-separated convergences (numbers or auto) to compare.")  # fmt: skip
-@click.option("--cell-width", default=480, show_default=True,
-              help="Width of each picture on the sheet, pixels.")  # fmt: skip
+@click.option(
+    "--divergences",
+    default="2,3,4",
+    show_default=True,
+    help="Comma-separated divergences to compare.",
+)
+@click.option(
+    "--convergences",
+    default="0.5,auto",
+    show_default=True,
+    help="Comma-separated convergences (numbers or auto) to compare.",
+)
+@click.option(
+    "--cell-width",
+    default=480,
+    show_default=True,
+    help="Width of each picture on the sheet, pixels.",
+)
 @job_options
 @setting_options(exclude=("divergence", "convergence", *VIDEO_ONLY, *GIVEN_DEPTH))
 def preview(
-    input_path: Path, output: Path, start, end, frames, divergences, convergences, cell_width,
-    overwrite, **kwargs,
-) -> None:  # fmt: skip
+    input_path: Path,
+    output: Path,
+    start,
+    end,
+    frames,
+    divergences,
+    convergences,
+    cell_width,
+    overwrite,
+    **kwargs,
+) -> None:
     """Before a long job: a contact sheet OUT (.png, .jpg) of a few frames of the video IN,
     each at every divergence and convergence asked (a row per frame, a column per setting)."""
     from stereoconv.jobs.preview import parse_values, preview_video
@@ -209,5 +261,17 @@ def preview(
     divergence_list = parse_values(divergences, "--divergences")
     convergence_list = parse_values(convergences, "--convergences", auto=True)
     converter = make_converter(kwargs)
-    report(preview_video(converter, input_path, output, start, end, frames, divergence_list,
-                         convergence_list, cell_width, overwrite))  # fmt: skip
+    report(
+        preview_video(
+            converter,
+            input_path,
+            output,
+            start,
+            end,
+            frames,
+            divergence_list,
+            convergence_list,
+            cell_width,
+            overwrite,
+        )
+    )

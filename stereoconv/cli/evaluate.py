@@ -52,9 +52,19 @@ NOT_SETTINGS_HERE = ("backend", "layout", "views", "depth_kind", "depth_scale")
 @job_options
 @setting_options(exclude=NOT_SETTINGS_HERE)
 def eval_command(
-    dataset: str, out: Path, protocol: str, source: str, methods: str, scenes, limit,
-    paper_size: int, lpips: bool, figures: bool, overwrite: bool, **kwargs,
-) -> None:  # fmt: skip
+    dataset: str,
+    out: Path,
+    protocol: str,
+    source: str,
+    methods: str,
+    scenes,
+    limit,
+    paper_size: int,
+    lpips: bool,
+    figures: bool,
+    overwrite: bool,
+    **kwargs,
+) -> None:
     """Evaluate right-view synthesis on DATASET_DIR (Middlebury 2014, KITTI 2015, a folder with
     left/ right/ disparity/, or skimage:motorcycle) against its real right views."""
     from stereoconv.evaluation.datasets import open_dataset
@@ -81,14 +91,34 @@ def eval_command(
     uses_diffusion = any(m.family == "diffusion" for m in method_list)
     if uses_diffusion and device.type == "cpu":
         click.echo("stereoconv: note: diffusion on the CPU takes minutes per scene", err=True)
-    run_evaluation(config, device, data, dataset, out, protocol, source, method_list,
-                   paper_size, lpips, figures)  # fmt: skip
+    run_evaluation(
+        config,
+        device,
+        data,
+        dataset,
+        out,
+        protocol,
+        source,
+        method_list,
+        paper_size,
+        lpips,
+        figures,
+    )
 
 
 def run_evaluation(
-    config, device, data, dataset: str, out: Path, protocol: str, source: str, method_list,
-    paper_size: int, lpips: bool, figures: bool,
-) -> None:  # fmt: skip
+    config,
+    device,
+    data,
+    dataset: str,
+    out: Path,
+    protocol: str,
+    source: str,
+    method_list,
+    paper_size: int,
+    lpips: bool,
+    figures: bool,
+) -> None:
     """Steps 2 and 3 of `eval`: the models (loaded on first use), the run and the report."""
     import torch
     from tqdm import tqdm

@@ -37,9 +37,9 @@ from stereoconv.media.encode import (
     ChunkEncoder,
     EncoderSettings,
     choose_codec,
-    join_chunks,
     legal_size,
 )
+from stereoconv.media.join import join_chunks
 from stereoconv.media.spatial.encoder import SpatialChunkEncoder
 from stereoconv.media.spatial.vexu import SpatialMetadata
 from stereoconv.media.video import (

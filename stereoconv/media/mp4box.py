@@ -96,9 +96,11 @@ def video_track_chain(moov: bytes):
             handler = moov[pos + header + 8 : pos + header + 12]  # after version/flags, pre_defined
             if handler == b"vide":
                 stsd = find_path(
-                    moov, [b"mdia", b"minf", b"stbl", b"stsd"], trak_pos + trak_header,
+                    moov,
+                    [b"mdia", b"minf", b"stbl", b"stsd"],
+                    trak_pos + trak_header,
                     trak_pos + trak_size,
-                )  # fmt: skip
+                )
                 return [trak_chain[0], trak_chain[1], *stsd[0]]
     return None
 

@@ -130,7 +130,7 @@ def probe(path: Path) -> VideoInfo:
                 int(cc.color_trc),
                 int(cc.colorspace),
                 int(cc.color_range),
-            ),  # fmt: skip
+            ),
             codec=cc.name,
             audio_codecs=tuple(s.codec_context.name for s in container.streams.audio),
             subtitle_codecs=tuple(

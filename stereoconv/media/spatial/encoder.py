@@ -22,9 +22,18 @@ def x265_options(settings) -> dict[str, str]:
     fps = float(settings.frame_rate or 30)
     keyint = max(1, round(2 * fps))
     params = [
-        "log-level=0", f"keyint={keyint}", f"min-keyint={keyint}", "scenecut=0", "b-adapt=0",
-        "bframes=3", "open-gop=0", "info=0", "aud=0", "hash=0", "repeat-headers=1",
-    ]  # fmt: skip
+        "log-level=0",
+        f"keyint={keyint}",
+        f"min-keyint={keyint}",
+        "scenecut=0",
+        "b-adapt=0",
+        "bframes=3",
+        "open-gop=0",
+        "info=0",
+        "aud=0",
+        "hash=0",
+        "repeat-headers=1",
+    ]
     return {"crf": str(settings.crf), "preset": settings.preset, "x265-params": ":".join(params)}
 
 

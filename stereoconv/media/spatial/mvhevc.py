@@ -93,8 +93,9 @@ def parse_sps(nal: bytes) -> SpsInfo:
     width, height = r.ue(), r.ue()
     window = (r.ue(), r.ue(), r.ue(), r.ue()) if r.u(1) else None
     luma, chroma_depth = r.ue() + 8, r.ue() + 8
-    return SpsInfo(sps_id, chroma, width, height, window, luma, chroma_depth, profile_idc, tier,
-                   level_idc)  # fmt: skip
+    return SpsInfo(
+        sps_id, chroma, width, height, window, luma, chroma_depth, profile_idc, tier, level_idc
+    )
 
 
 def right_view_sps(nal: bytes) -> bytes:

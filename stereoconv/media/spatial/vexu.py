@@ -80,8 +80,10 @@ def add_vexu(path: Path, meta: SpatialMetadata) -> None:
         top, moov_pos, moov_size, moov = read_moov(path)
         chain, (entry_pos, entry_size, entry_header) = sample_entry(bytes(moov))
         children = entry_pos + entry_header + VISUAL_SAMPLE_ENTRY_FIELDS
-        if any(k in (b"vexu", b"hfov") for k, *_ in boxes(bytes(moov), children,
-                                                          entry_pos + entry_size)):  # fmt: skip
+        if any(
+            k in (b"vexu", b"hfov")
+            for k, *_ in boxes(bytes(moov), children, entry_pos + entry_size)
+        ):
             raise ValueError("the sample entry already has vexu / hfov")
         new = vexu_box(meta) + hfov_box(meta)
         insert_at = entry_pos + entry_size
