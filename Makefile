@@ -41,7 +41,7 @@ demo-online: $(BIN)/.installed
 
 ## The suite in parallel (pytest-xdist), one worker per core the machine has (2 on the CI box).
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS)
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 ## Lint as CI runs it: ruff's checks and its formatting, changing nothing.
 lint: $(BIN)/.installed
