@@ -7,6 +7,7 @@ VENV ?= .venv
 TORCH ?= torch==2.13.0
 BIN := $(VENV)/bin
 OUT ?= out
+TEST_WORKERS ?= auto
 
 .PHONY: demo demo-online test lint format
 
@@ -38,8 +39,14 @@ demo-online: $(BIN)/.installed
 	$(BIN)/stereoconv video samples/motorcycle_pan.mp4 $(OUT)/motorcycle_pan_stereodiffusion_sbs.mp4 \
 	  --overwrite
 
+## The suite in parallel (pytest-xdist), one worker per core the machine has (2 on the CI box).
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
+## Lint as CI runs it: ruff's checks and its formatting, changing nothing.
 lint: $(BIN)/.installed
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+## Fix what ruff can (import order, formatting) in place.
+format: $(BIN)/.installed
+	$(BIN)/ruff check --fix . && $(BIN)/ruff format .

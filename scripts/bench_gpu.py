@@ -26,7 +26,7 @@ from stereoconv.config import build_config
 from stereoconv.diffusion.components import SDComponents
 from stereoconv.diffusion.pipeline import StereoDiffusion
 from stereoconv.layout import pack
-from stereoconv.tiny_models import IMAGENET_MEAN, IMAGENET_STD, make_tiny_tokenizer
+from stereoconv.testing import IMAGENET_MEAN, IMAGENET_STD, make_tiny_tokenizer
 
 # --- published configurations -----------------------------------------------------------------
 
@@ -276,7 +276,7 @@ def smoke_patch() -> None:
     """Swap the real architectures for the tiny test models and the sizes for small ones."""
     import tempfile
 
-    from stereoconv import tiny_models
+    from stereoconv import testing as tiny_models
     from stereoconv.depth import DepthEstimator
     from stereoconv.diffusion.components import load_components
 

@@ -40,7 +40,7 @@ def random_sd15_converter(config: StereoConfig, device: torch.device) -> StereoC
 
 def tiny_converter(config: StereoConfig, device: torch.device) -> StereoConverter:
     """--smoke: the tiny test models on the CPU, to check this script without a GPU."""
-    from stereoconv import tiny_models
+    from stereoconv import testing as tiny_models
     from stereoconv.backends.diffusion import DiffusionBackend
     from stereoconv.depth import DepthEstimator
     from stereoconv.diffusion.components import load_components

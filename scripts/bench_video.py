@@ -36,7 +36,7 @@ def save_sd15(folder: Path) -> Path:
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from stereoconv.tiny_models import make_tiny_tokenizer
+    from stereoconv.testing import make_tiny_tokenizer
 
     if (folder / "unet" / "config.json").exists():
         return folder
@@ -213,10 +213,10 @@ def main() -> None:
     args.work.mkdir(parents=True, exist_ok=True)
     size = tuple(int(n) for n in args.size.split("x"))
     if args.smoke:
-        from stereoconv import tiny_models
+        from stereoconv import testing
 
-        sd = tiny_models.make_tiny_stable_diffusion(args.work / "sd-tiny")
-        depth = str(tiny_models.make_tiny_depth_anything(args.work / "da-tiny"))
+        sd = testing.make_tiny_stable_diffusion(args.work / "sd-tiny")
+        depth = str(testing.make_tiny_depth_anything(args.work / "da-tiny"))
         size = (128, 72)
     else:
         sd = save_sd15(args.work / "sd15-random")

@@ -8,7 +8,7 @@ Their output is noise by design: they prove that the whole pipeline runs, not it
 
 import sys
 
-from stereoconv.tiny_models import make_all
+from stereoconv.testing import make_all
 
 if __name__ == "__main__":
     if len(sys.argv) != 2:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from stereoconv.tiny_models import make_tiny_depth_anything
+from stereoconv.testing import make_tiny_depth_anything
 
 RUNS = {"report-bikes": "0.5", "report-bikes-auto": "auto"}
 CHROMIUM = [

@@ -2,6 +2,6 @@
 
 import sys
 
-from stereoconv.cli import main
+from stereoconv.cli.main import main
 
 sys.exit(main())

@@ -1,9 +1,14 @@
 """Every setting of a conversion as one frozen dataclass, and presets (pipelines/*.toml) that
-fill it.
+change it.
 
-Precedence: the dataclass defaults, then the preset (the `default` preset unless another is
-named), then the options given on the command line. Paths, the device and flags such as
---overwrite are arguments of a job, not settings, and stay out of here.
+The dataclass defaults are the `default` preset: the one place where a default is written.
+Precedence: those defaults, then a preset (each lists only what it changes), then the options
+given on the command line. Paths, the device and flags such as --overwrite are arguments of a
+job, not settings, and stay out of here, except the video job's own options (VideoOptions).
+
+A leaf module: the choice tuples and default model ids live here, and the modules that use them
+(layout, depth, diffusion, media) import them from here, so that `stereoconv --help` reads the
+defaults without importing torch.
 """
 
 from __future__ import annotations
@@ -17,12 +22,33 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from stereoconv.depth import DEFAULT_DEPTH_MODEL, DEPTH_KINDS
-from stereoconv.diffusion.attention import ATTENTION_MODES
 from stereoconv.errors import UserError
-from stereoconv.layout import LAYOUTS
 
+# --- choices and default models -----------------------------------------------------------------
+# stereo layouts (stereoconv.layout): sbs-rl is full SBS with the eyes swapped (cross-eyed
+# viewing); spatial is Apple spatial video (MV-HEVC, video only); vr180 each eye's picture on a
+# half sphere (equirectangular), side by side
+LAYOUTS = ("sbs", "half-sbs", "tb", "half-tb", "anaglyph", "pair", "spatial", "sbs-rl", "vr180")
+DEPTH_KINDS = ("disparity-px", "relative-disparity", "depth")  # what a --depth file holds
+ATTENTION_MODES = ("uni", "bi", "off")  # stereo self-attention (diffusion.attention)
+DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
+DEFAULT_SD_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"  # image, video, text
+DEFAULT_DEPTH2IMG_MODEL = "stabilityai/stable-diffusion-2-depth"  # depth
 BACKENDS = ("warp", "diffusion")
+CODECS = ("libx264", "libx265")
+# x264's and x265's speed presets, fastest first
+ENCODER_PRESETS = (
+    "ultrafast",
+    "superfast",
+    "veryfast",
+    "faster",
+    "fast",
+    "medium",
+    "slow",
+    "slower",
+    "veryslow",
+    "placebo",
+)
 COMPOSITES = ("hybrid", "none")
 FILL_STARTS = ("invert", "noise")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
@@ -91,11 +117,11 @@ def check_ranges(settings) -> None:
 class StereoConfig:
     """The settings of a conversion; each field is the CLI option of the same name."""
 
-    backend: str = setting("warp", "warp (fast) or diffusion (StereoDiffusion)")
+    backend: str = setting("diffusion", "warp (fast) or diffusion (StereoDiffusion)")
     layout: str = setting(
         "sbs",
-        "sbs, half-sbs, tb, half-tb, anaglyph, pair (two files), spatial (video, .mov) or sbs-rl "
-        "(eyes swapped: cross-eyed)",
+        "sbs, half-sbs, tb, half-tb, anaglyph, pair (two files), spatial (video, .mov), sbs-rl "
+        "(eyes swapped: cross-eyed) or vr180 (180-degree players: equirectangular SBS)",
     )
     divergence: float = setting(
         3.0, "near-to-far disparity range, % of one eye's view width", min=0, max=25
@@ -135,6 +161,12 @@ class StereoConfig:
     )
     spatial_hfov: float = setting(
         60.0, "spatial video: horizontal field of view, degrees", above=0, below=180
+    )
+    vr180_hfov: float = setting(
+        90.0,
+        "vr180: the horizontal field of view the picture covers on the half sphere, degrees",
+        above=0,
+        below=180,
     )
     # --- the diffusion backend (StereoDiffusion) ---
     model: str = setting(
@@ -227,6 +259,47 @@ class StereoConfig:
         _check_choice("precision", self.precision, PRECISIONS)
         if self.backend == "diffusion" and self.views != "right":
             raise UserError("--views both needs the warp backend (diffusion keeps the left view)")
+
+
+@dataclass(frozen=True)
+class VideoOptions:
+    """Options of a video job besides the conversion settings; each is the CLI option of the
+    same name (`preset` is --encoder-preset). None means "not set"."""
+
+    start: float | None = setting(None, "Start time, seconds.", min=0, max=1e7)
+    end: float | None = setting(None, "End time, seconds.", above=0, max=1e7)
+    max_frames: int | None = setting(None, "Convert at most this many frames.", min=1, max=10**9)
+    max_size: int | None = setting(
+        None,
+        "Scale the output down (aspect kept, even sides) so that its long side is at most this "
+        "many pixels.",
+        min=16,
+        max=65536,
+    )
+    max_fps: float | None = setting(
+        None,
+        "Cap the frame rate: frames are dropped, those kept keep their times (audio stays in "
+        "sync).",
+        above=0,
+        max=1000,
+    )
+    codec: str = setting("libx264", "H.264 or HEVC; H.264 wider than 4096 or 10-bit becomes HEVC.")
+    crf: int = setting(18, "Encoder quality (lower is better).", min=0, max=51)
+    preset: str = setting("medium", "Encoder speed: slower is smaller.")
+    pix_fmt: str = setting("auto", "auto: yuv420p, or yuv420p10le for 10-bit sources.")
+    chunk_frames: int = setting(240, "Frames per chunk (the unit of resume).", min=1, max=100_000)
+    strict: bool = setting(False, "A damaged input (frames lost) is an error: nothing is written.")
+
+    def __post_init__(self) -> None:
+        _check_choice("codec", self.codec, CODECS)
+        _check_choice("encoder-preset", self.preset, ENCODER_PRESETS)
+        check_ranges(self)
+        if self.end is not None and self.end <= (self.start or 0):
+            raise UserError(f"--end ({self.end}) must be after --start ({self.start or 0})")
+
+
+VIDEO_CHOICES = {"codec": CODECS, "preset": ENCODER_PRESETS}
+VIDEO_FLAGS = {"preset": "encoder_preset"}  # where the option's name is not the field's
 
 
 def _check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:

@@ -12,12 +12,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from stereoconv.config import DEFAULT_DEPTH_MODEL, DEPTH_KINDS
 from stereoconv.errors import UserError
 from stereoconv.geometry import fill_unknown_disparity
 from stereoconv.models import load_pretrained
-
-DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
-DEPTH_KINDS = ("disparity-px", "relative-disparity", "depth")
 
 
 class DepthEstimator:

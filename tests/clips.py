@@ -85,8 +85,9 @@ def write_clip(
             t = np.arange(int(48000 * audio_seconds)) / 48000
             tone = (0.1 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
             for start in range(0, len(tone), 1024):
-                af = av.AudioFrame.from_ndarray(tone[None, start : start + 1024], format="flt",
-                                                layout="mono")  # fmt: skip
+                af = av.AudioFrame.from_ndarray(
+                    tone[None, start : start + 1024], format="flt", layout="mono"
+                )
                 af.sample_rate, af.pts, af.time_base = 48000, start, Fraction(1, 48000)
                 out.mux(audio.encode(af))
             out.mux(audio.encode())

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from stereoconv import tiny_models
+from stereoconv import testing as tiny_models
 
 
 @pytest.fixture(scope="session")
@@ -84,3 +84,23 @@ def middlebury2003() -> Path:
     """Middlebury 2001/2003 teddy, tsukuba, venus with real right views (../shared/data)."""
     path = ROOT.parent / "shared" / "data" / "middlebury2003"
     return shared_data(path, "the Middlebury 2003 scenes (see ../shared/data/middlebury2003)")
+
+
+def pytest_configure(config):
+    """Under pytest-xdist, each worker's torch uses its share of the CPUs: two workers that each
+    start a thread per CPU slow each other down. Only this process: the subprocesses that tests
+    start keep torch's own choice (tests/test_reproducible.py runs them on other CPU sets)."""
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers:
+        import torch
+
+        torch.set_num_threads(max(1, len(os.sched_getaffinity(0)) // int(workers)))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Under pytest-xdist (`make test`: `-n auto --dist loadgroup`), the tests of one Ray
+    cluster run in one worker: test_ray.py's module fixture starts a local cluster, and two
+    workers would start two of them, each the size of the machine."""
+    for item in items:
+        if item.path.name == "test_ray.py":
+            item.add_marker(pytest.mark.xdist_group("ray"))

@@ -7,7 +7,7 @@ import pytest
 import tqdm
 from PIL import Image
 
-from stereoconv.cli import main
+from stereoconv.cli.main import main
 
 
 @pytest.fixture
@@ -195,8 +195,12 @@ def stereoconv_process(*argv, **env):
     import subprocess
     import sys
 
-    run = subprocess.run([sys.executable, "-m", "stereoconv", *map(str, argv)],
-                         capture_output=True, text=True, env={**os.environ, **env})  # fmt: skip
+    run = subprocess.run(
+        [sys.executable, "-m", "stereoconv", *map(str, argv)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+    )
     return run.returncode, run.stderr.splitlines()
 
 
@@ -207,14 +211,14 @@ def test_library_warnings_stay_off_the_terminal(tmp_path, photo, tiny_sd, tiny_d
     missing = ["image", photo, tmp_path / "o.png", "--model", "nobody/no-sd", *common]
     offline = {"HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "empty-cache")}
     # the control: with the libraries' own settings asked for, their warnings are there
-    code, err = stereoconv_process(*missing, **offline, PYTHONWARNINGS="default",
-                                   DIFFUSERS_VERBOSITY="warning")  # fmt: skip
+    code, err = stereoconv_process(
+        *missing, **offline, PYTHONWARNINGS="default", DIFFUSERS_VERBOSITY="warning"
+    )
     assert code == 1 and [line for line in err if not line.startswith("stereoconv:")], err
     code, err = stereoconv_process(*missing, **offline)
     assert code == 1 and all(line.startswith("stereoconv:") for line in err), err
     assert [line for line in err if "error" in line] == [err[-1]] and "no-sd" in err[-1]
     out = tmp_path / "ok.png"
-    code, err = stereoconv_process("image", photo, out, "--model", tiny_sd, "--steps", "2",
-                                   *common)  # fmt: skip
+    code, err = stereoconv_process("image", photo, out, "--model", tiny_sd, "--steps", "2", *common)
     assert code == 0 and out.is_file()
     assert err and all(line.startswith("stereoconv: note:") for line in err), err

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from stereoconv.cli import main
+from stereoconv.cli.main import main
 
 
 @pytest.fixture
@@ -183,8 +183,9 @@ def test_output_folder_gets_a_tagged_name(capsys, tmp_path, photo, tiny_depth):
     code, err = run(capsys, "image", photo, folder, "--depth-model", tiny_depth)
     assert code == 0, err
     assert [p.name for p in folder.iterdir()] == ["photo_LR.png"]
-    code, err = run(capsys, "image", photo, folder, "--depth-model", tiny_depth, "--layout",
-                    "half-sbs")  # fmt: skip
+    code, err = run(
+        capsys, "image", photo, folder, "--depth-model", tiny_depth, "--layout", "half-sbs"
+    )
     assert code == 0 and (folder / "photo_3dh.png").is_file()
     code, err = run(capsys, "image", photo, tmp_path / "given.png", "--depth-model", tiny_depth)
     assert code == 0 and (tmp_path / "given.png").is_file()  # a given name is kept
@@ -199,8 +200,18 @@ def test_convergence_auto_per_photo(capsys, tmp_path, photo):
     outs = []
     for value in ("0.5", "auto"):
         outs.append(tmp_path / f"c-{value}.png")
-        code, err = run(capsys, "image", photo, outs[-1], "--depth", tmp_path / "d.npy",
-                        "--convergence", value, "--divergence", "8")  # fmt: skip
+        code, err = run(
+            capsys,
+            "image",
+            photo,
+            outs[-1],
+            "--depth",
+            tmp_path / "d.npy",
+            "--convergence",
+            value,
+            "--divergence",
+            "8",
+        )
         assert code == 0, err
     fixed, auto = (np.asarray(Image.open(p))[:, 61:].astype(int) for p in outs)
     assert np.abs(fixed - auto).mean() > 5

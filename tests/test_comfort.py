@@ -80,7 +80,7 @@ def test_frame_stats_measure_parallax_and_holes():
 def test_auto_convergence_for_a_photo_library(tmp_path, tiny_depth):
     from PIL import Image
 
-    from stereoconv.cli import main
+    from stereoconv.cli.main import main
 
     photos = tmp_path / "photos"
     photos.mkdir()
@@ -100,7 +100,7 @@ def test_auto_convergence_for_a_photo_library(tmp_path, tiny_depth):
 def test_auto_convergence_for_a_still_picture(tmp_path, capsys):
     from PIL import Image
 
-    from stereoconv.cli import main
+    from stereoconv.cli.main import main
 
     rng = np.random.default_rng(0)
     Image.fromarray(rng.integers(0, 256, (40, 80, 3), dtype=np.uint8)).save(tmp_path / "p.png")

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from stereoconv.cli import main
+from stereoconv.cli.main import main
 from tests.clips import decode_all
 from tests.hostile import broken_timestamps_clip, damaged_clip, ffmpeg_decodable
 
@@ -19,8 +19,21 @@ def damaged(tmp_path_factory):
 
 
 def convert(src, out, tiny_depth, *extra) -> int:
-    return main(["video", str(src), str(out), "--backend", "warp", "--depth-model",
-                 str(tiny_depth), "--chunk-frames", "24", "--quiet", *extra])  # fmt: skip
+    return main(
+        [
+            "video",
+            str(src),
+            str(out),
+            "--backend",
+            "warp",
+            "--depth-model",
+            str(tiny_depth),
+            "--chunk-frames",
+            "24",
+            "--quiet",
+            *extra,
+        ]
+    )
 
 
 def test_every_frame_ffmpeg_decodes_is_converted_at_its_time(damaged, tmp_path, capsys, tiny_depth):

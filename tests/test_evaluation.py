@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import stereoconv.cli as cli
+from stereoconv.cli.evaluate import eval_command
+from stereoconv.cli.main import cli, main
 from stereoconv.config import build_config
 from stereoconv.errors import UserError
 from stereoconv.evaluation import classical
-from stereoconv.evaluation.command import eval_command
 from stereoconv.evaluation.datasets import open_dataset
 from stereoconv.evaluation.methods import parse_methods
 from stereoconv.evaluation.protocols import fit_affine, prepare
@@ -20,11 +20,11 @@ from tests.conftest import write_pfm
 
 
 def test_the_eval_command_is_part_of_the_cli():
-    assert cli.cli.get_command(None, "eval") is eval_command
+    assert cli.get_command(None, "eval") is eval_command
 
 
 def run(capsys, *argv):
-    code = cli.main([str(a) for a in argv])
+    code = main([str(a) for a in argv])
     return code, capsys.readouterr()
 
 
@@ -264,7 +264,7 @@ def test_a_stereo_video_dataset_reports_flicker(tmp_path, capsys):
     is scored and each method's flicker is measured against the left view's."""
     import av
 
-    from stereoconv.cli import main
+    from stereoconv.cli.main import main
     from tests.clips import render_planes, write_clip
 
     data = tmp_path / "planes"

@@ -9,8 +9,8 @@ import pillow_heif
 import pytest
 from PIL import Image, ImageCms, TiffImagePlugin
 
-import stereoconv.cli_images  # noqa: F401  (registers `stereoconv images`)
-from stereoconv.cli import main
+from stereoconv.cli.convert import FORMAT_CHOICES
+from stereoconv.cli.main import main
 from stereoconv.converter import StereoConverter
 from stereoconv.jobs.library import FORMATS, MANIFEST, batched
 
@@ -409,7 +409,7 @@ def test_bad_folders_are_one_line(capsys, tmp_path, tiny_depth, case, text):
 
 
 def test_format_choices_match_the_library():
-    assert stereoconv.cli_images.FORMAT_CHOICES == FORMATS
+    assert FORMAT_CHOICES == FORMATS
 
 
 def test_a_library_with_the_diffusion_backend(capsys, tmp_path, tiny_sd, tiny_depth):

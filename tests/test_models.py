@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from stereoconv.cli import main
+from stereoconv.cli.main import main
 from stereoconv.config import build_config, preset_names
 from stereoconv.depth import load_depth_map
 from stereoconv.diffusion.components import load_components

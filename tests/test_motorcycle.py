@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from stereoconv.cli import main
+from stereoconv.cli.main import main
 from stereoconv.evaluation.classical import warp_telea
 from stereoconv.geometry import fill_unknown_disparity, forward_warp
 from tests.conftest import write_pfm

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from stereoconv.cli import main
+from stereoconv.cli.main import main
 from stereoconv.lock import lock_path
 from tests.clips import numbered_frame, write_clip
 from tests.robustness_cases import photo
@@ -31,8 +31,9 @@ def holder():
     def start(path: Path, folder: bool = False) -> subprocess.Popen:
         process = subprocess.Popen(
             [sys.executable, "-c", HOLDER, str(path), "folder" if folder else "file"],
-            stdout=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            stdout=subprocess.PIPE,
+            text=True,
+        )
         started.append(process)
         assert process.stdout.readline().strip() == "held"
         return process
@@ -71,8 +72,9 @@ def test_a_second_run_on_a_live_runs_output_is_refused(tmp_path, capsys, tiny_de
 def test_a_dead_runs_lock_is_taken_over(tmp_path, capsys, tiny_depth):
     src = write_clip(tmp_path / "clip.mp4", [numbered_frame(i) for i in range(4)])
     out = tmp_path / "out.mp4"
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True).stdout.strip()  # fmt: skip
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    ).stdout.strip()
     lock_path(out).write_text(f"{dead}\n")  # as left by a run killed with SIGKILL
     assert main(["video", str(src), str(out), *warp(tiny_depth)]) == 0
     err = capsys.readouterr().err
@@ -99,8 +101,17 @@ def test_two_runs_started_at_once_one_writes_the_other_says_so(tmp_path, tiny_de
     # long enough (72 frames) that the first is still running when the second starts
     src = write_clip(tmp_path / "clip.mp4", [numbered_frame(i) for i in range(72)])
     out = tmp_path / "out.mp4"
-    args = [sys.executable, "-m", "stereoconv", "video", str(src), str(out),
-            *warp(tiny_depth), "--chunk-frames", "4"]  # fmt: skip
+    args = [
+        sys.executable,
+        "-m",
+        "stereoconv",
+        "video",
+        str(src),
+        str(out),
+        *warp(tiny_depth),
+        "--chunk-frames",
+        "4",
+    ]
     runs = [subprocess.Popen(args, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     results = [(r.wait(timeout=300), r.stderr.read(), r.pid) for r in runs]
     codes = sorted(code for code, _, _ in results)

@@ -3,7 +3,7 @@
 import numpy as np
 from PIL import Image
 
-from stereoconv.cli import main
+from stereoconv.cli.main import main
 from tests.clips import numbered_frame, write_clip
 
 

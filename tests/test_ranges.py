@@ -8,7 +8,7 @@ from dataclasses import fields
 
 import pytest
 
-from stereoconv.cli import main
+from stereoconv.cli.main import main
 from stereoconv.config import StereoConfig, build_config, range_error
 from stereoconv.errors import UserError
 from stereoconv.jobs.video import VideoOptions
@@ -44,10 +44,14 @@ def test_range_messages():
 
 @pytest.mark.parametrize(
     "options, text",
-    [({"crf": 52}, "--crf must be <= 51"), ({"chunk_frames": 0}, "--chunk-frames must be >= 1"),
-     ({"max_frames": 0}, "--max-frames must be >= 1"), ({"start": -1.0}, "--start must be >= 0"),
-     ({"end": math.inf}, "--end must be <= ")],
-)  # fmt: skip
+    [
+        ({"crf": 52}, "--crf must be <= 51"),
+        ({"chunk_frames": 0}, "--chunk-frames must be >= 1"),
+        ({"max_frames": 0}, "--max-frames must be >= 1"),
+        ({"start": -1.0}, "--start must be >= 0"),
+        ({"end": math.inf}, "--end must be <= "),
+    ],
+)
 def test_video_options_use_the_same_check(options, text):
     with pytest.raises(UserError, match=text):
         VideoOptions(**options)
@@ -58,8 +62,19 @@ def test_a_range_error_comes_before_any_model_loads(tmp_path, capsys):
 
     src = photo(tmp_path / "in.png")
     missing = str(tmp_path / "no-such-model")  # loading it would be another error
-    argv = ["image", str(src), str(tmp_path / "out.png"), "--backend", "diffusion", "--model",
-            missing, "--depth-model", missing, "--divergence", "1e9"]  # fmt: skip
+    argv = [
+        "image",
+        str(src),
+        str(tmp_path / "out.png"),
+        "--backend",
+        "diffusion",
+        "--model",
+        missing,
+        "--depth-model",
+        missing,
+        "--divergence",
+        "1e9",
+    ]
     assert main(argv) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["stereoconv: error: --divergence must be <= 25, not 1e+09"]

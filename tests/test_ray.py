@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import ray
 
-from stereoconv.cli import main
+from stereoconv.cli.main import main
 from stereoconv.config import build_config
 from stereoconv.jobs.video import VideoOptions, finish_job, prepare_job
 from stereoconv.runner import make_actors, run_chunks

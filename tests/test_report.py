@@ -14,8 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-import stereoconv.cli_images  # noqa: F401  (registers `stereoconv images`)
-from stereoconv.cli import main
+from stereoconv.cli.main import main
 from stereoconv.converter import StereoConverter
 from stereoconv.report_summary import flicker_of, pick_evenly, split_shots, video_summary
 from tests.test_comfort import H, W, card_scene

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 
-from stereoconv.cli import main
+from stereoconv.cli.main import main
 from tests.clips import decode_all, numbered_frame, write_clip
 from tests.hostile import bomb_png, broken_timestamps_clip, damaged_clip, raw_mkv
 from tests.robustness_cases import CASES, markdown, photo
@@ -143,14 +143,22 @@ def wait_for(predicate, timeout: float = 120.0) -> None:
 @pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
 def test_signal_stops_video_and_the_rerun_finishes(tmp_path, tiny_depth, signum):
     src = write_clip(tmp_path / "clip.mp4", [numbered_frame(i) for i in range(60)])
-    common = ["--backend", "warp", "--depth-model", str(tiny_depth), "--chunk-frames", "6",
-              "--quiet"]  # fmt: skip
+    common = [
+        "--backend",
+        "warp",
+        "--depth-model",
+        str(tiny_depth),
+        "--chunk-frames",
+        "6",
+        "--quiet",
+    ]
     reference = tmp_path / "reference.mp4"
     subprocess.run(cli("video", str(src), str(reference), *common), check=True)
     out = tmp_path / "out.mp4"
     work = tmp_path / ".out.mp4.stereoconv-work"
-    job = subprocess.Popen(cli("video", str(src), str(out), *common), stderr=subprocess.PIPE,
-                           text=True)  # fmt: skip
+    job = subprocess.Popen(
+        cli("video", str(src), str(out), *common), stderr=subprocess.PIPE, text=True
+    )
     wait_for(lambda: len(list(work.glob("chunk-*.json"))) >= 2)
     job.send_signal(signum)
     _, err = job.communicate(timeout=120)
@@ -159,8 +167,9 @@ def test_signal_stops_video_and_the_rerun_finishes(tmp_path, tiny_depth, signum)
     assert not out.exists()
     kept = sorted(p.name for p in work.glob("chunk-*.json"))
     assert 2 <= len(kept) < 10 and not list(work.glob(".*partial*"))
-    rerun = subprocess.run(cli("video", str(src), str(out), *common), capture_output=True,
-                           text=True)  # fmt: skip
+    rerun = subprocess.run(
+        cli("video", str(src), str(out), *common), capture_output=True, text=True
+    )
     assert rerun.returncode == 0, rerun.stderr
     assert f"resuming: {len(kept)} of 10 chunks" in rerun.stderr
     a, b = decode_all(out)[0], decode_all(reference)[0]
@@ -175,16 +184,18 @@ def test_sigterm_stops_a_photo_library_and_the_rerun_finishes(tmp_path, tiny_dep
     common = ["--backend", "warp", "--depth-model", str(tiny_depth), "--batch-size", "1", "-q"]
     subprocess.run(cli("images", str(photos), str(tmp_path / "reference"), *common), check=True)
     out = tmp_path / "out"
-    job = subprocess.Popen(cli("images", str(photos), str(out), *common), stderr=subprocess.PIPE,
-                           text=True)  # fmt: skip
+    job = subprocess.Popen(
+        cli("images", str(photos), str(out), *common), stderr=subprocess.PIPE, text=True
+    )
     wait_for(lambda: out.exists() and len(list(out.glob("p*.png"))) >= 3)
     job.send_signal(signal.SIGTERM)
     _, err = job.communicate(timeout=120)
     assert job.returncode == 143, err
     done = len(list(out.glob("p*.png")))
     assert done < 40 and not list(out.glob(".*partial*"))
-    rerun = subprocess.run(cli("images", str(photos), str(out), *common), capture_output=True,
-                           text=True)  # fmt: skip
+    rerun = subprocess.run(
+        cli("images", str(photos), str(out), *common), capture_output=True, text=True
+    )
     assert rerun.returncode == 0, rerun.stderr
     assert tree_digest(out).keys() == tree_digest(tmp_path / "reference").keys()
     for name, digest in tree_digest(out).items():
@@ -199,8 +210,7 @@ def test_out_of_memory_halves_the_batch(tmp_path, capsys, tiny_depth, monkeypatc
     from stereoconv.backends.warp import WarpBackend
 
     src = write_clip(tmp_path / "clip.mp4", [numbered_frame(i) for i in range(24)])
-    common = ["--backend", "warp", "--depth-model", str(tiny_depth), "--batch-size", "8",
-              "--quiet"]  # fmt: skip
+    common = ["--backend", "warp", "--depth-model", str(tiny_depth), "--batch-size", "8", "--quiet"]
     assert main(["video", str(src), str(tmp_path / "reference.mp4"), *common]) == 0
     capsys.readouterr()
     real = WarpBackend.__call__
@@ -221,9 +231,10 @@ def test_out_of_memory_halves_the_batch(tmp_path, capsys, tiny_depth, monkeypatc
     assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
 
     monkeypatch.setattr(
-        WarpBackend, "__call__",
+        WarpBackend,
+        "__call__",
         lambda self, f, d: (_ for _ in ()).throw(torch.cuda.OutOfMemoryError("out of memory")),
-    )  # fmt: skip
+    )
     code = main(["video", str(src), str(tmp_path / "none.mp4"), *common])
     lines = [x for x in capsys.readouterr().err.splitlines() if "error" in x]
     assert code == 1 and len(lines) == 1 and "out of memory even for one frame" in lines[0]
@@ -231,8 +242,9 @@ def test_out_of_memory_halves_the_batch(tmp_path, capsys, tiny_depth, monkeypatc
 
 def mount_tmpfs(folder: Path, size: str) -> bool:
     folder.mkdir(parents=True, exist_ok=True)
-    result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
-                            capture_output=True)  # fmt: skip
+    result = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)], capture_output=True
+    )
     return result.returncode == 0
 
 
@@ -242,8 +254,20 @@ def test_disk_full_stops_cleanly_and_resumes(tmp_path, capsys, tiny_depth):
     disk = tmp_path / "disk"
     assert mount_tmpfs(disk, "160k"), "could not mount a tmpfs"
     try:
-        args = ["video", str(src), str(disk / "out.mp4"), "--backend", "warp", "--depth-model",
-                str(tiny_depth), "--chunk-frames", "8", "--crf", "0", "--quiet"]  # fmt: skip
+        args = [
+            "video",
+            str(src),
+            str(disk / "out.mp4"),
+            "--backend",
+            "warp",
+            "--depth-model",
+            str(tiny_depth),
+            "--chunk-frames",
+            "8",
+            "--crf",
+            "0",
+            "--quiet",
+        ]
         code = main(args)
         err = capsys.readouterr().err.strip().splitlines()
         assert code == 1 and len(err) == 1 and "the disk is full" in err[0], err

@@ -10,9 +10,9 @@ import av.logging
 import numpy as np
 import pytest
 
-from stereoconv.cli import main
-from stereoconv.media import mvhevc
-from stereoconv.media.vexu import read_spatial
+from stereoconv.cli.main import main
+from stereoconv.media.spatial import encoder, hevc, mvhevc
+from stereoconv.media.spatial.vexu import read_spatial
 from tests.clips import audio_duration, decode_all, psnr, render_planes, texture, write_clip
 
 
@@ -50,8 +50,11 @@ def ffmpeg_frame_info(path, frames: int) -> list[str]:
             stream = container.streams.video[0]
             stream.codec_context.options = {"view_ids": "-1"}
             graph = av.filter.Graph()
-            source, info, sink = (graph.add_buffer(template=stream), graph.add("showinfo"),
-                                  graph.add("buffersink"))  # fmt: skip
+            source, info, sink = (
+                graph.add_buffer(template=stream),
+                graph.add("showinfo"),
+                graph.add("buffersink"),
+            )
             source.link_to(info)
             info.link_to(sink)
             graph.configure()
@@ -73,7 +76,7 @@ def encode_view(frames, settings):
     cc = av.CodecContext.create("libx265", "w")
     cc.width, cc.height, cc.pix_fmt = frames[0].shape[1], frames[0].shape[0], "yuv420p"
     cc.time_base = settings.time_base
-    cc.options = mvhevc.x265_options(settings)
+    cc.options = encoder.x265_options(settings)
     packets = []
     for i, rgb in enumerate(frames):
         frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
@@ -97,21 +100,25 @@ def test_two_x265_streams_join_into_two_layers_losslessly(tmp_path):
     from fractions import Fraction
     from types import SimpleNamespace
 
-    settings = SimpleNamespace(time_base=Fraction(1, 25), frame_rate=Fraction(25), crf=20,
-                               preset="ultrafast")  # fmt: skip
+    settings = SimpleNamespace(
+        time_base=Fraction(1, 25), frame_rate=Fraction(25), crf=20, preset="ultrafast"
+    )
     n = 60  # keyframes every 2 s: two IDRs, parameter sets seen twice
-    left = [np.ascontiguousarray(np.roll(texture(64, 128, 1), 2 * i, 1).astype(np.uint8))
-            for i in range(n)]  # fmt: skip
-    right = [np.ascontiguousarray(np.roll(texture(64, 128, 2), i, 0).astype(np.uint8))
-             for i in range(n)]  # fmt: skip
+    left = [
+        np.ascontiguousarray(np.roll(texture(64, 128, 1), 2 * i, 1).astype(np.uint8))
+        for i in range(n)
+    ]
+    right = [
+        np.ascontiguousarray(np.roll(texture(64, 128, 2), i, 0).astype(np.uint8)) for i in range(n)
+    ]
     pl, pr = encode_view(left, settings), encode_view(right, settings)
     (tmp_path / "l.hevc").write_bytes(b"".join(p for _, _, p in pl))
     (tmp_path / "r.hevc").write_bytes(b"".join(p for _, _, p in pr))
     joiner = mvhevc.ViewJoiner(25.0)
     units = [joiner.join(a, b) for (_, _, a), (_, _, b) in zip(pl, pr, strict=True)]
-    stream = mvhevc.annexb(joiner.parameter_sets) + b"".join(units)
+    stream = hevc.annexb(joiner.parameter_sets) + b"".join(units)
     (tmp_path / "mv.hevc").write_bytes(stream)
-    layers = [mvhevc.nal_layer(u) for u in mvhevc.split_annexb(stream)]
+    layers = [hevc.nal_layer(u) for u in hevc.split_annexb(stream)]
     assert layers.count(1) == 2 + n  # layer-1 SPS, PPS and one slice per picture
 
     before = av.logging.get_level()
@@ -134,11 +141,16 @@ def test_two_x265_streams_join_into_two_layers_losslessly(tmp_path):
 
 
 def test_escaping_round_trip():
-    tricky = [b"\x00\x00\x00\x01", b"\x00\x00\x03\x00\x00", b"\x12\x00\x00", b"\x00\x00\x02\x0a",
-              bytes(range(4)) * 3 + b"\x00\x00"]  # fmt: skip
+    tricky = [
+        b"\x00\x00\x00\x01",
+        b"\x00\x00\x03\x00\x00",
+        b"\x12\x00\x00",
+        b"\x00\x00\x02\x0a",
+        bytes(range(4)) * 3 + b"\x00\x00",
+    ]
     for rbsp in tricky:
-        nal = mvhevc.escape(rbsp)
-        assert mvhevc.unescape(nal) == rbsp
+        nal = hevc.escape(rbsp)
+        assert hevc.unescape(nal) == rbsp
         # no start code or reserved pattern inside, no zero byte at the end (H.265 7.4.2)
         assert not any(nal[i] == nal[i + 1] == 0 and nal[i + 2] <= 2 for i in range(len(nal) - 2))
         assert nal[-1] != 0
@@ -196,8 +208,9 @@ def planes(tmp_path_factory):
         grey = left.mean(axis=-1, keepdims=True)
         lefts.append(np.clip(grey + (left - grey) / 3, 0, 255).astype(np.uint8))
         np.save(maps / f"{t:04d}.npy", disparity)
-    src = write_clip(folder / "planes.mkv", lefts, codec="libx264", pix_fmt="yuv444p",
-                     audio_seconds=1.0)  # fmt: skip
+    src = write_clip(
+        folder / "planes.mkv", lefts, codec="libx264", pix_fmt="yuv444p", audio_seconds=1.0
+    )
     return src, maps
 
 
@@ -205,13 +218,13 @@ def test_spatial_video_holds_both_views_with_their_timestamps(capsys, tmp_path, 
     src, maps = planes
     given = ["--depth", maps, "--depth-kind", "disparity-px", "--chunk-frames", "10"]
     out, ref = tmp_path / "planes.mov", tmp_path / "reference.mkv"
-    code, stdout, err = run(capsys, "video", src, out, "--layout", "spatial", "--crf", "10",
-                            *given)  # fmt: skip
+    code, stdout, err = run(capsys, "video", src, out, "--layout", "spatial", "--crf", "10", *given)
     assert code == 0, err
     assert "24 frames" in stdout
     # the same conversion packed side by side, losslessly: the right views that went in
-    code, _, err = run(capsys, "video", src, ref, "--layout", "sbs", "--crf", "0",
-                       "--pix-fmt", "yuv444p", *given)  # fmt: skip
+    code, _, err = run(
+        capsys, "video", src, ref, "--layout", "sbs", "--crf", "0", "--pix-fmt", "yuv444p", *given
+    )
     assert code == 0, err
 
     inputs, input_times = decode_all(src)
@@ -221,12 +234,15 @@ def test_spatial_video_holds_both_views_with_their_timestamps(capsys, tmp_path, 
     assert np.allclose(times, input_times, atol=1e-4)
     left_psnr = [psnr(o, i) for o, i in zip(lefts, inputs, strict=True)]
     right_psnr = [psnr(o, r) for o, r in zip(rights, reference, strict=True)]
-    print(f"\nspatial: worst frame PSNR, left view vs input {min(left_psnr):.1f} dB, right view "
-          f"vs the converter's right view {min(right_psnr):.1f} dB")  # fmt: skip
+    print(
+        f"\nspatial: worst frame PSNR, left view vs input {min(left_psnr):.1f} dB, right view "
+        f"vs the converter's right view {min(right_psnr):.1f} dB"
+    )
     assert min(left_psnr) > 35 and min(right_psnr) > 35
     for i in range(1, 23):  # each frame is its own, in order (the card moves a pixel a frame)
-        assert psnr(rights[i], reference[i]) > max(psnr(rights[i], reference[i - 1]),
-                                                   psnr(rights[i], reference[i + 1]))  # fmt: skip
+        assert psnr(rights[i], reference[i]) > max(
+            psnr(rights[i], reference[i - 1]), psnr(rights[i], reference[i + 1])
+        )
     assert psnr(lefts[5], rights[5]) < 30  # the views are not the same picture twice
     assert abs(audio_duration(out) - 1.0) < 0.05
 
@@ -241,16 +257,35 @@ def test_spatial_video_holds_both_views_with_their_timestamps(capsys, tmp_path, 
 def test_vexu_box_reads_back(capsys, tmp_path, planes):
     src, maps = planes
     out = tmp_path / "meta.mov"
-    code, _, err = run(capsys, "video", src, out, "--layout", "spatial", "--max-frames", "3",
-                       "--depth", maps, "--depth-kind", "disparity-px",
-                       "--spatial-baseline", "63.5", "--spatial-hfov", "71.2")  # fmt: skip
+    code, _, err = run(
+        capsys,
+        "video",
+        src,
+        out,
+        "--layout",
+        "spatial",
+        "--max-frames",
+        "3",
+        "--depth",
+        maps,
+        "--depth-kind",
+        "disparity-px",
+        "--spatial-baseline",
+        "63.5",
+        "--spatial-hfov",
+        "71.2",
+    )
     assert code == 0, err
     meta = read_spatial(out)
     assert meta["entry"] == "hvc1"  # parameter sets out of band, as Apple's players want
     assert meta["children"][:2] == ["hvcC", "lhvC"] and {"vexu", "hfov"} <= set(meta["children"])
     assert meta["vexu"] == ["eyes", "proj"] and meta["eyes"] == ["stri", "hero", "cams"]
-    assert meta["stri"] == {"has_left": True, "has_right": True, "has_additional_views": False,
-                            "views_reversed": False}  # fmt: skip
+    assert meta["stri"] == {
+        "has_left": True,
+        "has_right": True,
+        "has_additional_views": False,
+        "views_reversed": False,
+    }
     assert meta["hero"] == 1  # the left eye
     assert meta["baseline_um"] == 63500
     assert meta["hfov_millidegrees"] == 71200
@@ -266,17 +301,30 @@ def test_spatial_needs_a_mov_video(capsys, tmp_path, planes):
     src, maps = planes
     code, _, err = run(capsys, "video", src, tmp_path / "o.mp4", "--layout", "spatial")
     assert code == 1 and len(err) == 1 and ".mov" in err[0], err
-    code, _, err = run(capsys, "video", src, tmp_path / "o.mov", "--layout", "spatial",
-                       "--spatial-hfov", "200")  # fmt: skip
+    code, _, err = run(
+        capsys, "video", src, tmp_path / "o.mov", "--layout", "spatial", "--spatial-hfov", "200"
+    )
     assert code == 1 and len(err) == 1 and "--spatial-hfov" in err[0], err
     left, disparity = render_planes(0)
     np.save(tmp_path / "d.npy", disparity)
     from PIL import Image
 
     Image.fromarray(left).save(tmp_path / "l.png")
-    code = main(["image", str(tmp_path / "l.png"), str(tmp_path / "o.png"), "--layout",
-                 "spatial", "--depth", str(tmp_path / "d.npy"), "--depth-kind", "disparity-px",
-                 "--backend", "warp"])  # fmt: skip
+    code = main(
+        [
+            "image",
+            str(tmp_path / "l.png"),
+            str(tmp_path / "o.png"),
+            "--layout",
+            "spatial",
+            "--depth",
+            str(tmp_path / "d.npy"),
+            "--depth-kind",
+            "disparity-px",
+            "--backend",
+            "warp",
+        ]
+    )
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1 and "stereoconv video" in err[0], err
     assert not (tmp_path / "o.png").exists()

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-ATTENTION_MODES = ("uni", "bi", "off")
+from stereoconv.config import ATTENTION_MODES  # noqa: F401  (defined there)
 
 
 @dataclass(frozen=True)

@@ -6,11 +6,9 @@ from dataclasses import dataclass, field
 
 import torch
 
+from stereoconv.config import DEFAULT_DEPTH2IMG_MODEL, DEFAULT_SD_MODEL  # noqa: F401
 from stereoconv.errors import UserError
 from stereoconv.models import DiffusersConfig, load_pretrained
-
-DEFAULT_SD_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"
-DEFAULT_DEPTH2IMG_MODEL = "stabilityai/stable-diffusion-2-depth"
 
 
 def pick_dtype(device: torch.device, precision: str = "auto") -> torch.dtype:

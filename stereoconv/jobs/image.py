@@ -102,14 +102,17 @@ def convert_image(
             left, right = converter.views(frames, disparity)
     else:
         left, right = converter.views(frames, disparity)
-    write_views(outputs, left, right, layout)
+    write_views(outputs, left, right, layout, converter.config.vr180_hfov)
     return outputs
 
 
-def write_views(outputs: list[Path], left: torch.Tensor, right: torch.Tensor, layout: str) -> None:
-    """Write one stereo pair, (1, 3, H, W) views, in the layout (two files for `pair`)."""
+def write_views(
+    outputs: list[Path], left: torch.Tensor, right: torch.Tensor, layout: str, hfov: float = 90.0
+) -> None:
+    """Write one stereo pair, (1, 3, H, W) views, in the layout (two files for `pair`; hfov:
+    the vr180 layout's field of view)."""
     if layout == "pair":
         write_image(outputs[0], to_uint8(left[0]))
         write_image(outputs[1], to_uint8(right[0]))
     else:
-        write_image(outputs[0], to_uint8(pack(left, right, layout)[0]))
+        write_image(outputs[0], to_uint8(pack(left, right, layout, hfov)[0]))

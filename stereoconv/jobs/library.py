@@ -291,7 +291,7 @@ def batched(items: Iterable, key: Callable, size: int) -> Iterator[list]:
 
 
 def encode_outputs(
-    left: torch.Tensor, right: torch.Tensor, layout: str, fmt: str, photo: Photo
+    left: torch.Tensor, right: torch.Tensor, layout: str, fmt: str, photo: Photo, hfov: float
 ) -> list[bytes]:
     """The files of one photo's (1, 3, H, W) views: one per output name, in order."""
     meta = photo.metadata
@@ -299,7 +299,7 @@ def encode_outputs(
         return [encode_stereo_mpo(to_uint8(left[0]), to_uint8(right[0]), meta)]
     if layout == "pair":
         return [encode_photo(to_uint8(v[0]), fmt, meta) for v in (left, right)]
-    return [encode_photo(to_uint8(pack(left, right, layout)[0]), fmt, meta)]
+    return [encode_photo(to_uint8(pack(left, right, layout, hfov)[0]), fmt, meta)]
 
 
 def convert_batch(converter: StereoConverter, photos: list[Photo]) -> list[tuple]:
@@ -327,7 +327,7 @@ def encode_batch(converter: StereoConverter, batch: list[tuple], layout: str) ->
     together."""
     views = convert_batch(converter, [photo for _, photo in batch])
     return [
-        (encode_outputs(left, right, layout, task.fmt, photo), stats)
+        (encode_outputs(left, right, layout, task.fmt, photo, converter.config.vr180_hfov), stats)
         for (task, photo), (left, right, stats) in zip(batch, views, strict=True)
     ]
 

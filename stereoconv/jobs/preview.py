@@ -95,7 +95,7 @@ def contact_sheet(
                     plane = still_convergence(relative, low, high, cfg.convergence)
                 disparity = relative_to_pixels(relative, width, divergence, plane, low, high)
                 left, right = converter.views(x, disparity)
-                packed = pack(left, right, cfg.layout)
+                packed = pack(left, right, cfg.layout, cfg.vr180_hfov)
                 scale = cell_width / packed.shape[-1]
                 size = (max(1, round(packed.shape[-2] * scale)), cell_width)
                 small = F.interpolate(packed, size=size, mode="bilinear", antialias=True)

@@ -27,27 +27,28 @@ import torch.nn.functional as F
 
 from stereoconv import __version__, lock
 from stereoconv.comfort import border_nearness, frame_stats, shot_convergence, shot_shift
-from stereoconv.config import StereoConfig, check_ranges, setting
+from stereoconv.config import StereoConfig, VideoOptions
 from stereoconv.converter import StereoConverter
 from stereoconv.depth import depth_from_values, zero_is_unknown
 from stereoconv.errors import UserError
 from stereoconv.fileio import atomic_output
 from stereoconv.geometry import robust_range
-from stereoconv.layout import pack, packed_size, stack_views
+from stereoconv.layout import pack, packed_size, resize_views, stack_views, view_size_within
 from stereoconv.media.depth_frames import DepthFrames
 from stereoconv.media.encode import (
-    CODECS,
     ENCODER_THREADS,
     ChunkEncoder,
     EncoderSettings,
     choose_codec,
-    join_chunks,
     legal_size,
 )
-from stereoconv.media.mvhevc import SpatialChunkEncoder
-from stereoconv.media.vexu import SpatialMetadata
+from stereoconv.media.join import join_chunks
+from stereoconv.media.spatial.encoder import SpatialChunkEncoder
+from stereoconv.media.spatial.vexu import SpatialMetadata
 from stereoconv.media.video import (
     VideoInfo,
+    cap_frame_rate,
+    capped_rate,
     check_header,
     decode_range,
     frame_timestamps,
@@ -58,29 +59,6 @@ from stereoconv.pipelining import prefetch
 from stereoconv.temporal import WINDOW, DepthRangeSmoother, is_cut, thumbnails
 
 CONTAINERS = (".mp4", ".mov", ".m4v", ".mkv")
-
-
-@dataclass(frozen=True)
-class VideoOptions:
-    """Options of a video job besides the conversion settings; each is the CLI option of the
-    same name."""
-
-    codec: str = "libx264"  # libx264 | libx265
-    crf: int = setting(18, "encoder quality", min=0, max=51)
-    preset: str = "medium"
-    pix_fmt: str = "auto"  # auto: yuv420p, or yuv420p10le for sources of more than 8 bits
-    start: float | None = setting(None, "seconds", min=0, max=1e7)
-    end: float | None = setting(None, "seconds", above=0, max=1e7)
-    max_frames: int | None = setting(None, "frames", min=1, max=10**9)
-    chunk_frames: int = setting(240, "frames per chunk", min=1, max=100_000)
-    strict: bool = False  # a damaged input (frames lost or repeated) is an error
-
-    def __post_init__(self) -> None:
-        if self.codec not in CODECS:
-            raise UserError(f"--codec must be one of {', '.join(CODECS)}, not {self.codec!r}")
-        check_ranges(self)
-        if self.end is not None and self.end <= (self.start or 0):
-            raise UserError(f"--end ({self.end}) must be after --start ({self.start or 0})")
 
 
 @dataclass(frozen=True)
@@ -203,13 +181,20 @@ def prepare_job(
                 f"{input_path} looks truncated: {len(pts)} frames where its header promises "
                 f"about {promised}; converting the frames that are there"
             )
+    if options.max_fps:
+        if depth is not None:
+            raise UserError("--max-fps with --depth: give the depth at the rate of the output")
+        pts = cap_frame_rate(pts, info.time_base, options.max_fps)
     depth_offset = 0
     if depth is not None and options.start:
         depth_offset = len(frame_timestamps(input_path, 0, options.start))
     pix_fmt = options.pix_fmt
     if pix_fmt == "auto":
         pix_fmt = "yuv420p10le" if info.high_bit_depth else "yuv420p"
-    height, width = legal_size(*packed_size(info.height, info.width, config.layout))
+    view = view_size_within(
+        info.height, info.width, config.layout, options.max_size, config.vr180_hfov
+    )
+    height, width = legal_size(*packed_size(*view, config.layout, config.vr180_hfov))
     if config.layout == "spatial":  # MV-HEVC Multiview Main: 8-bit 4:2:0 HEVC (media/mvhevc.py)
         if pix_fmt != "yuv420p":
             notify(f"spatial video is 8-bit 4:2:0 HEVC (Multiview Main): yuv420p, not {pix_fmt}")
@@ -220,7 +205,7 @@ def prepare_job(
             notify(why)
     encoder = EncoderSettings(
         codec, options.crf, options.preset, pix_fmt, width, height, info.time_base,
-        info.frame_rate, info.colour, config.layout,
+        capped_rate(info.frame_rate, options.max_fps), info.colour, config.layout,
     )  # fmt: skip
     workdir = output.with_name(f".{output.name}.stereoconv-work")
     job = VideoJob(
@@ -414,10 +399,13 @@ def convert_chunk(
                     )
                     frames_stats.append(stat)
             last_views = views[-1]
+            view_size = view_size_within(job.info.height, job.info.width, cfg.layout,
+                                         job.options.max_size, cfg.vr180_hfov)  # fmt: skip
+            left, right = resize_views((left, right), *view_size)  # --max-size
             if cfg.layout == "spatial":  # both views whole, for the MV-HEVC encoder
                 packed = stack_views(left, right)
             else:
-                packed = pack(left, right, cfg.layout)
+                packed = pack(left, right, cfg.layout, cfg.vr180_hfov)
             pts = [pts_batch[j] for j in keep]
             first_pts = pts[0] if first_pts is None else first_pts
             encoder.write(to_array(packed, enc.height, enc.width, enc.high_bit_depth), pts)
@@ -528,7 +516,7 @@ def finish_job(job: VideoJob) -> tuple[list[str], dict]:
         job.pts[0],
         tb,
         spatial,
-        job.info.frame_rate,
+        job.encoder.frame_rate,
     )
     if damage:
         notes.append(damage)

@@ -4,7 +4,9 @@ side data that PyAV cannot attach, so it is added after muxing.
 
 st3d (Google's Spherical Video V2 RFC) is a FullBox inside the video track's sample entry
 (avc1, hvc1, ...): version 0, flags 0, then one byte stereo_mode: 0 mono, 1 top-bottom,
-2 left-right. Without an sv3d box beside it the video is flat (no projection).
+2 left-right. Without an sv3d box beside it the video is flat (no projection). The vr180 layout
+adds one: sv3d / svhd (who wrote it), proj / prhd (pose 0, 0, 0) and equi, whose bounds crop a
+quarter of the full sphere's width from each side (0.32 fixed point): 180 x 180 degrees.
 """
 
 from __future__ import annotations
@@ -16,7 +18,9 @@ from pathlib import Path
 
 from stereoconv.errors import UserError
 
-ST3D_MODES = {"sbs": 2, "half-sbs": 2, "tb": 1, "half-tb": 1}
+ST3D_MODES = {"sbs": 2, "half-sbs": 2, "tb": 1, "half-tb": 1, "vr180": 2}
+# equirectangular projection bounds (top, bottom, left, right) of a 180-degree video
+VR180_BOUNDS = (0, 0, 0x40000000, 0x40000000)
 
 
 def boxes(data: bytes, start: int = 0, end: int | None = None):
@@ -81,7 +85,7 @@ def find_path(data: bytes, path: list[bytes], start: int, end: int) -> list[tupl
     return found
 
 
-def _video_track_chain(moov: bytes):
+def video_track_chain(moov: bytes):
     """The box chain moov/trak/mdia/minf/stbl/stsd of the first video track."""
     for trak_chain in find_path(moov, [b"moov", b"trak"], 0, len(moov)):
         trak_pos, trak_size, trak_header = trak_chain[-1]
@@ -92,14 +96,27 @@ def _video_track_chain(moov: bytes):
             handler = moov[pos + header + 8 : pos + header + 12]  # after version/flags, pre_defined
             if handler == b"vide":
                 stsd = find_path(
-                    moov, [b"mdia", b"minf", b"stbl", b"stsd"], trak_pos + trak_header,
+                    moov,
+                    [b"mdia", b"minf", b"stbl", b"stsd"],
+                    trak_pos + trak_header,
                     trak_pos + trak_size,
-                )  # fmt: skip
+                )
                 return [trak_chain[0], trak_chain[1], *stsd[0]]
     return None
 
 
-def _grow(moov: bytearray, chain, delta: int) -> None:
+def sample_entry(moov: bytes):
+    """The box chain down to stsd of the first video track, and (offset, size, header) of its
+    first sample entry (avc1, hvc1, ...)."""
+    chain = video_track_chain(moov)
+    if chain is None:
+        raise ValueError("no video track")
+    stsd_pos, stsd_size, stsd_header = chain[-1]
+    _, pos, size, header = next(boxes(moov, stsd_pos + stsd_header + 8, stsd_pos + stsd_size))
+    return chain, (pos, size, header)
+
+
+def grow(moov: bytearray, chain, delta: int) -> None:
     """Add `delta` to the size field of every box in the chain (32-bit or 64-bit sizes)."""
     for pos, size, header in chain:
         if header == 16:
@@ -108,7 +125,7 @@ def _grow(moov: bytearray, chain, delta: int) -> None:
             moov[pos : pos + 4] = struct.pack(">I", size + delta)
 
 
-def _shift_chunk_offsets(moov: bytearray, delta: int) -> None:
+def shift_chunk_offsets(moov: bytearray, delta: int) -> None:
     """Chunk offsets point into mdat; they move when a moov placed before mdat grows."""
     for chain in find_path(
         bytes(moov), [b"moov", b"trak", b"mdia", b"minf", b"stbl"], 0, len(moov)
@@ -131,27 +148,44 @@ def st3d_box(mode: int) -> bytes:
     return struct.pack(">I4sIB", 13, b"st3d", 0, mode)
 
 
+def box(kind: bytes, payload: bytes) -> bytes:
+    return struct.pack(">I4s", 8 + len(payload), kind) + payload
+
+
+def full_box(kind: bytes, payload: bytes, version: int = 0, flags: int = 0) -> bytes:
+    return box(kind, struct.pack(">I", (version << 24) | flags) + payload)
+
+
+def sv3d_box(bounds: tuple[int, int, int, int] = VR180_BOUNDS) -> bytes:
+    """Spherical Video V2 sv3d: equirectangular projection with the given bounds."""
+    svhd = full_box(b"svhd", b"stereoconv\0")
+    prhd = full_box(b"prhd", struct.pack(">iii", 0, 0, 0))
+    equi = full_box(b"equi", struct.pack(">IIII", *bounds))
+    return box(b"sv3d", svhd + box(b"proj", prhd + equi))
+
+
 def add_st3d(path: Path, layout: str) -> bool:
     """Write an st3d box for the layout into the video sample entry of an MP4 / MOV file, in
-    place. Returns False when the layout has no st3d equivalent (anaglyph, pair)."""
+    place, and for vr180 the sv3d box after it. Returns False when the layout has no st3d
+    equivalent (anaglyph, pair)."""
     if layout not in ST3D_MODES:
         return False
     path = Path(path)
     try:
         top, moov_pos, moov_size, moov = read_moov(path)
-        chain = _video_track_chain(bytes(moov))
+        chain = video_track_chain(bytes(moov))
         if chain is None:
             raise ValueError("no video track")
         stsd_pos, stsd_size, stsd_header = chain[-1]
         entry = next(boxes(bytes(moov), stsd_pos + stsd_header + 8, stsd_pos + stsd_size))
         _, entry_pos, entry_size, entry_header = entry
-        new = st3d_box(ST3D_MODES[layout])
+        new = st3d_box(ST3D_MODES[layout]) + (sv3d_box() if layout == "vr180" else b"")
         insert_at = entry_pos + entry_size
         moov[insert_at:insert_at] = new
-        _grow(moov, [*chain, (entry_pos, entry_size, entry_header)], len(new))
+        grow(moov, [*chain, (entry_pos, entry_size, entry_header)], len(new))
         mdat_after = any(k == b"mdat" and pos > moov_pos for k, pos, _ in top)
         if mdat_after:
-            _shift_chunk_offsets(moov, len(new))
+            shift_chunk_offsets(moov, len(new))
     except (ValueError, struct.error, StopIteration) as exc:
         raise UserError(f"cannot add stereo metadata to {path}: {exc}") from None
     write_moov(path, moov_pos, moov_size, moov)
@@ -178,14 +212,32 @@ def write_moov(path: Path, moov_pos: int, moov_size: int, moov: bytes) -> None:
 
 def read_st3d(path: Path) -> int | None:
     """The stereo_mode of the video track's st3d box, or None if there is none."""
+    found = sample_entry_box(path, b"st3d")
+    return None if found is None else found[12]  # after the header and version / flags
+
+
+def read_equi_bounds(path: Path) -> tuple[int, int, int, int] | None:
+    """The projection bounds of the video track's sv3d / proj / equi box, or None."""
+    found = sample_entry_box(path, b"sv3d")
+    if found is None:
+        return None
+    equi = find_path(found, [b"proj", b"equi"], 8, len(found))
+    if not equi:
+        return None
+    pos, _, header = equi[0][-1]
+    return struct.unpack(">IIII", found[pos + header + 4 : pos + header + 20])
+
+
+def sample_entry_box(path: Path, kind: bytes) -> bytes | None:
+    """The whole box of this type among the video sample entry's children, or None."""
     moov = bytes(read_moov(path)[3])
-    chain = _video_track_chain(moov)
+    chain = video_track_chain(moov)
     stsd_pos, stsd_size, stsd_header = chain[-1]
     _, entry_pos, entry_size, entry_header = next(
         boxes(moov, stsd_pos + stsd_header + 8, stsd_pos + stsd_size)
     )
     children_start = entry_pos + entry_header + 78  # VisualSampleEntry fields
-    for kind, bpos, _, bheader in boxes(moov, children_start, entry_pos + entry_size):
-        if kind == b"st3d":
-            return moov[bpos + bheader + 4]
+    for found, bpos, bsize, _ in boxes(moov, children_start, entry_pos + entry_size):
+        if found == kind:
+            return moov[bpos : bpos + bsize]
     return None

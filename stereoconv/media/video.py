@@ -8,6 +8,7 @@ holds more than the frames a caller asks for at a time.
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -129,7 +130,7 @@ def probe(path: Path) -> VideoInfo:
                 int(cc.color_trc),
                 int(cc.colorspace),
                 int(cc.color_range),
-            ),  # fmt: skip
+            ),
             codec=cc.name,
             audio_codecs=tuple(s.codec_context.name for s in container.streams.audio),
             subtitle_codecs=tuple(
@@ -188,6 +189,31 @@ def read_timestamps(
     unique = sorted(set(kept))
     repeated = len(kept) - len(unique)
     return (unique[:max_frames] if max_frames else unique), repeated
+
+
+def cap_frame_rate(pts: list[int], time_base: Fraction, max_fps: float | None) -> list[int]:
+    """The frames to keep so that the rate stays at most max_fps: time is cut into slots of
+    1 / max_fps seconds from the first frame, and the first frame of each slot is kept (a 60 fps
+    source capped at 30 keeps every other frame). The kept frames keep their own timestamps, so
+    they stay in sync with the audio; a source already slower than the cap loses nothing."""
+    if not max_fps or len(pts) < 2:
+        return list(pts)
+    rate = Fraction(max_fps).limit_denominator(1_000_000)
+    kept, last_slot = [], None
+    for p in pts:
+        slot = math.floor((p - pts[0]) * time_base * rate)
+        if slot != last_slot:
+            kept.append(p)
+            last_slot = slot
+    return kept
+
+
+def capped_rate(frame_rate: Fraction | None, max_fps: float | None) -> Fraction | None:
+    """The frame rate a capped video declares: the source's, or the cap where it is lower."""
+    if not max_fps:
+        return frame_rate
+    cap = Fraction(max_fps).limit_denominator(1001)
+    return cap if frame_rate is None or frame_rate > cap else frame_rate
 
 
 def frame_timestamps(

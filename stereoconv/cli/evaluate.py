@@ -1,8 +1,5 @@
-"""`stereoconv eval DATASET_DIR`: run a method set on a stereo dataset and write the report.
-
-It uses cli.py's option helpers and adds itself to the `stereoconv` group when imported; cli.py
-imports this module at its end, after the helpers, so either module may be imported first.
-"""
+"""`stereoconv eval DATASET_DIR`: run a method set on a stereo dataset and write the report
+(stereoconv.evaluation)."""
 
 from __future__ import annotations
 
@@ -10,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from stereoconv.cli import cli, config_from, job_options, setting_options
+from stereoconv.cli.options import config_from, job_options, setting_options
 from stereoconv.errors import UserError
 
 NOT_SETTINGS_HERE = ("backend", "layout", "views", "depth_kind", "depth_scale")
@@ -70,15 +67,9 @@ def eval_command(
 ) -> None:
     """Evaluate right-view synthesis on DATASET_DIR (Middlebury 2014, KITTI 2015, a folder with
     left/ right/ disparity/, or skimage:motorcycle) against its real right views."""
-    import torch
-    from tqdm import tqdm
-
-    from stereoconv.config import to_dict
     from stereoconv.evaluation.datasets import open_dataset
-    from stereoconv.evaluation.harness import evaluate, standard_metrics
-    from stereoconv.evaluation.methods import MethodRunner, parse_methods
+    from stereoconv.evaluation.methods import parse_methods
     from stereoconv.evaluation.protocols import check_protocol
-    from stereoconv.evaluation.report import safe_name, scene_figure, write_png, write_report
     from stereoconv.models import pick_device
 
     # 1. Check everything before any work
@@ -100,6 +91,42 @@ def eval_command(
     uses_diffusion = any(m.family == "diffusion" for m in method_list)
     if uses_diffusion and device.type == "cpu":
         click.echo("stereoconv: note: diffusion on the CPU takes minutes per scene", err=True)
+    run_evaluation(
+        config,
+        device,
+        data,
+        dataset,
+        out,
+        protocol,
+        source,
+        method_list,
+        paper_size,
+        lpips,
+        figures,
+    )
+
+
+def run_evaluation(
+    config,
+    device,
+    data,
+    dataset: str,
+    out: Path,
+    protocol: str,
+    source: str,
+    method_list,
+    paper_size: int,
+    lpips: bool,
+    figures: bool,
+) -> None:
+    """Steps 2 and 3 of `eval`: the models (loaded on first use), the run and the report."""
+    import torch
+    from tqdm import tqdm
+
+    from stereoconv.config import to_dict
+    from stereoconv.evaluation.harness import evaluate, standard_metrics
+    from stereoconv.evaluation.methods import MethodRunner
+    from stereoconv.evaluation.report import safe_name, scene_figure, write_png, write_report
 
     # 2. Models, loaded on first use
     runner = MethodRunner(config, device)
@@ -144,6 +171,3 @@ def eval_command(
     written += write_report(results, out, settings)
     for path in written:
         click.echo(f"wrote {path}")
-
-
-cli.add_command(eval_command)

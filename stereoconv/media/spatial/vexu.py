@@ -27,11 +27,13 @@ from pathlib import Path
 
 from stereoconv.errors import UserError
 from stereoconv.media.mp4box import (
-    _grow,
-    _shift_chunk_offsets,
-    _video_track_chain,
+    box,
     boxes,
+    full_box,
+    grow,
     read_moov,
+    sample_entry,
+    shift_chunk_offsets,
     write_moov,
 )
 
@@ -56,14 +58,6 @@ class SpatialMetadata:
         return cls(round(baseline_mm * 1000), round(hfov_degrees * 1000))
 
 
-def box(kind: bytes, payload: bytes) -> bytes:
-    return struct.pack(">I4s", 8 + len(payload), kind) + payload
-
-
-def full_box(kind: bytes, payload: bytes) -> bytes:
-    return box(kind, b"\x00\x00\x00\x00" + payload)  # version 0, flags 0
-
-
 def vexu_box(meta: SpatialMetadata) -> bytes:
     stri = (meta.views_reversed << 3) | (meta.has_right << 1) | int(meta.has_left)
     eyes = (
@@ -79,32 +73,24 @@ def hfov_box(meta: SpatialMetadata) -> bytes:
     return box(b"hfov", struct.pack(">I", meta.hfov_millidegrees))
 
 
-def _sample_entry(moov: bytes):
-    """The box chain down to stsd, and (offset, size, header) of its first sample entry."""
-    chain = _video_track_chain(moov)
-    if chain is None:
-        raise ValueError("no video track")
-    stsd_pos, stsd_size, stsd_header = chain[-1]
-    _, pos, size, header = next(boxes(moov, stsd_pos + stsd_header + 8, stsd_pos + stsd_size))
-    return chain, (pos, size, header)
-
-
 def add_vexu(path: Path, meta: SpatialMetadata) -> None:
     """Append vexu and hfov to the video sample entry of a QuickTime / MP4 file, in place."""
     path = Path(path)
     try:
         top, moov_pos, moov_size, moov = read_moov(path)
-        chain, (entry_pos, entry_size, entry_header) = _sample_entry(bytes(moov))
+        chain, (entry_pos, entry_size, entry_header) = sample_entry(bytes(moov))
         children = entry_pos + entry_header + VISUAL_SAMPLE_ENTRY_FIELDS
-        if any(k in (b"vexu", b"hfov") for k, *_ in boxes(bytes(moov), children,
-                                                          entry_pos + entry_size)):  # fmt: skip
+        if any(
+            k in (b"vexu", b"hfov")
+            for k, *_ in boxes(bytes(moov), children, entry_pos + entry_size)
+        ):
             raise ValueError("the sample entry already has vexu / hfov")
         new = vexu_box(meta) + hfov_box(meta)
         insert_at = entry_pos + entry_size
         moov[insert_at:insert_at] = new
-        _grow(moov, [*chain, (entry_pos, entry_size, entry_header)], len(new))
+        grow(moov, [*chain, (entry_pos, entry_size, entry_header)], len(new))
         if any(k == b"mdat" and pos > moov_pos for k, pos, _ in top):
-            _shift_chunk_offsets(moov, len(new))
+            shift_chunk_offsets(moov, len(new))
     except (ValueError, struct.error, StopIteration) as exc:
         raise UserError(f"cannot add spatial video metadata to {path}: {exc}") from None
     write_moov(path, moov_pos, moov_size, moov)
@@ -117,7 +103,7 @@ def read_spatial(path: Path) -> dict:
     malformed."""
     _, _, _, moov = read_moov(Path(path))
     moov = bytes(moov)
-    _, (entry_pos, entry_size, entry_header) = _sample_entry(moov)
+    _, (entry_pos, entry_size, entry_header) = sample_entry(moov)
     out: dict = {"entry": moov[entry_pos + 4 : entry_pos + 8].decode("latin-1"), "children": []}
     children = entry_pos + entry_header + VISUAL_SAMPLE_ENTRY_FIELDS
 

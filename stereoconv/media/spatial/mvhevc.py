@@ -18,156 +18,38 @@ GOPs), then joined access unit by access unit into one two-layer stream:
 Changing a slice's pic_parameter_set_id from ue(0) (1 bit) to ue(15) (9 bits) makes its header
 exactly one byte longer, so the slice data behind it stays byte-aligned and is copied unchanged.
 
-Bit-level work happens on RBSPs (emulation prevention removed) and is re-escaped on the way out.
+Bit-level work happens on RBSPs (emulation prevention removed: hevc.py) and is re-escaped on the
+way out. The encoder that feeds the join is encoder.py.
 """
 
 from __future__ import annotations
 
-import io
-import re
-from collections import deque
 from dataclasses import dataclass
-from pathlib import Path
 
-import av
-import numpy as np
+from stereoconv.media.spatial.hevc import (
+    PPS,
+    SEI_PREFIX,
+    SEI_SUFFIX,
+    SPS,
+    VPS,
+    BitReader,
+    BitWriter,
+    MvHevcError,
+    annexb,
+    escape,
+    is_irap,
+    is_vcl,
+    nal_header,
+    nal_layer,
+    nal_type,
+    split_annexb,
+    unescape,
+)
 
-from stereoconv.fileio import atomic_output
-from stereoconv.pipelining import Background
-
-VPS, SPS, PPS, AUD, EOS, EOB, FD, SEI_PREFIX, SEI_SUFFIX = 32, 33, 34, 35, 36, 37, 38, 39, 40
 RIGHT_SPS_ID = 1
 RIGHT_PPS_ID = 15  # ue(15) is 9 bits where ue(0) is 1: slice headers grow by exactly one byte
 MULTIVIEW_MAIN = 6  # general_profile_idc of the Multiview Main profile (H.265 G.11.1.1)
 MULTIVIEW_MASK = 1 << 14  # scalability_mask_flag[1] (multiview) in the 16-bit mask, MSB first
-
-
-class MvHevcError(ValueError):
-    """The two single-view streams cannot be joined (an unexpected bitstream shape)."""
-
-
-# --- bits ------------------------------------------------------------------------------------
-
-
-def unescape(ebsp: bytes) -> bytes:
-    """RBSP from a NAL unit payload: every emulation_prevention_three_byte removed."""
-    return ebsp.replace(b"\x00\x00\x03", b"\x00\x00")
-
-
-_EMULATION = re.compile(b"\x00\x00(?=[\x00-\x03]|\\Z)")
-
-
-def escape(rbsp: bytes) -> bytes:
-    """NAL unit payload from an RBSP: 0x03 after every 00 00 that precedes 00..03 or the end."""
-    return _EMULATION.sub(b"\x00\x00\x03", rbsp)
-
-
-class BitReader:
-    def __init__(self, data: bytes, pos: int = 0):
-        self.value = int.from_bytes(data, "big")
-        self.size = 8 * len(data)
-        self.pos = pos
-
-    def u(self, n: int) -> int:
-        if n == 0:
-            return 0
-        if self.pos + n > self.size:
-            raise MvHevcError("read past the end of a parameter set")
-        out = (self.value >> (self.size - self.pos - n)) & ((1 << n) - 1)
-        self.pos += n
-        return out
-
-    def ue(self) -> int:
-        zeros = 0
-        while self.u(1) == 0:
-            zeros += 1
-            if zeros > 31:
-                raise MvHevcError("malformed exp-Golomb code")
-        return (1 << zeros) - 1 + self.u(zeros)
-
-    def payload_end(self) -> int:
-        """Bit position of the rbsp_stop_one_bit (the last 1 bit of the RBSP)."""
-        value, end = self.value, self.size
-        if value == 0:
-            raise MvHevcError("empty RBSP")
-        trailing = (value & -value).bit_length() - 1
-        return end - 1 - trailing
-
-
-class BitWriter:
-    def __init__(self) -> None:
-        self.value = 0
-        self.size = 0
-
-    def u(self, n: int, value: int) -> None:
-        if value < 0 or value >= 1 << n:
-            raise ValueError(f"{value} does not fit in {n} bits")
-        self.value = (self.value << n) | value
-        self.size += n
-
-    def ue(self, value: int) -> None:
-        code = value + 1
-        length = code.bit_length()
-        self.u(2 * length - 1, code)
-
-    def copy(self, reader: BitReader, n: int) -> None:
-        """The next n bits of reader, as they are."""
-        while n > 0:
-            step = min(n, 1024)
-            self.u(step, reader.u(step))
-            n -= step
-
-    @property
-    def aligned(self) -> bool:
-        return self.size % 8 == 0
-
-    def rbsp(self) -> bytes:
-        """The bits with rbsp_trailing_bits (a stop bit, zeros to the byte end)."""
-        self.u(1, 1)
-        while not self.aligned:
-            self.u(1, 0)
-        return self.value.to_bytes(self.size // 8, "big")
-
-
-# --- NAL units -------------------------------------------------------------------------------
-
-
-def split_annexb(data: bytes) -> list[bytes]:
-    """NAL units of an Annex B byte stream (start codes removed)."""
-    starts = [m.end() for m in re.finditer(b"\x00\x00\x01", data)]
-    nals = []
-    for i, start in enumerate(starts):
-        end = starts[i + 1] - 3 if i + 1 < len(starts) else len(data)
-        nal = data[start:end]
-        if i + 1 < len(starts):
-            nal = nal.rstrip(b"\x00")  # the leading zero of a following 4-byte start code
-        if nal:
-            nals.append(nal)
-    return nals
-
-
-def annexb(nals: list[bytes]) -> bytes:
-    return b"".join(b"\x00\x00\x00\x01" + n for n in nals)
-
-
-def nal_type(nal: bytes) -> int:
-    return (nal[0] >> 1) & 0x3F
-
-
-def nal_layer(nal: bytes) -> int:
-    return ((nal[0] & 1) << 5) | (nal[1] >> 3)
-
-
-def nal_header(kind: int, layer: int, temporal_id_plus1: int) -> bytes:
-    return bytes([(kind << 1) | (layer >> 5), ((layer & 0x1F) << 3) | temporal_id_plus1])
-
-
-def is_vcl(nal: bytes) -> bool:
-    return nal_type(nal) < 32
-
-
-def is_irap(nal: bytes) -> bool:
-    return 16 <= nal_type(nal) <= 23
 
 
 # --- parameter sets --------------------------------------------------------------------------
@@ -211,8 +93,9 @@ def parse_sps(nal: bytes) -> SpsInfo:
     width, height = r.ue(), r.ue()
     window = (r.ue(), r.ue(), r.ue(), r.ue()) if r.u(1) else None
     luma, chroma_depth = r.ue() + 8, r.ue() + 8
-    return SpsInfo(sps_id, chroma, width, height, window, luma, chroma_depth, profile_idc, tier,
-                   level_idc)  # fmt: skip
+    return SpsInfo(
+        sps_id, chroma, width, height, window, luma, chroma_depth, profile_idc, tier, level_idc
+    )
 
 
 def right_view_sps(nal: bytes) -> bytes:
@@ -356,8 +239,15 @@ def multiview_vps(nal: bytes, sps: SpsInfo, fps: float) -> bytes:
     view_size = sps.width * sps.height
     # the two-layer set decodes twice the samples of one view at the same picture size
     level = max(base_level, _level_for(2 * view_size * fps, view_size))
+    _vps_extension(w, sps, base_level, level, dpb[-1])
+    return nal_header(VPS, 0, nal[1] & 7) + escape(w.rbsp())
 
-    # vps_extension()
+
+def _vps_extension(
+    w: BitWriter, sps: SpsInfo, base_level: int, level: int, dpb: tuple[int, int, int]
+) -> None:
+    """vps_extension() (H.265 F.7.3.2.1.1) of two independent views; dpb: the base layer's
+    (max_dec_pic_buffering_minus1, max_num_reorder_pics, max_latency_increase_plus1)."""
     w.u(8, base_level)  # profile_tier_level(0, 0) of the base layer: its level only
     w.u(1, 0)  # splitting_flag
     w.u(16, MULTIVIEW_MASK)  # scalability_mask_flag[0..15]: multiview only
@@ -397,7 +287,7 @@ def multiview_vps(nal: bytes, sps: SpsInfo, fps: float) -> bytes:
     w.u(1, 1)  # poc_lsb_not_present_flag[1]: IDR slices of layer 1 have no POC LSBs
     # dpb_size(): output layer set 1, its one sub-layer
     w.u(1, 0)  # sub_layer_flag_info_present_flag[1]
-    buffering, reorder, latency = dpb[-1]
+    buffering, reorder, latency = dpb
     w.ue(buffering)  # max_vps_dec_pic_buffering_minus1[1][0][0]
     w.ue(buffering)  # max_vps_dec_pic_buffering_minus1[1][1][0]
     w.ue(reorder)  # max_vps_num_reorder_pics[1][0]
@@ -407,7 +297,6 @@ def multiview_vps(nal: bytes, sps: SpsInfo, fps: float) -> bytes:
     w.ue(0)  # vps_non_vui_extension_length
     w.u(1, 0)  # vps_vui_present_flag
     w.u(1, 0)  # vps_extension2_flag
-    return nal_header(VPS, 0, nal[1] & 7) + escape(w.rbsp())
 
 
 def reference_displays_sei() -> bytes:
@@ -496,128 +385,3 @@ class ViewJoiner:
         out = ([self.sei] if irap else []) + layers[0]
         out += [right_view_slice(n) for n in layers[1]]
         return annexb(out)
-
-
-def x265_options(settings) -> dict[str, str]:
-    """x265 settings that give both views the same GOP structure: no scene-cut keyframes,
-    fixed B-frames, closed GOPs, keyframes every two seconds; no encoder-info SEI."""
-    fps = float(settings.frame_rate or 30)
-    keyint = max(1, round(2 * fps))
-    params = [
-        "log-level=0", f"keyint={keyint}", f"min-keyint={keyint}", "scenecut=0", "b-adapt=0",
-        "bframes=3", "open-gop=0", "info=0", "aud=0", "hash=0", "repeat-headers=1",
-    ]  # fmt: skip
-    return {"crf": str(settings.crf), "preset": settings.preset, "x265-params": ":".join(params)}
-
-
-class SpatialChunkEncoder:
-    """Encodes one chunk of stereo frames to a video-only MV-HEVC file (hvc1 with hvcC and
-    lhvC), atomically, with the interface of encode.ChunkEncoder. Each frame it is given holds
-    the left view on top of the right one (layout.pack(..., "spatial"))."""
-
-    def __init__(self, path: Path, settings):
-        self.settings = settings
-        self.path = Path(path)
-        self.view_height = settings.height // 2
-        self._encoders = [self._open_encoder() for _ in range(2)]
-        self._pending: tuple[deque, deque] = (deque(), deque())
-        self._joiner = ViewJoiner(float(settings.frame_rate or 30))
-        self._atomic = atomic_output(self.path)
-        self._tmp = self._atomic.__enter__()
-        self.container = None
-        self.stream = None
-        self.frames = 0
-        self._writer = Background(self._encode)
-
-    def _open_encoder(self):
-        s = self.settings
-        cc = av.CodecContext.create("libx265", "w")
-        cc.width, cc.height, cc.pix_fmt = s.width, s.height // 2, "yuv420p"
-        cc.time_base = s.time_base
-        if s.frame_rate:
-            cc.framerate = s.frame_rate
-        cc.options = x265_options(s)
-        cc.thread_type = "FRAME"
-        colour = s.colour
-        cc.color_primaries, cc.color_trc = colour.primaries, colour.transfer
-        cc.colorspace, cc.color_range = colour.matrix, colour.range
-        return cc
-
-    def write(self, frames: np.ndarray, pts: list[int]) -> None:
-        """frames: (B, 2 x view height, W, 3) uint8 or uint16 RGB, left view on top."""
-        self._writer.submit((frames, pts))
-
-    def _encode(self, batch) -> None:
-        frames, pts = batch
-        s, h = self.settings, self.view_height
-        fmt = "rgb48le" if frames.dtype == np.uint16 else "rgb24"
-        matrix = s.colour.matrix if s.colour.matrix != 2 else None
-        for rgb, t in zip(frames, pts, strict=True):
-            for i, view in enumerate((rgb[:h], rgb[h : 2 * h])):
-                frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(view), format=fmt)
-                frame = frame.reformat(format="yuv420p", dst_colorspace=matrix,
-                                       dst_color_range=s.colour.range or None)  # fmt: skip
-                frame.pts, frame.time_base = t, s.time_base
-                self._pending[i].extend(self._encoders[i].encode(frame))
-            self.frames += 1
-            self._mux_ready()
-
-    def _mux_ready(self) -> None:
-        left, right = self._pending
-        while left and right:
-            a, b = left.popleft(), right.popleft()
-            if (a.pts, a.dts) != (b.pts, b.dts):
-                raise MvHevcError("the two views' encoders went out of step")
-            unit = self._joiner.join(bytes(a), bytes(b))
-            if self.container is None:
-                self._open_container(unit)
-            packet = av.Packet(unit)
-            packet.pts, packet.dts, packet.time_base = a.pts, a.dts, self.settings.time_base
-            packet.is_keyframe = a.is_keyframe
-            packet.stream = self.stream
-            self.container.mux(packet)
-
-    def _open_container(self, first_unit: bytes) -> None:
-        """The output stream, modelled on the first access unit as FFmpeg's raw HEVC demuxer
-        sees it, with the joined parameter sets as extradata and the hvc1 tag (parameter sets
-        only in the sample entry, as Apple's players want)."""
-        headers = annexb(self._joiner.parameter_sets)
-        with av.open(io.BytesIO(headers + first_unit), format="hevc") as raw:
-            self.container = av.open(str(self._tmp), "w", format="mp4")
-            stream = self.container.add_stream_from_template(raw.streams.video[0])
-        stream.codec_context.extradata = headers
-        stream.codec_tag = "hvc1"
-        stream.disposition = av.stream.Disposition.multilayer
-        stream.time_base = self.settings.time_base
-        colour = self.settings.colour
-        cc = stream.codec_context
-        cc.color_primaries, cc.color_trc = colour.primaries, colour.transfer
-        cc.colorspace, cc.color_range = colour.matrix, colour.range
-        self.stream = stream
-
-    def close(self) -> int:
-        """Flush both encoders and put the file in place; returns the number of frames."""
-        self._writer.close()
-        for i, encoder in enumerate(self._encoders):
-            self._pending[i].extend(encoder.encode(None))
-        self._mux_ready()
-        if self._pending[0] or self._pending[1]:
-            raise MvHevcError("the two views' encoders returned different numbers of frames")
-        if self.container is None:  # nothing decoded in this chunk: an empty placeholder
-            self._tmp.write_bytes(b"")
-        else:
-            self.container.close()
-        self._atomic.__exit__(None, None, None)
-        return self.frames
-
-    def abort(self) -> None:
-        try:
-            self._writer.close()
-        except BaseException:  # noqa: BLE001  the error that made us abort is already on its way
-            pass
-        if self.container is not None:
-            try:
-                self.container.close()
-            except av.error.FFmpegError:
-                pass
-        self._atomic.__exit__(RuntimeError, RuntimeError("aborted"), None)

@@ -1,4 +1,5 @@
-"""Tiny random-weight models, written as ordinary `save_pretrained` folders.
+"""For tests and smoke runs, not a product module: tiny random-weight models, written as ordinary
+`save_pretrained` folders (scripts/make_tiny_models.py writes them all).
 
 They load through the very same loaders as the real models, so tests and CPU smoke runs
 exercise the product's real code paths. Random weights prove shapes, geometry, determinism and

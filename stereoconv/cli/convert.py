@@ -1,0 +1,277 @@
+"""`stereoconv image`, `images`, `video` and `preview`: convert photos and videos. Each command
+checks its options, builds the config and calls the library; nothing else."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from stereoconv.cli.options import (
+    GIVEN_DEPTH,
+    VIDEO_ONLY,
+    job_options,
+    make_converter,
+    name_tag_option,
+    names_a_folder,
+    note,
+    ray_options,
+    report,
+    report_option,
+    setting_options,
+    video_options,
+    video_options_from,
+)
+from stereoconv.errors import UserError
+
+# stereoconv.jobs.library.FORMATS, spelt out so that `--help` need not import torch
+FORMAT_CHOICES = ("same", "jpeg", "png", "webp", "tiff", "heic", "mpo")
+PATH = click.Path(path_type=Path)
+
+
+@click.command()
+@click.argument("input_path", metavar="IN", type=PATH)
+@click.argument("output", metavar="OUT", type=click.Path())
+@click.option("--depth", type=PATH, help="Depth map instead of a model.")
+@name_tag_option
+@job_options
+@setting_options(exclude=VIDEO_ONLY)
+def image(input_path: Path, output: str, depth, overwrite, name_tag, **kwargs) -> None:
+    """Convert one image IN to a stereo image OUT (a file, or a folder to put IN_LR.jpg ... in)."""
+    from stereoconv.jobs.image import convert_image, output_name
+    from stereoconv.layout import name_tag as tag_of
+
+    converter = make_converter(kwargs)
+    out, tag = Path(output), tag_of(converter.config.layout, name_tag)
+    if names_a_folder(output):
+        out = out / output_name(input_path, tag)
+    report(convert_image(converter, input_path, out, depth=depth, overwrite=overwrite))
+
+
+@click.command("images")
+@click.argument("in_dir", metavar="IN_DIR", type=PATH)
+@click.argument("out_dir", metavar="OUT_DIR", type=PATH)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMAT_CHOICES),
+    default="same",
+    show_default=True,
+    help="Output format; same keeps each photo's (HEIC becomes JPEG); mpo: stereo JPEG pairs.",
+)
+@click.option("--skip-errors", is_flag=True, help="Go on past bad photos; list them at the end.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no summary.")
+@ray_options
+@report_option
+@name_tag_option
+@job_options
+@setting_options(exclude=(*VIDEO_ONLY, *GIVEN_DEPTH))
+def images(
+    in_dir: Path,
+    out_dir: Path,
+    fmt: str,
+    skip_errors,
+    quiet,
+    overwrite,
+    workers,
+    ray_address,
+    report,
+    name_tag,
+    **kwargs,
+) -> None:
+    """Convert every photo under IN_DIR (JPEG, PNG, WebP, TIFF, HEIC) to stereo under OUT_DIR,
+    keeping relative paths, EXIF and colour profiles. Photos already converted with the same
+    settings are skipped; outputs made otherwise are left alone unless --overwrite."""
+    from stereoconv.jobs.library import convert_library
+    from stereoconv.layout import name_tag as tag_of
+
+    if fmt == "mpo":  # an MPO holds the two views: the pair layout, in one file
+        if kwargs["layout"] not in (None, "pair"):
+            raise UserError(f"--format mpo holds both views; drop --layout {kwargs['layout']}")
+        kwargs["layout"] = "pair"
+    if report is not None:
+        from stereoconv.report import check_report_path
+
+        check_report_path(report, in_dir, out_dir)
+    device = kwargs.get("device")  # Ray workers pick theirs from the same request
+    converter = make_converter(kwargs)
+    mapper = None
+    if workers > 1 or ray_address:
+        from stereoconv.runner_ray import photo_mapper
+
+        mapper = photo_mapper(converter.config, workers, ray_address, device)
+    tag = tag_of(converter.config.layout, name_tag)
+    outcome = convert_library(
+        converter, in_dir, out_dir, fmt, overwrite, skip_errors, quiet, mapper, tag
+    )
+    if report is not None:
+        from stereoconv.report import write_images_report
+
+        options = {
+            "format": fmt,
+            "in_dir": in_dir,
+            "out_dir": out_dir,
+            "overwrite": overwrite,
+            "skip_errors": skip_errors,
+        }
+        written = write_images_report(report, converter.config, in_dir, out_dir, outcome, options)
+        for path in written:
+            click.echo(f"wrote {path}")
+    library_summary(outcome, out_dir, quiet)
+
+
+def library_summary(outcome, out_dir: Path, quiet: bool) -> None:
+    """What was left alone or failed, one line each (the first few), and the summary: once, in
+    the error line when the run ends in one."""
+    from stereoconv.jobs.library import SHOWN_PATHS
+
+    for output, why in outcome.left_alone[:SHOWN_PATHS]:
+        note(f"left alone: {out_dir / output} ({why})")
+    if len(outcome.left_alone) > SHOWN_PATHS:
+        note(f"left alone: ... and {len(outcome.left_alone) - SHOWN_PATHS} more")
+    for _, why in outcome.failed:
+        note(f"failed: {why}")
+    if outcome.left_alone:
+        raise UserError(f"{outcome.summary()}; --overwrite replaces them")
+    if outcome.failed:
+        raise UserError(f"{outcome.summary()} (listed above)")
+    if not quiet:
+        note(outcome.summary())
+
+
+@click.command()
+@click.argument("input_path", metavar="IN", type=PATH)
+@click.argument("output", metavar="OUT", type=click.Path())
+@click.option("--depth", type=PATH, help="Depth video or folder of per-frame maps.")
+@click.option("--save-depth", type=PATH, help="Write estimated depth here.")
+@video_options
+@click.option("--quiet", is_flag=True, help="No progress bar.")
+@report_option
+@ray_options
+@name_tag_option
+@job_options
+@setting_options
+def video(
+    input_path: Path,
+    output: str,
+    depth,
+    save_depth,
+    quiet,
+    overwrite,
+    workers,
+    ray_address,
+    report,
+    name_tag,
+    **kwargs,
+) -> None:
+    """Convert a video IN to a stereo video OUT (.mp4, .mov, .mkv, or a folder to put
+    IN_LR.mp4 ... in), audio kept."""
+    from tqdm import tqdm
+
+    from stereoconv.jobs.video import convert_video, output_name, plan_convergence, prepare_job
+    from stereoconv.layout import name_tag as tag_of
+
+    options = video_options_from(kwargs)
+    device = kwargs.get("device")  # Ray workers pick theirs from the same request
+    converter = make_converter(kwargs)
+    layout = converter.config.layout
+    out, tag = Path(output), tag_of(layout, name_tag)
+    if names_a_folder(output):
+        out = out / output_name(input_path, layout, tag)
+    if report is not None:  # a bad report name fails before the work, not after it
+        from stereoconv.report import check_report_path
+
+        check_report_path(report, input_path, out)
+    job = prepare_job(
+        converter.config,
+        input_path,
+        out,
+        options,
+        depth,
+        save_depth,
+        overwrite,
+        note,
+        collect_stats=report is not None,
+    )
+    if converter.config.auto_convergence:
+        note("--convergence auto: measuring the depth at the frame borders, shot by shot")
+        job = plan_convergence(job, converter)
+    with tqdm(total=len(job.pts), unit="frame", disable=quiet, dynamic_ncols=True) as bar:
+        if workers == 1 and not ray_address:
+            notes, totals = convert_video(converter, job, bar.update)
+        else:
+            from stereoconv.runner_ray import convert_video_on_ray
+
+            notes, totals = convert_video_on_ray(job, workers, ray_address, bar.update, device)
+    for text in notes:
+        note(text)
+    click.echo(
+        f"wrote {job.output} ({totals['frames']} frames; flicker of the right view relative to "
+        f"the left: {totals['flicker_ratio']:.2f})"
+    )
+    if report is not None:
+        from stereoconv.report import write_video_report
+
+        for path in write_video_report(report, job, totals, notes):
+            click.echo(f"wrote {path}")
+
+
+@click.command()
+@click.argument("input_path", metavar="IN", type=PATH)
+@click.argument("output", metavar="OUT", type=PATH)
+@click.option("--start", type=float, help="Start of the range, seconds.")
+@click.option("--end", type=float, help="End of the range, seconds.")
+@click.option("--frames", default=3, show_default=True, help="Frames, spread over the range.")
+@click.option(
+    "--divergences",
+    default="2,3,4",
+    show_default=True,
+    help="Comma-separated divergences to compare.",
+)
+@click.option(
+    "--convergences",
+    default="0.5,auto",
+    show_default=True,
+    help="Comma-separated convergences (numbers or auto) to compare.",
+)
+@click.option(
+    "--cell-width",
+    default=480,
+    show_default=True,
+    help="Width of each picture on the sheet, pixels.",
+)
+@job_options
+@setting_options(exclude=("divergence", "convergence", *VIDEO_ONLY, *GIVEN_DEPTH))
+def preview(
+    input_path: Path,
+    output: Path,
+    start,
+    end,
+    frames,
+    divergences,
+    convergences,
+    cell_width,
+    overwrite,
+    **kwargs,
+) -> None:
+    """Before a long job: a contact sheet OUT (.png, .jpg) of a few frames of the video IN,
+    each at every divergence and convergence asked (a row per frame, a column per setting)."""
+    from stereoconv.jobs.preview import parse_values, preview_video
+
+    divergence_list = parse_values(divergences, "--divergences")
+    convergence_list = parse_values(convergences, "--convergences", auto=True)
+    converter = make_converter(kwargs)
+    report(
+        preview_video(
+            converter,
+            input_path,
+            output,
+            start,
+            end,
+            frames,
+            divergence_list,
+            convergence_list,
+            cell_width,
+            overwrite,
+        )
+    )

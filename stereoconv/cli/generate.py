@@ -1,0 +1,58 @@
+"""`stereoconv text` and `depth`: generate a stereo picture from a prompt, or from a depth map
+and a prompt (StereoDiffusion's T2SI and D2SI)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from stereoconv.cli.options import (
+    GIVEN_DEPTH,
+    VIDEO_ONLY,
+    job_options,
+    make_converter,
+    report,
+    setting_options,
+)
+from stereoconv.errors import UserError
+
+NOT_HERE = ("prompt", *VIDEO_ONLY, *GIVEN_DEPTH)
+
+
+@click.command()
+@click.argument("text_prompt", metavar="PROMPT")
+@click.argument("output", metavar="OUT", type=click.Path(path_type=Path))
+@click.option("--width", type=int, help="Width in pixels (default: the model's size).")
+@click.option("--height", type=int, help="Height in pixels (default: the model's size).")
+@job_options
+@setting_options(exclude=NOT_HERE)
+def text(text_prompt: str, output: Path, width, height, overwrite, **kwargs) -> None:
+    """Generate a stereo picture OUT from a text PROMPT (StereoDiffusion, T2SI)."""
+    from stereoconv.jobs.generate import text_to_stereo
+
+    converter = make_converter(kwargs, diffusion=True)
+    report(text_to_stereo(converter, text_prompt, output, height, width, overwrite))
+
+
+@click.command()
+@click.argument("args", nargs=-1, metavar="[DEPTH_MAP] PROMPT OUT")
+@click.option(
+    "--from-image", type=click.Path(path_type=Path), help="Estimate the depth map from a photo."
+)
+@click.option("--size", type=int, help="Long side in pixels (default: the model's size).")
+@job_options
+@setting_options(exclude=NOT_HERE)
+def depth(args: tuple[str, ...], from_image, size, overwrite, **kwargs) -> None:
+    """Generate a stereo picture OUT from a DEPTH_MAP image (near = bright) and a PROMPT with
+    the SD 2 depth model (StereoDiffusion, D2SI); with --from-image, from a photo's depth."""
+    from stereoconv.jobs.generate import depth_to_stereo
+
+    expected = 2 if from_image else 3
+    if len(args) != expected:
+        usage = "PROMPT OUT with --from-image" if from_image else "DEPTH_MAP PROMPT OUT"
+        raise UserError(f"depth takes {usage}, got {len(args)} arguments")
+    depth_map = None if from_image else Path(args[0])
+    prompt, output = args[-2], Path(args[-1])
+    converter = make_converter(kwargs, diffusion=True)
+    report(depth_to_stereo(converter, prompt, output, depth_map, from_image, size, overwrite))

@@ -1,0 +1,130 @@
+"""Output caps of `stereoconv video`: --max-size (scaled down, aspect kept, even sides) and
+--max-fps (frames dropped, the kept ones at their own times, audio in sync), read back with
+PyAV from real files."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+
+import av
+import pytest
+
+from stereoconv.cli.main import main
+from stereoconv.layout import view_size_within
+from stereoconv.media.video import cap_frame_rate, capped_rate
+from tests.clips import audio_duration, decode_all, numbered_frame, read_number, write_clip
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv] + ["--backend", "warp", "--quiet"])
+    return code, capsys.readouterr().err.strip().splitlines()
+
+
+@pytest.fixture(scope="module")
+def fifty_fps(tmp_path_factory):
+    """40 numbered frames at 50 fps (0.8 s) with 0.8 s of audio."""
+    path = tmp_path_factory.mktemp("caps") / "fifty.mp4"
+    frames = [numbered_frame(i) for i in range(40)]
+    return write_clip(path, frames, rate=50, audio_seconds=0.8)
+
+
+def test_cap_keeps_the_first_frame_of_each_slot():
+    tb = Fraction(1, 600)
+    sixty = [i * 10 for i in range(12)]  # 60 fps
+    assert cap_frame_rate(sixty, tb, 30) == sixty[::2]
+    thirty = [i * 20 for i in range(10)]
+    kept = cap_frame_rate(thirty, tb, 24)  # 4 of every 5
+    assert len(kept) == 8 and kept[0] == 0
+    assert cap_frame_rate(thirty, tb, 30) == thirty == cap_frame_rate(thirty, tb, None)
+    assert capped_rate(Fraction(30), 24) == 24 and capped_rate(Fraction(25), 30) == 25
+    assert capped_rate(Fraction(30000, 1001), None) == Fraction(30000, 1001)
+
+
+def test_view_size_keeps_aspect_and_even_sides():
+    assert view_size_within(1080, 1920, "sbs", None) == (1080, 1920)
+    assert view_size_within(1080, 1920, "sbs", 4096) == (1080, 1920)  # 3840 fits
+    h, w = view_size_within(2160, 3840, "sbs", 4096)
+    assert (h, w) == (1152, 2048) and 2 * w <= 4096
+    h, w = view_size_within(1081, 1921, "tb", 1000)
+    assert h % 2 == 0 and w % 2 == 0 and 2 * h <= 1000 and abs(w / h - 1921 / 1081) < 0.01
+    for layout in ("vr180", "half-sbs", "spatial", "anaglyph"):
+        from stereoconv.layout import packed_size
+
+        h, w = view_size_within(720, 1280, layout, 1000)
+        assert max(packed_size(h, w, layout)) <= 1000 and abs(w / h - 1280 / 720) < 0.02
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_max_fps_halves_the_rate_and_keeps_audio_in_sync(
+    capsys, tmp_path, fifty_fps, tiny_depth, suffix
+):
+    out = tmp_path / f"capped{suffix}"
+    code, err = run(
+        capsys,
+        "video",
+        fifty_fps,
+        out,
+        "--depth-model",
+        tiny_depth,
+        "--max-fps",
+        "25",
+        "--chunk-frames",
+        "7",
+    )
+    assert code == 0, err
+    frames, times = decode_all(out)
+    assert [read_number(f) for f in frames] == list(range(0, 40, 2))
+    assert times == pytest.approx([i * 0.04 for i in range(20)], abs=1e-3)
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].average_rate == 25
+    assert abs(audio_duration(out) - 0.8) < 0.05  # the whole sound, from the same start
+
+
+def test_max_fps_above_the_source_rate_changes_nothing(capsys, tmp_path, fifty_fps, tiny_depth):
+    out = tmp_path / "same.mp4"
+    code, err = run(
+        capsys,
+        "video",
+        fifty_fps,
+        out,
+        "--depth-model",
+        tiny_depth,
+        "--max-fps",
+        "60",
+        "--max-frames",
+        "6",
+    )
+    assert code == 0, err
+    assert [read_number(f) for f in decode_all(out)[0]] == list(range(6))
+    with av.open(str(out)) as c:
+        assert c.streams.video[0].average_rate == 50
+
+
+def test_max_size_scales_the_output_down(capsys, tmp_path, fifty_fps, tiny_depth):
+    out = tmp_path / "small.mp4"
+    code, err = run(
+        capsys,
+        "video",
+        fifty_fps,
+        out,
+        "--depth-model",
+        tiny_depth,
+        "--max-size",
+        "100",
+        "--max-frames",
+        "4",
+    )
+    assert code == 0, err
+    with av.open(str(out)) as c:
+        stream = c.streams.video[0]
+        assert (stream.width, stream.height) == (100, 24)  # views 50 x 24 of 128 x 64: even
+    assert len(decode_all(out)[0]) == 4
+
+
+def test_bad_caps_are_one_line(capsys, tmp_path, fifty_fps):
+    for option, value, text in (
+        ("--max-fps", "0", "--max-fps must be > 0"),
+        ("--max-size", "8", "--max-size must be >= 16"),
+    ):
+        code, err = run(capsys, "video", fifty_fps, tmp_path / "x.mp4", option, value)
+        assert code == 1 and len(err) == 1 and text in err[0], err
