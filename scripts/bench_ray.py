@@ -84,7 +84,7 @@ def timed(fn) -> float:
 def main() -> None:
     import ray
 
-    from stereoconv.runner import make_actors, run_chunks
+    from stereoconv.runner.ray import make_actors, run_chunks
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)

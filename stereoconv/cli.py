@@ -313,7 +313,7 @@ def preview(
 def convert_video_on_ray(job, workers: int, address: str | None, progress, device=None):
     """The chunks on Ray actors (one GPU each where the cluster has GPUs), then the join."""
     from stereoconv.jobs.video import finish_job
-    from stereoconv.runner import run_chunks, start_actors
+    from stereoconv.runner.ray import run_chunks, start_actors
 
     actors = start_actors(job.config, workers, address, job.depth is None, device)
     run_chunks(job, actors, progress)

@@ -70,7 +70,7 @@ def images(
     if workers < 1:
         raise UserError(f"--workers must be >= 1, not {workers}")
     if workers > 1 or ray_address:
-        from stereoconv.runner import ray_photo_batches, start_actors
+        from stereoconv.runner.ray import ray_photo_batches, start_actors
 
         actors = start_actors(converter.config, workers, ray_address, device=device)
         mapper = ray_photo_batches(actors)

@@ -51,7 +51,7 @@ from stereoconv.media.video import (
     probe,
     read_timestamps,
 )
-from stereoconv.pipelining import prefetch
+from stereoconv.runner.threads import prefetch
 from stereoconv.temporal import WINDOW, DepthRangeSmoother, is_cut, thumbnails
 
 CONTAINERS = (".mp4", ".mov", ".m4v", ".mkv")

@@ -23,7 +23,7 @@ from stereoconv.fileio import atomic_output
 from stereoconv.media.mp4box import add_st3d
 from stereoconv.media.vexu import SpatialMetadata, add_vexu
 from stereoconv.media.video import AV_ERRORS, ColourTags, open_input
-from stereoconv.pipelining import Background
+from stereoconv.runner.threads import Background
 
 CODECS = ("libx264", "libx265")
 # x264's and x265's speed presets, fastest first

@@ -33,7 +33,7 @@ import av
 import numpy as np
 
 from stereoconv.fileio import atomic_output
-from stereoconv.pipelining import Background
+from stereoconv.runner.threads import Background
 
 VPS, SPS, PPS, AUD, EOS, EOB, FD, SEI_PREFIX, SEI_SUFFIX = 32, 33, 34, 35, 36, 37, 38, 39, 40
 RIGHT_SPS_ID = 1
