@@ -252,7 +252,7 @@ def video(
     if names_a_folder(output_arg):
         output = output / output_name(input_path, layout, tag)
     if report is not None:  # a bad report name fails before the work, not after it
-        from stereoconv.report import check_report_path
+        from stereoconv.report.write import check_report_path
 
         check_report_path(report, input_path, output)
     note = lambda text: click.echo(f"stereoconv: {text}", err=True)  # noqa: E731
@@ -275,7 +275,7 @@ def video(
         f"the left: {totals['flicker_ratio']:.2f})"
     )
     if report is not None:
-        from stereoconv.report import write_video_report
+        from stereoconv.report.write import write_video_report
 
         for path in write_video_report(report, job, totals, notes):
             click.echo(f"wrote {path}")

@@ -61,7 +61,7 @@ def images(
             raise UserError(f"--format mpo holds both views; drop --layout {kwargs['layout']}")
         kwargs["layout"] = "pair"
     if report_path is not None:
-        from stereoconv.report import check_report_path
+        from stereoconv.report.write import check_report_path
 
         check_report_path(report_path, in_dir, out_dir)
     device = kwargs.get("device")  # Ray workers pick theirs from the same request
@@ -82,7 +82,7 @@ def images(
         click.echo(f"stereoconv: {text}", err=True)
 
     if report_path is not None:
-        from stereoconv.report import write_images_report
+        from stereoconv.report.write import write_images_report
 
         options = {"format": fmt, "in_dir": in_dir, "out_dir": out_dir, "overwrite": overwrite,
                    "skip_errors": skip_errors}  # fmt: skip

@@ -78,7 +78,7 @@ def eval_command(
     from stereoconv.evaluation.harness import evaluate, standard_metrics
     from stereoconv.evaluation.methods import MethodRunner, parse_methods
     from stereoconv.evaluation.protocols import check_protocol
-    from stereoconv.evaluation.report import safe_name, scene_figure, write_png, write_report
+    from stereoconv.evaluation.tables import safe_name, scene_figure, write_png, write_report
     from stereoconv.models import pick_device
 
     # 1. Check everything before any work

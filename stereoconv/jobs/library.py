@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from stereoconv import __version__, lock
-from stereoconv.comfort import frame_stats, still_convergence
+from stereoconv.comfort import still_convergence
 from stereoconv.config import StereoConfig
 from stereoconv.converter import StereoConverter
 from stereoconv.errors import UserError
@@ -43,6 +43,7 @@ from stereoconv.media.images import (
     upright_size,
     write_bytes,
 )
+from stereoconv.report.stats import frame_stats
 
 MANIFEST = ".stereoconv-manifest.json"
 MANIFEST_VERSION = 1
@@ -304,7 +305,7 @@ def encode_outputs(
 
 def convert_batch(converter: StereoConverter, photos: list[Photo]) -> list[tuple]:
     """(left, right, stats) of photos of one size, converted together: the views, each
-    (1, 3, H, W), and the comfort statistics (stereoconv.comfort.frame_stats) for --report."""
+    (1, 3, H, W), and the comfort statistics (stereoconv.report.stats.frame_stats) for --report."""
     cfg = converter.config
     frames = torch.from_numpy(np.stack([p.rgb for p in photos]))
     relative = converter.relative_disparity(frames)

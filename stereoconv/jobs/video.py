@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 
 from stereoconv import __version__, lock
-from stereoconv.comfort import border_nearness, frame_stats, shot_convergence, shot_shift
+from stereoconv.comfort import border_nearness, shot_convergence, shot_shift
 from stereoconv.config import StereoConfig, check_ranges, setting
 from stereoconv.converter import StereoConverter
 from stereoconv.depth import depth_from_values, zero_is_unknown
@@ -51,6 +51,7 @@ from stereoconv.media.video import (
     probe,
     read_timestamps,
 )
+from stereoconv.report.stats import flicker_ratio, frame_change, frame_stats
 from stereoconv.runner.threads import prefetch
 from stereoconv.temporal import WINDOW, DepthRangeSmoother, is_cut, thumbnails
 
@@ -378,7 +379,7 @@ def convert_chunk(
                 views_all = torch.cat([last_views[None], views])
             else:
                 views_all = views
-            per_frame = (views_all[1:] - views_all[:-1]).abs().flatten(2).mean(-1)
+            per_frame = frame_change(views_all[:-1], views_all[1:], 2)
             steps = per_frame.sum(0)
             flicker["left"] += steps[0].item()
             flicker["right"] += steps[1].item()
@@ -539,7 +540,7 @@ def finish_job(job: VideoJob) -> tuple[list[str], dict]:
         "repeated_frames": job.repeated,
         "flicker_left": left,
         "flicker_right": right,
-        "flicker_ratio": right / left if left > 0 else 1.0,
+        "flicker_ratio": flicker_ratio(left, right, undefined=1.0),
         "frames_stats": [f for s in stats for f in s.get("frames_stats", [])],
     }
     shutil.rmtree(job.workdir, ignore_errors=True)
