@@ -42,9 +42,9 @@ def tiny_converter(config: StereoConfig, device: torch.device) -> StereoConverte
     """--smoke: the tiny test models on the CPU, to check this script without a GPU."""
     from stereoconv import tiny_models
     from stereoconv.backends.diffusion import DiffusionBackend
-    from stereoconv.depth import DepthEstimator
     from stereoconv.diffusion.components import load_components
     from stereoconv.diffusion.pipeline import StereoDiffusion
+    from stereoconv.disparity.estimate import DepthEstimator
 
     folder = Path(tempfile.mkdtemp())
     sd = tiny_models.make_tiny_stable_diffusion(folder / "sd")

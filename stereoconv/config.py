@@ -17,8 +17,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from stereoconv.depth import DEFAULT_DEPTH_MODEL, DEPTH_KINDS
 from stereoconv.diffusion.attention import ATTENTION_MODES
+from stereoconv.disparity import DEFAULT_DEPTH_MODEL, DEPTH_KINDS
 from stereoconv.errors import UserError
 from stereoconv.layout import LAYOUTS
 

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 import torch
 
-from stereoconv.comfort import shot_convergence
 from stereoconv.config import build_config
 from stereoconv.converter import StereoConverter
+from stereoconv.disparity.comfort import shot_convergence
 from stereoconv.jobs.video import VideoOptions, convert_video, plan_convergence, prepare_job
 from stereoconv.report.stats import frame_stats
 from tests.clips import texture, write_clip

@@ -24,12 +24,11 @@ import numpy as np
 import torch
 
 from stereoconv import __version__, lock
-from stereoconv.comfort import still_convergence
 from stereoconv.config import StereoConfig
 from stereoconv.converter import StereoConverter
+from stereoconv.disparity.plan import DisparityPlan
 from stereoconv.errors import UserError
 from stereoconv.fileio import atomic_output
-from stereoconv.geometry import robust_range
 from stereoconv.jobs.image import output_paths, refuse_spatial, to_uint8
 from stereoconv.layout import pack
 from stereoconv.media.images import (
@@ -306,14 +305,9 @@ def encode_outputs(
 def convert_batch(converter: StereoConverter, photos: list[Photo]) -> list[tuple]:
     """(left, right, stats) of photos of one size, converted together: the views, each
     (1, 3, H, W), and the comfort statistics (stereoconv.report.stats.frame_stats) for --report."""
-    cfg = converter.config
     frames = torch.from_numpy(np.stack([p.rgb for p in photos]))
     relative = converter.relative_disparity(frames)
-    low, high = robust_range(relative, cfg.depth_low_pct, cfg.depth_high_pct)
-    convergence = None
-    if cfg.auto_convergence:  # each photo its own shot
-        convergence = still_convergence(relative, low, high, cfg.convergence)
-    disparity = converter.pixel_disparity(relative, low, high, convergence)
+    disparity = DisparityPlan.of(converter.config).still(relative)  # each photo its own shot
     left, right = converter.views(frames, disparity)
     stats = frame_stats(disparity, disparity.shape[-1])  # comfort statistics (--report)
     return [(left[i : i + 1], right[i : i + 1], stats[i]) for i in range(len(photos))]

@@ -24,15 +24,14 @@ import torch
 import torch.nn.functional as F
 
 from stereoconv import __version__, lock
-from stereoconv.comfort import border_nearness, shot_convergence, shot_shift
 from stereoconv.config import StereoConfig, check_ranges, setting
 from stereoconv.converter import StereoConverter
-from stereoconv.depth import depth_from_values, zero_is_unknown
+from stereoconv.disparity.maps import DepthFrames, depth_from_values, zero_is_unknown
+from stereoconv.disparity.plan import DisparityPlan, ShotTracker
+from stereoconv.disparity.shots import WINDOW, thumbnails
 from stereoconv.errors import UserError
 from stereoconv.fileio import atomic_output
-from stereoconv.geometry import robust_range
 from stereoconv.layout import pack, packed_size, stack_views
-from stereoconv.media.depth_frames import DepthFrames
 from stereoconv.media.encode import (
     CODECS,
     ChunkEncoder,
@@ -53,7 +52,6 @@ from stereoconv.media.video import (
 )
 from stereoconv.report.stats import flicker_ratio, frame_change, frame_stats
 from stereoconv.runner.threads import prefetch
-from stereoconv.temporal import WINDOW, DepthRangeSmoother, is_cut, thumbnails
 
 CONTAINERS = (".mp4", ".mov", ".m4v", ".mkv")
 
@@ -336,7 +334,8 @@ def convert_chunk(
     """Convert one chunk to its file in the work folder; returns its statistics."""
     cfg, device, enc = converter.config, converter.device, job.encoder
     warm = max(0, chunk.first - WINDOW)
-    smoother, previous = DepthRangeSmoother(), None
+    plan = DisparityPlan.of(cfg, given=job.depth is not None)
+    shots = ShotTracker(plan)
     flicker = {"left": 0.0, "right": 0.0, "pairs": 0}
     last_views, first_pts = None, None
     frames_stats: list[dict] = []
@@ -347,30 +346,16 @@ def convert_chunk(
         for indices, pts_batch, x, relative, given in depth_batches(
             job, converter, warm, chunk.stop
         ):
-            lows, highs = robust_range(relative, cfg.depth_low_pct, cfg.depth_high_pct)
-            smoothed, cuts = [], []
-            for thumb, lo, hi in zip(thumbnails(x), lows.tolist(), highs.tolist(), strict=True):
-                cuts.append(is_cut(previous, thumb))
-                smoothed.append(smoother.update(lo, hi, cuts[-1]))
-                previous = thumb
+            smoothed, cuts = shots.update(x, relative)
             keep = [j for j, i in enumerate(indices) if i >= chunk.first]
             if not keep:
                 continue
-            if given and cfg.depth_kind == "disparity-px":
-                disparity = relative[keep]
-                if job.convergence_plan is not None:
-                    plan = [job.convergence_plan[indices[j]] for j in keep]
-                    convergence = torch.tensor(plan, device=device)
-                    disparity = disparity - convergence.view(-1, 1, 1)
-            else:
-                lo_hi = torch.tensor([smoothed[j] for j in keep], device=device)
-                convergence = None
-                if job.convergence_plan is not None:
-                    plan = [job.convergence_plan[indices[j]] for j in keep]
-                    convergence = torch.tensor(plan, device=device)
-                disparity = converter.pixel_disparity(
-                    relative[keep], lo_hi[:, 0], lo_hi[:, 1], convergence
-                )
+            lo_hi = torch.tensor([smoothed[j] for j in keep], device=device)
+            convergence = None
+            if job.convergence_plan is not None:
+                planes = [job.convergence_plan[indices[j]] for j in keep]
+                convergence = torch.tensor(planes, device=device)
+            disparity = plan.pixels(relative[keep], lo_hi[:, 0], lo_hi[:, 1], convergence)
             if job.save_depth is not None and not given:
                 save_depth_maps(job.save_depth, [indices[j] for j in keep], relative[keep])
             left, right = converter.views(x[keep], disparity)
@@ -388,12 +373,8 @@ def convert_chunk(
                 changes = [None] * (len(keep) - per_frame.shape[0]) + per_frame.tolist()
                 measured = frame_stats(disparity, job.info.width)
                 if job.convergence_plan is not None:  # what the configured plane would give
-                    if given and cfg.depth_kind == "disparity-px":
-                        shift = convergence.view(-1, 1, 1)  # the disparity as given
-                    else:
-                        span = cfg.divergence / 100 * job.info.width
-                        shift = (convergence - cfg.convergence).view(-1, 1, 1) * span
-                    fixed = frame_stats(disparity + shift, job.info.width, holes=False)
+                    fixed = plan.without_auto(disparity, convergence, job.info.width)
+                    fixed = frame_stats(fixed, job.info.width, holes=False)
                     for stat, other in zip(measured, fixed, strict=True):
                         stat["violation_without_auto"] = other["violation"]
                         stat["near_pct_without_auto"] = other["near_pct"]
@@ -442,27 +423,16 @@ def plan_convergence(job: VideoJob, converter: StereoConverter) -> VideoJob:
     screen plane that keeps the border bands behind it (at least the configured convergence;
     for disparity given in pixels, the least shift of it that does); the plan is part of the
     job, so every chunk and every worker uses the same one."""
-    cfg = converter.config
-    pixels = cfg.depth_kind == "disparity-px" and job.depth is not None
-    smoother, previous = DepthRangeSmoother(), None
+    plan = DisparityPlan.of(converter.config, given=job.depth is not None)
+    shots = ShotTracker(plan)
     nearness, cuts, decoded = [], [], []
     for indices, _, x, relative, _ in depth_batches(job, converter, 0, len(job.pts)):
-        lows, highs = robust_range(relative, cfg.depth_low_pct, cfg.depth_high_pct)
+        smoothed, batch_cuts = shots.update(x, relative)
         decoded += indices
-        for b, (thumb, lo, hi) in enumerate(
-            zip(thumbnails(x), lows.tolist(), highs.tolist(), strict=True)
-        ):
-            cuts.append(is_cut(previous, thumb))
-            previous = thumb
-            lo_s, hi_s = smoother.update(lo, hi, cuts[-1])
-            normalised = ((relative[b] - lo_s) / max(hi_s - lo_s, 1e-12)).clamp(0, 1)
-            nearness.append(
-                float(border_nearness((relative[b] if pixels else normalised)[None])[0])
-            )
-    if pixels:
-        planes, default = shot_shift(nearness, cuts), 0.0
-    else:
-        planes, default = shot_convergence(nearness, cuts, cfg.convergence), cfg.convergence
+        cuts += batch_cuts
+        for r, (lo, hi) in zip(relative, smoothed, strict=True):
+            nearness.append(plan.nearness(r, lo, hi))
+    planes, default = plan.shot_planes(nearness, cuts)
     per_frame = dict(zip(decoded, planes, strict=True))
     plan = [per_frame.get(i, default) for i in range(len(job.pts))]
     return dataclasses.replace(job, convergence_plan=tuple(plan))

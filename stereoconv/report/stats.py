@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from stereoconv.comfort import VIOLATION_SHARE, border_bands
+from stereoconv.disparity.comfort import VIOLATION_SHARE, border_bands
 from stereoconv.geometry import forward_warp
 
 # --- flicker -------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from stereoconv.comfort import VIOLATION_SHARE
+from stereoconv.disparity.comfort import VIOLATION_SHARE
 from stereoconv.report.stats import flicker_ratio
 
 REPORT_VERSION = 1

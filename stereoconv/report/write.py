@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from stereoconv import __version__
-from stereoconv.comfort import BORDER, VIOLATION_SHARE
 from stereoconv.config import StereoConfig
+from stereoconv.disparity.comfort import BORDER, VIOLATION_SHARE
 from stereoconv.errors import UserError
 from stereoconv.fileio import atomic_output
 from stereoconv.report.summary import (
