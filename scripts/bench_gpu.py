@@ -216,7 +216,8 @@ def warp_video_case(depth, device, height, width, frames, preset) -> dict:
     import numpy as np
 
     from stereoconv.converter import StereoConverter
-    from stereoconv.jobs.video import VideoOptions, convert_video, prepare_job
+    from stereoconv.jobs.video.job import VideoOptions, prepare_job
+    from stereoconv.runner.local import convert_video
 
     tmp = Path(tempfile.mkdtemp())
     src = tmp / "in.mp4"

@@ -24,7 +24,9 @@ import torch
 
 from stereoconv.config import StereoConfig, build_config
 from stereoconv.converter import StereoConverter
-from stereoconv.jobs.video import VideoOptions, convert_video, finish_job, prepare_job
+from stereoconv.jobs.video.finish import finish_job
+from stereoconv.jobs.video.job import VideoOptions, prepare_job
+from stereoconv.runner.local import convert_video
 
 
 def random_sd15_converter(config: StereoConfig, device: torch.device) -> StereoConverter:

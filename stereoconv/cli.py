@@ -234,7 +234,9 @@ def video(
     IN_LR.mp4 ... in), audio kept."""
     from tqdm import tqdm
 
-    from stereoconv.jobs.video import VideoOptions, convert_video, plan_convergence, prepare_job
+    from stereoconv.jobs.video.convergence import plan_convergence
+    from stereoconv.jobs.video.job import VideoOptions, prepare_job
+    from stereoconv.runner.local import convert_video
 
     options = VideoOptions(
         codec=kwargs.pop("codec"), crf=kwargs.pop("crf"), preset=kwargs.pop("encoder_preset"),
@@ -244,7 +246,7 @@ def video(
     )  # fmt: skip
     device = kwargs.get("device")  # Ray workers pick theirs from the same request
     converter = make_converter(kwargs)
-    from stereoconv.jobs.video import output_name
+    from stereoconv.jobs.video.job import output_name
     from stereoconv.layout import name_tag as tag_of
 
     layout = converter.config.layout
@@ -312,7 +314,7 @@ def preview(
 
 def convert_video_on_ray(job, workers: int, address: str | None, progress, device=None):
     """The chunks on Ray actors (one GPU each where the cluster has GPUs), then the join."""
-    from stereoconv.jobs.video import finish_job
+    from stereoconv.jobs.video.finish import finish_job
     from stereoconv.runner.ray import run_chunks, start_actors
 
     actors = start_actors(job.config, workers, address, job.depth is None, device)

@@ -11,7 +11,8 @@ import ray
 
 from stereoconv.cli import main
 from stereoconv.config import build_config
-from stereoconv.jobs.video import VideoOptions, finish_job, prepare_job
+from stereoconv.jobs.video.finish import finish_job
+from stereoconv.jobs.video.job import VideoOptions, prepare_job
 from stereoconv.runner.ray import make_actors, run_chunks
 from tests.clips import decode_all, numbered_frame, read_number, write_clip
 from tests.hostile import dying_factory

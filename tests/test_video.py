@@ -254,7 +254,7 @@ def test_known_depth_scene_is_stable_and_matches_the_right_eye(capsys, tmp_path)
 
 
 def test_resume_converts_only_missing_chunks(capsys, tmp_path, numbered, tiny_depth, monkeypatch):
-    import stereoconv.jobs.video as video_job
+    import stereoconv.runner.local as video_job  # where convert_video finds convert_chunk
 
     out = tmp_path / "resume.mp4"
     args = ["video", numbered, out, "--depth-model", tiny_depth, "--chunk-frames", "10"]

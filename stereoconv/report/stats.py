@@ -7,6 +7,8 @@ Jobs call these while they convert; the report and the evaluation only read what
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
@@ -48,7 +50,19 @@ def flicker_ratio(left: float, right: float, undefined=None):
 # --- parallax and the window ---------------------------------------------------------------------
 
 
-def frame_stats(disparity: torch.Tensor, width: int, holes: bool = True) -> list[dict]:
+@dataclass(frozen=True)
+class Parallax:
+    """What a frame's disparity asks of the eyes (dataclasses.asdict gives the JSON form)."""
+
+    near_pct: float  # nearest parallax, % of the view width (d > 0: in front of the screen)
+    far_pct: float  # farthest parallax
+    front_left: float  # share of the left border band in front of the screen
+    front_right: float  # the same on the right
+    violation: bool  # a window violation: a band more than VIOLATION_SHARE in front
+    holes: float | None  # share of the right view the left view cannot see; None: not measured
+
+
+def frame_stats(disparity: torch.Tensor, width: int, holes: bool = True) -> list[Parallax]:
     """Per frame of (B, H, W) pixel disparity: nearest and farthest parallax in % of the view
     width, the share of each border band in front of the screen, whether it violates the
     window, and the share of the right view that the left view cannot see (holes)."""
@@ -62,12 +76,12 @@ def frame_stats(disparity: torch.Tensor, width: int, holes: bool = True) -> list
     out = []
     for i in range(disparity.shape[0]):
         d = disparity[i]
-        out.append({
-            "near_pct": float(d.max()) / width * 100,
-            "far_pct": float(d.min()) / width * 100,
-            "front_left": float(front_left[i]),
-            "front_right": float(front_right[i]),
-            "violation": bool(max(front_left[i], front_right[i]) > VIOLATION_SHARE),
-            "holes": None if hole_share is None else float(hole_share[i]),
-        })  # fmt: skip
+        out.append(Parallax(
+            near_pct=float(d.max()) / width * 100,
+            far_pct=float(d.min()) / width * 100,
+            front_left=float(front_left[i]),
+            front_right=float(front_right[i]),
+            violation=bool(max(front_left[i], front_right[i]) > VIOLATION_SHARE),
+            holes=None if hole_share is None else float(hole_share[i]),
+        ))  # fmt: skip
     return out
