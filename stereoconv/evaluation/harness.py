@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from stereoconv import metrics
 from stereoconv.config import StereoConfig
 from stereoconv.errors import UserError
+from stereoconv.evaluation import metrics
 from stereoconv.evaluation.datasets import Dataset
 from stereoconv.evaluation.methods import Method, MethodRunner
 from stereoconv.evaluation.protocols import Prepared, estimated_pixels, prepare
