@@ -85,7 +85,7 @@ def build_depth(device: torch.device, dtype: torch.dtype):
         DPTImageProcessor,
     )
 
-    from stereoconv.depth import DepthEstimator
+    from stereoconv.disparity.estimate import DepthEstimator
 
     folder = Path("/tmp/bench-dav2-small")
     if not (folder / "config.json").exists():
@@ -216,7 +216,8 @@ def warp_video_case(depth, device, height, width, frames, preset) -> dict:
     import numpy as np
 
     from stereoconv.converter import StereoConverter
-    from stereoconv.jobs.video import VideoOptions, convert_video, prepare_job
+    from stereoconv.jobs.video.job import VideoOptions, prepare_job
+    from stereoconv.runner.local import convert_video
 
     tmp = Path(tempfile.mkdtemp())
     src = tmp / "in.mp4"
@@ -257,7 +258,7 @@ def warp_video_case(depth, device, height, width, frames, preset) -> dict:
 def warp_case(depth, device, height, width, frames, repeats) -> dict:
     cfg = build_config(backend="warp")
     backend = WarpBackend(fill_sigma=cfg.fill_sigma)
-    from stereoconv.geometry import relative_to_pixels
+    from stereoconv.disparity.plan import relative_to_pixels
 
     x = torch.randint(0, 256, (frames, height, width, 3), device=device, dtype=torch.uint8)
 
@@ -277,8 +278,8 @@ def smoke_patch() -> None:
     import tempfile
 
     from stereoconv import testing as tiny_models
-    from stereoconv.depth import DepthEstimator
     from stereoconv.diffusion.components import load_components
+    from stereoconv.disparity.estimate import DepthEstimator
 
     tmp = Path(tempfile.mkdtemp())
     sd = tiny_models.make_tiny_stable_diffusion(tmp / "sd")

@@ -24,7 +24,9 @@ import torch
 
 from stereoconv.config import StereoConfig, build_config
 from stereoconv.converter import StereoConverter
-from stereoconv.jobs.video import VideoOptions, convert_video, finish_job, prepare_job
+from stereoconv.jobs.video.finish import finish_job
+from stereoconv.jobs.video.job import VideoOptions, prepare_job
+from stereoconv.runner.local import convert_video
 
 
 def random_sd15_converter(config: StereoConfig, device: torch.device) -> StereoConverter:
@@ -42,9 +44,9 @@ def tiny_converter(config: StereoConfig, device: torch.device) -> StereoConverte
     """--smoke: the tiny test models on the CPU, to check this script without a GPU."""
     from stereoconv import testing as tiny_models
     from stereoconv.backends.diffusion import DiffusionBackend
-    from stereoconv.depth import DepthEstimator
     from stereoconv.diffusion.components import load_components
     from stereoconv.diffusion.pipeline import StereoDiffusion
+    from stereoconv.disparity.estimate import DepthEstimator
 
     folder = Path(tempfile.mkdtemp())
     sd = tiny_models.make_tiny_stable_diffusion(folder / "sd")
@@ -84,7 +86,7 @@ def timed(fn) -> float:
 def main() -> None:
     import ray
 
-    from stereoconv.runner import make_actors, run_chunks
+    from stereoconv.runner.ray import make_actors, run_chunks
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, required=True)

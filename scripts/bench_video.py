@@ -61,7 +61,7 @@ def make_clip(
     import av
 
     if gray:
-        from stereoconv.depth import read_pfm
+        from stereoconv.disparity.maps import read_pfm
 
         disparity = read_pfm(image)
         scale = 1.5 * height / disparity.shape[0]

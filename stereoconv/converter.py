@@ -1,4 +1,5 @@
-"""Frames in, two views out: disparity (estimated or given) -> pixels -> a backend.
+"""Frames in, two views out: the depth model's estimate, then pixel disparity (planned by
+stereoconv.disparity.plan) -> a backend.
 
 Knows nothing of files, videos or progress bars; the jobs in stereoconv.jobs feed it.
 """
@@ -11,9 +12,8 @@ import torch
 
 from stereoconv.backends.warp import WarpBackend
 from stereoconv.config import StereoConfig
-from stereoconv.depth import DepthEstimator, as_float_frames
+from stereoconv.disparity.estimate import DepthEstimator, as_float_frames
 from stereoconv.errors import UserError
-from stereoconv.geometry import relative_to_pixels, robust_range
 
 
 def make_backend(config: StereoConfig, device: torch.device):
@@ -56,24 +56,6 @@ class StereoConverter:
         """Estimated relative disparity (B, H, W) of uint8 (B, H, W, 3) or float frames."""
         estimate = lambda x: self.depth_estimator(x, batch_size=len(x)).to(self.device)  # noqa: E731
         return self._in_batches(estimate, frames)
-
-    def pixel_disparity(
-        self,
-        relative: torch.Tensor,
-        low: torch.Tensor | None = None,
-        high: torch.Tensor | None = None,
-        convergence: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Relative disparity -> pixels with the configured divergence and convergence; the
-        normalisation range is this batch's percentiles unless given (video smooths it), the
-        convergence the configured one unless given per frame (--convergence auto)."""
-        if low is None or high is None:
-            cfg = self.config
-            low, high = robust_range(relative, cfg.depth_low_pct, cfg.depth_high_pct)
-        width = relative.shape[-1]
-        if convergence is None:
-            convergence = self.config.convergence
-        return relative_to_pixels(relative, width, self.config.divergence, convergence, low, high)
 
     def views(
         self, frames: torch.Tensor, disparity: torch.Tensor

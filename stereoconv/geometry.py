@@ -15,56 +15,7 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-# --- depth to pixels -------------------------------------------------------------------------
-
-
-def robust_range(
-    relative: torch.Tensor, low_pct: float = 2.0, high_pct: float = 98.0
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per-frame (low, high) percentiles of a relative disparity map (B, H, W) -> two (B,) tensors.
-
-    Percentiles instead of min and max, so that a few outliers (sky noise, a speck on the lens)
-    do not squash the depth of everything else. Computed on a copy at most 256 pixels on its
-    long side: percentiles barely move, and torch.quantile has an input size limit.
-    """
-    rel = relative.float().unsqueeze(1)
-    h, w = rel.shape[-2:]
-    scale = min(1.0, 256.0 / max(h, w))
-    if scale < 1.0:
-        size = (max(1, round(h * scale)), max(1, round(w * scale)))
-        rel = F.interpolate(rel, size=size, mode="area")
-    flat = rel.flatten(1)
-    q = torch.tensor([low_pct / 100.0, high_pct / 100.0], device=flat.device)
-    low, high = torch.quantile(flat, q, dim=1)
-    return low, high
-
-
-def relative_to_pixels(
-    relative: torch.Tensor,
-    width: int,
-    divergence: float,
-    convergence: float | torch.Tensor,
-    low: torch.Tensor | None = None,
-    high: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """Relative disparity (near = large, any scale) -> signed disparity in pixels.
-
-    divergence: the near-to-far disparity range in % of `width`, the width of one eye's view.
-    convergence in [0, 1]: the normalised depth that sits on the screen plane; 0 puts the
-    farthest point there (everything in front, as in the paper), 1 the nearest (everything behind).
-    A (B,) tensor gives each frame its own.
-    low, high: the normalisation range per frame (B,); robust percentiles of this map if None
-    (video passes smoothed values so that the depth scale does not flicker).
-    """
-    if low is None or high is None:
-        low, high = robust_range(relative)
-    low = low.reshape(-1, 1, 1).to(relative)
-    high = high.reshape(-1, 1, 1).to(relative)
-    span = (high - low).clamp_min(torch.finfo(relative.dtype).eps)
-    normalised = ((relative - low) / span).clamp(0.0, 1.0)
-    if isinstance(convergence, torch.Tensor):
-        convergence = convergence.reshape(-1, 1, 1).to(relative)
-    return (normalised - convergence) * (divergence / 100.0 * width)
+# --- views ----------------------------------------------------------------------------------
 
 
 def view_disparities(disparity: torch.Tensor, views: str) -> tuple[torch.Tensor, torch.Tensor]:

@@ -3,14 +3,19 @@ into the right frame border."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
 
-from stereoconv.comfort import frame_stats, shot_convergence
 from stereoconv.config import build_config
 from stereoconv.converter import StereoConverter
-from stereoconv.jobs.video import VideoOptions, convert_video, plan_convergence, prepare_job
+from stereoconv.disparity.comfort import shot_convergence
+from stereoconv.jobs.video.convergence import plan_convergence
+from stereoconv.jobs.video.job import VideoOptions, prepare_job
+from stereoconv.report.stats import frame_stats
+from stereoconv.runner.local import convert_video
 from tests.clips import texture, write_clip
 
 FRAMES, H, W = 20, 64, 128
@@ -71,7 +76,7 @@ def test_shot_convergence_is_constant_per_shot_and_not_below_the_base():
 def test_frame_stats_measure_parallax_and_holes():
     d = torch.zeros(1, 10, 100)
     d[..., 40:60] = 5.0  # a block 5 px in front opens 5 px of holes behind it
-    stats = frame_stats(d, 100)[0]
+    stats = dataclasses.asdict(frame_stats(d, 100)[0])  # a Parallax record
     assert stats["near_pct"] == 5.0 and stats["far_pct"] == 0.0
     assert not stats["violation"]
     assert stats["holes"] == pytest.approx(5 / 100)

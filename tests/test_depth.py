@@ -3,7 +3,8 @@ import pytest
 import torch
 from PIL import Image
 
-from stereoconv.depth import DepthEstimator, load_depth_map, read_pfm
+from stereoconv.disparity.estimate import DepthEstimator
+from stereoconv.disparity.maps import load_depth_map, read_pfm
 from stereoconv.errors import UserError
 from tests.conftest import write_pfm
 

@@ -15,7 +15,7 @@ from stereoconv.evaluation import classical
 from stereoconv.evaluation.datasets import open_dataset
 from stereoconv.evaluation.methods import parse_methods
 from stereoconv.evaluation.protocols import fit_affine, prepare
-from stereoconv.evaluation.report import summarise
+from stereoconv.evaluation.tables import summarise
 from tests.conftest import write_pfm
 
 

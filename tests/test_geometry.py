@@ -1,12 +1,11 @@
 import pytest
 import torch
 
+from stereoconv.disparity.plan import relative_to_pixels, robust_range
 from stereoconv.geometry import (
     disparity_to_latent,
     fill_unknown_disparity,
     forward_warp,
-    relative_to_pixels,
-    robust_range,
     shift_latent,
     view_disparities,
 )

@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
-from stereoconv import metrics
 from stereoconv.errors import UserError
+from stereoconv.evaluation import metrics
 
 # LPIPS-Alex v0.1 of pyiqa's ResultsCalibra pairs (ref_dir/X vs dist_dir/X), as published.
 CALIBRATION = {"I03": 0.7237, "I04": 0.2572, "I06": 0.05079, "I08": 0.05205, "I19": 0.4253}

@@ -12,9 +12,9 @@ from PIL import Image
 
 from stereoconv.cli.main import main
 from stereoconv.config import build_config, preset_names
-from stereoconv.depth import load_depth_map
 from stereoconv.diffusion.components import load_components
 from stereoconv.diffusion.pipeline import depth_condition
+from stereoconv.disparity.maps import load_depth_map
 from stereoconv.errors import UserError
 from stereoconv.jobs.generate import generation_settings
 from tests.conftest import write_pfm

@@ -9,10 +9,11 @@ import json
 import pytest
 import torch
 
-from stereoconv.config import build_config
+from stereoconv.config import VideoOptions, build_config
 from stereoconv.converter import StereoConverter
-from stereoconv.jobs import video as video_job
-from stereoconv.jobs.video import VideoOptions, convert_video, prepare_job
+from stereoconv.jobs.video.job import prepare_job
+from stereoconv.runner import local as video_job
+from stereoconv.runner.local import convert_video
 from tests.clips import decode_all, numbered_frame, read_number, write_clip
 
 

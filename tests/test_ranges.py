@@ -11,7 +11,7 @@ import pytest
 from stereoconv.cli.main import main
 from stereoconv.config import StereoConfig, build_config, range_error
 from stereoconv.errors import UserError
-from stereoconv.jobs.video import VideoOptions
+from stereoconv.jobs.video.job import VideoOptions
 
 NUMERIC = [f for f in fields(StereoConfig) if f.type in ("int", "float")]
 BOUNDS = ("min", "max", "above", "below")

@@ -11,8 +11,9 @@ import ray
 
 from stereoconv.cli.main import main
 from stereoconv.config import build_config
-from stereoconv.jobs.video import VideoOptions, finish_job, prepare_job
-from stereoconv.runner import make_actors, run_chunks
+from stereoconv.jobs.video.finish import finish_job
+from stereoconv.jobs.video.job import VideoOptions, prepare_job
+from stereoconv.runner.ray import make_actors, run_chunks
 from tests.clips import decode_all, numbered_frame, read_number, write_clip
 from tests.hostile import dying_factory
 
@@ -144,7 +145,7 @@ def photo_folder(folder, sizes):
 def library_on(actors, photos, out, tiny_depth):
     from stereoconv.converter import StereoConverter
     from stereoconv.jobs.library import convert_library
-    from stereoconv.runner import ray_photo_batches
+    from stereoconv.runner.ray import ray_photo_batches
 
     config = build_config(backend="warp", depth_model=str(tiny_depth), batch_size=4)
     converter = StereoConverter(config, "cpu")
@@ -179,7 +180,7 @@ def test_a_photo_batch_whose_worker_died_is_retried(cluster, tmp_path, tiny_dept
 
 def test_workers_use_the_asked_device(cluster, tiny_depth):
     from stereoconv.errors import UserError
-    from stereoconv.runner import worker_device
+    from stereoconv.runner.ray import worker_device
 
     assert str(worker_device(None, cuda=False)) == "cpu"
     assert str(worker_device(None, cuda=True)) == "cuda"

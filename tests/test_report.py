@@ -16,7 +16,7 @@ from PIL import Image
 
 from stereoconv.cli.main import main
 from stereoconv.converter import StereoConverter
-from stereoconv.report_summary import flicker_of, pick_evenly, split_shots, video_summary
+from stereoconv.report.summary import flicker_of, pick_evenly, split_shots, video_summary
 from tests.test_comfort import H, W, card_scene
 
 CARD_CUT = list(range(10, 18))  # the frames where the near card is cut by the right border

@@ -13,7 +13,7 @@ import pytest
 
 from stereoconv.cli.main import main
 from stereoconv.media.mp4box import read_st3d, top_level_boxes
-from stereoconv.temporal import flicker_ratio
+from stereoconv.report.stats import flicker, flicker_ratio
 from tests.clips import (
     audio_duration,
     bikes_path,
@@ -234,7 +234,7 @@ def test_known_depth_scene_is_stable_and_matches_the_right_eye(capsys, tmp_path)
     decoded, _ = decode_all(out)
     left_out = np.stack([f[:, :160] for f in decoded])
     right_out = np.stack([f[:, 160:] for f in decoded])
-    ratio = flicker_ratio(left_out, right_out)
+    ratio = flicker_ratio(flicker(left_out), flicker(right_out), float("inf"))
     # pixels the left eye also sees: away from the right border and from the strip the card
     # uncovers (7 px right of it, rows 20..75), which the warp can only invent
     seen = np.ones((96, 160), bool)
@@ -254,7 +254,7 @@ def test_known_depth_scene_is_stable_and_matches_the_right_eye(capsys, tmp_path)
 
 
 def test_resume_converts_only_missing_chunks(capsys, tmp_path, numbered, tiny_depth, monkeypatch):
-    import stereoconv.jobs.video as video_job
+    import stereoconv.runner.local as video_job  # where convert_video finds convert_chunk
 
     out = tmp_path / "resume.mp4"
     args = ["video", numbered, out, "--depth-model", tiny_depth, "--chunk-frames", "10"]

@@ -90,14 +90,14 @@ def images(
             raise UserError(f"--format mpo holds both views; drop --layout {kwargs['layout']}")
         kwargs["layout"] = "pair"
     if report is not None:
-        from stereoconv.report import check_report_path
+        from stereoconv.report.write import check_report_path
 
         check_report_path(report, in_dir, out_dir)
     device = kwargs.get("device")  # Ray workers pick theirs from the same request
     converter = make_converter(kwargs)
     mapper = None
     if workers > 1 or ray_address:
-        from stereoconv.runner_ray import photo_mapper
+        from stereoconv.runner.ray import photo_mapper
 
         mapper = photo_mapper(converter.config, workers, ray_address, device)
     tag = tag_of(converter.config.layout, name_tag)
@@ -105,7 +105,7 @@ def images(
         converter, in_dir, out_dir, fmt, overwrite, skip_errors, quiet, mapper, tag
     )
     if report is not None:
-        from stereoconv.report import write_images_report
+        from stereoconv.report.write import write_images_report
 
         options = {
             "format": fmt,
@@ -168,8 +168,10 @@ def video(
     IN_LR.mp4 ... in), audio kept."""
     from tqdm import tqdm
 
-    from stereoconv.jobs.video import convert_video, output_name, plan_convergence, prepare_job
+    from stereoconv.jobs.video.convergence import plan_convergence
+    from stereoconv.jobs.video.job import output_name, prepare_job
     from stereoconv.layout import name_tag as tag_of
+    from stereoconv.runner.local import convert_video
 
     options = video_options_from(kwargs)
     device = kwargs.get("device")  # Ray workers pick theirs from the same request
@@ -179,7 +181,7 @@ def video(
     if names_a_folder(output):
         out = out / output_name(input_path, layout, tag)
     if report is not None:  # a bad report name fails before the work, not after it
-        from stereoconv.report import check_report_path
+        from stereoconv.report.write import check_report_path
 
         check_report_path(report, input_path, out)
     job = prepare_job(
@@ -200,7 +202,7 @@ def video(
         if workers == 1 and not ray_address:
             notes, totals = convert_video(converter, job, bar.update)
         else:
-            from stereoconv.runner_ray import convert_video_on_ray
+            from stereoconv.runner.ray import convert_video_on_ray
 
             notes, totals = convert_video_on_ray(job, workers, ray_address, bar.update, device)
     for text in notes:
@@ -210,7 +212,7 @@ def video(
         f"the left: {totals['flicker_ratio']:.2f})"
     )
     if report is not None:
-        from stereoconv.report import write_video_report
+        from stereoconv.report.write import write_video_report
 
         for path in write_video_report(report, job, totals, notes):
             click.echo(f"wrote {path}")

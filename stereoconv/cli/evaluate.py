@@ -126,7 +126,7 @@ def run_evaluation(
     from stereoconv.config import to_dict
     from stereoconv.evaluation.harness import evaluate, standard_metrics
     from stereoconv.evaluation.methods import MethodRunner
-    from stereoconv.evaluation.report import safe_name, scene_figure, write_png, write_report
+    from stereoconv.evaluation.tables import safe_name, scene_figure, write_png, write_report
 
     # 2. Models, loaded on first use
     runner = MethodRunner(config, device)

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from stereoconv.depth import read_depth_values
+from stereoconv.disparity.maps import read_depth_values
 from stereoconv.errors import UserError
 from stereoconv.media.images import read_image
 

@@ -16,13 +16,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from stereoconv import metrics
 from stereoconv.config import StereoConfig
 from stereoconv.errors import UserError
+from stereoconv.evaluation import metrics
 from stereoconv.evaluation.datasets import Dataset
 from stereoconv.evaluation.methods import Method, MethodRunner
 from stereoconv.evaluation.protocols import Prepared, estimated_pixels, prepare
 from stereoconv.geometry import forward_warp
+from stereoconv.report.stats import flicker_ratio, frame_change
 
 
 @dataclass(frozen=True)
@@ -94,7 +95,7 @@ class FlickerMeter:
         if self.previous:
             self.pairs += 1
             for name, frame in current.items():
-                change = np.abs(frame.astype(np.float64) - self.previous[name]).mean() / 255.0
+                change = frame_change(self.previous[name], frame.astype(np.float64), 3) / 255.0
                 self.sums[name] = self.sums.get(name, 0.0) + float(change)
         self.previous = {k: v.astype(np.float64) for k, v in current.items()}
 
@@ -106,7 +107,7 @@ class FlickerMeter:
             name: {
                 "flicker_left": left,
                 "flicker_right": total / self.pairs,
-                "flicker_ratio": (total / self.pairs) / left if left > 0 else float("nan"),
+                "flicker_ratio": flicker_ratio(left, total / self.pairs, float("nan")),
             }
             for name, total in self.sums.items()
             if name != "left"

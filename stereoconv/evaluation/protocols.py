@@ -21,9 +21,10 @@ import torch
 from PIL import Image
 
 from stereoconv.config import StereoConfig
+from stereoconv.disparity.plan import relative_to_pixels, robust_range
 from stereoconv.errors import UserError
 from stereoconv.evaluation.datasets import Scene
-from stereoconv.geometry import fill_unknown_disparity, relative_to_pixels, robust_range
+from stereoconv.geometry import fill_unknown_disparity
 
 PROTOCOLS = ("calibrated", "paper")
 DISPARITY_SOURCES = ("gt", "estimated")

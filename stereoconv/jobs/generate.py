@@ -11,7 +11,6 @@ import torch.nn.functional as F
 from stereoconv.backends.diffusion import hybrid_right_view
 from stereoconv.config import StereoConfig
 from stereoconv.converter import StereoConverter
-from stereoconv.depth import load_depth_map
 from stereoconv.diffusion.components import (
     DEFAULT_DEPTH2IMG_MODEL,
     DEFAULT_SD_MODEL,
@@ -19,9 +18,11 @@ from stereoconv.diffusion.components import (
     pick_dtype,
 )
 from stereoconv.diffusion.pipeline import StereoDiffusion, StereoOutput
+from stereoconv.disparity.maps import load_depth_map
+from stereoconv.disparity.plan import DisparityPlan
 from stereoconv.errors import UserError
 from stereoconv.fileio import check_output
-from stereoconv.jobs.image import output_paths, picture_disparity, refuse_spatial, write_views
+from stereoconv.jobs.image import output_paths, refuse_spatial, write_views
 from stereoconv.media.images import check_writable_suffix, read_image
 from stereoconv.progress import unet_calls, unet_progress
 
@@ -83,7 +84,7 @@ def text_to_stereo(
     height, width = height or components.default_size, width or components.default_size
 
     def disparity_of(image: torch.Tensor) -> torch.Tensor:
-        return picture_disparity(converter, converter.relative_disparity(image))
+        return DisparityPlan.of(cfg).still(converter.relative_disparity(image))
 
     settings = generation_settings(cfg)
     with unet_progress(components.unet, unet_calls(settings, "text")):
@@ -126,7 +127,7 @@ def depth_to_stereo(
     gh, gw = (max(64, round(v * scale / 8) * 8) for v in (height, width))
     relative = F.interpolate(relative[None].float(), size=(gh, gw), mode="bilinear")[0]
     relative = relative.to(device)
-    disparity = picture_disparity(converter, relative)
+    disparity = DisparityPlan.of(cfg).still(relative)
     settings = generation_settings(cfg)
     with unet_progress(components.unet, unet_calls(settings, "depth")):
         out = StereoDiffusion(components, settings).depth_to_stereo(relative, disparity, prompt)

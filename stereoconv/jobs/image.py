@@ -7,12 +7,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from stereoconv.comfort import border_nearness, shot_shift, still_convergence
 from stereoconv.converter import StereoConverter
-from stereoconv.depth import load_depth_map
+from stereoconv.disparity.maps import load_depth_map
+from stereoconv.disparity.plan import DisparityPlan
 from stereoconv.errors import UserError
 from stereoconv.fileio import check_output
-from stereoconv.geometry import robust_range
 from stereoconv.layout import pack
 from stereoconv.media.images import WRITABLE, check_writable_suffix, read_image, write_image
 from stereoconv.progress import unet_calls, unet_progress
@@ -59,22 +58,7 @@ def frame_disparity(
     else:
         relative = load_depth_map(depth, cfg.depth_kind, height, width, cfg.depth_scale)
         relative = relative.to(converter.device)
-        if cfg.depth_kind == "disparity-px":  # as given; auto: shifted behind the borders
-            if not cfg.auto_convergence:
-                return relative
-            return relative - shot_shift([float(border_nearness(relative)[0])], [False])[0]
-    return picture_disparity(converter, relative)
-
-
-def picture_disparity(converter: StereoConverter, relative: torch.Tensor) -> torch.Tensor:
-    """Pixel disparity (B, H, W) of still pictures' relative disparity; with --convergence auto
-    each picture gets its own screen plane."""
-    cfg = converter.config
-    low, high = robust_range(relative, cfg.depth_low_pct, cfg.depth_high_pct)
-    convergence = None
-    if cfg.auto_convergence:
-        convergence = still_convergence(relative, low, high, cfg.convergence)
-    return converter.pixel_disparity(relative, low, high, convergence)
+    return DisparityPlan.of(cfg, given=depth is not None).still(relative)
 
 
 def convert_image(

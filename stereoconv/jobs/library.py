@@ -20,29 +20,23 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import numpy as np
-import torch
-
 from stereoconv import __version__, lock
-from stereoconv.comfort import frame_stats, still_convergence
 from stereoconv.config import StereoConfig
 from stereoconv.converter import StereoConverter
 from stereoconv.errors import UserError
 from stereoconv.fileio import atomic_output
-from stereoconv.geometry import robust_range
-from stereoconv.jobs.image import output_paths, refuse_spatial, to_uint8
-from stereoconv.layout import pack
+from stereoconv.jobs.image import output_paths, refuse_spatial
+from stereoconv.jobs.photos import BatchMapper
 from stereoconv.media.images import (
     PHOTO_FORMATS,
     QUALITY,
     SUFFIX_FORMATS,
     Photo,
-    encode_photo,
-    encode_stereo_mpo,
     read_photo,
     upright_size,
     write_bytes,
 )
+from stereoconv.runner.local import local_batches
 
 MANIFEST = ".stereoconv-manifest.json"
 MANIFEST_VERSION = 1
@@ -290,58 +284,20 @@ def batched(items: Iterable, key: Callable, size: int) -> Iterator[list]:
         yield batch
 
 
-def encode_outputs(
-    left: torch.Tensor, right: torch.Tensor, layout: str, fmt: str, photo: Photo, hfov: float
-) -> list[bytes]:
-    """The files of one photo's (1, 3, H, W) views: one per output name, in order."""
-    meta = photo.metadata
-    if fmt == "mpo":
-        return [encode_stereo_mpo(to_uint8(left[0]), to_uint8(right[0]), meta)]
-    if layout == "pair":
-        return [encode_photo(to_uint8(v[0]), fmt, meta) for v in (left, right)]
-    return [encode_photo(to_uint8(pack(left, right, layout, hfov)[0]), fmt, meta)]
-
-
-def convert_batch(converter: StereoConverter, photos: list[Photo]) -> list[tuple]:
-    """(left, right, stats) of photos of one size, converted together: the views, each
-    (1, 3, H, W), and the comfort statistics (stereoconv.comfort.frame_stats) for --report."""
-    cfg = converter.config
-    frames = torch.from_numpy(np.stack([p.rgb for p in photos]))
-    relative = converter.relative_disparity(frames)
-    low, high = robust_range(relative, cfg.depth_low_pct, cfg.depth_high_pct)
-    convergence = None
-    if cfg.auto_convergence:  # each photo its own shot
-        convergence = still_convergence(relative, low, high, cfg.convergence)
-    disparity = converter.pixel_disparity(relative, low, high, convergence)
-    left, right = converter.views(frames, disparity)
-    stats = frame_stats(disparity, disparity.shape[-1])  # comfort statistics (--report)
-    return [(left[i : i + 1], right[i : i + 1], stats[i]) for i in range(len(photos))]
-
-
-# The output files of one photo, one per output name, and its comfort statistics.
-PhotoResult = tuple[list[bytes], dict]
-
-
-def encode_batch(converter: StereoConverter, batch: list[tuple], layout: str) -> list[PhotoResult]:
-    """The output files and statistics of a batch of (task, photo) of one size, converted
-    together."""
-    views = convert_batch(converter, [photo for _, photo in batch])
-    return [
-        (encode_outputs(left, right, layout, task.fmt, photo, converter.config.vr180_hfov), stats)
-        for (task, photo), (left, right, stats) in zip(batch, views, strict=True)
-    ]
-
-
-# Maps batches of (task, photo) to (batch, result per photo), in order: here or on Ray actors.
-BatchMapper = Callable[[Iterator[list], str], Iterator[tuple[list, list[PhotoResult]]]]
-
-
-def local_batches(converter: StereoConverter) -> BatchMapper:
-    def run(batches: Iterator[list], layout: str) -> Iterator[tuple[list, list[PhotoResult]]]:
-        for batch in batches:
-            yield batch, encode_batch(converter, batch, layout)
-
-    return run
+def check_request(
+    config: StereoConfig, in_dir: Path, out_dir: Path, requested: str
+) -> list[PurePosixPath]:
+    """Refuse what cannot work before any work; returns the photos found under in_dir."""
+    refuse_spatial(config.layout)
+    if requested not in FORMATS:
+        raise UserError(f"--format must be one of {', '.join(FORMATS)}, not {requested!r}")
+    if requested == "mpo" and config.layout != "pair":
+        raise UserError("--format mpo holds the two views as two pictures: use --layout pair")
+    sources = find_photos(in_dir, skip=check_folders(in_dir, out_dir))
+    if not sources:
+        suffixes = ", ".join(sorted(SUFFIX_FORMATS))
+        raise UserError(f"no photos ({suffixes}) in {in_dir}")
+    return sources
 
 
 def convert_library(
@@ -363,16 +319,8 @@ def convert_library(
     from tqdm import tqdm
 
     config = converter.config
-    refuse_spatial(config.layout)
-    if requested not in FORMATS:
-        raise UserError(f"--format must be one of {', '.join(FORMATS)}, not {requested!r}")
-    if requested == "mpo" and config.layout != "pair":
-        raise UserError("--format mpo holds the two views as two pictures: use --layout pair")
     in_dir, out_dir = Path(in_dir), Path(out_dir)
-    sources = find_photos(in_dir, skip=check_folders(in_dir, out_dir))
-    if not sources:
-        suffixes = ", ".join(sorted(SUFFIX_FORMATS))
-        raise UserError(f"no photos ({suffixes}) in {in_dir}")
+    sources = check_request(config, in_dir, out_dir, requested)
     manifest = load_manifest(out_dir)
     report = Report()
 

@@ -7,6 +7,7 @@ sheet costs little more than its frames.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +15,10 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
-from stereoconv.comfort import still_convergence
 from stereoconv.converter import StereoConverter
+from stereoconv.disparity.plan import DisparityPlan
 from stereoconv.errors import UserError
 from stereoconv.fileio import check_output
-from stereoconv.geometry import relative_to_pixels, robust_range
 from stereoconv.jobs.image import to_uint8
 from stereoconv.layout import pack
 from stereoconv.media.images import check_writable_suffix, write_image
@@ -79,21 +79,24 @@ def contact_sheet(
     """Rows: frames; columns: every (divergence, convergence); each cell the packed stereo frame
     in the configured layout, scaled to `cell_width`."""
     cfg = converter.config
+    plan = DisparityPlan.of(cfg)
     rows = []
     for rgb in frames:
         peak = 65535.0 if rgb.dtype == np.uint16 else 255.0
         x = torch.from_numpy(rgb.astype(np.float32) / peak).permute(2, 0, 1)[None]
         x = x.to(converter.device)
         relative = converter.relative_disparity(x)
-        low, high = robust_range(relative, cfg.depth_low_pct, cfg.depth_high_pct)
-        width = relative.shape[-1]
         cells = []
         for divergence in divergences:
             for convergence in convergences:
-                plane = convergence
-                if convergence == "auto":
-                    plane = still_convergence(relative, low, high, cfg.convergence)
-                disparity = relative_to_pixels(relative, width, divergence, plane, low, high)
+                auto = convergence == "auto"
+                setting = dataclasses.replace(
+                    plan,
+                    divergence=divergence,
+                    convergence=cfg.convergence if auto else convergence,
+                    auto_convergence=auto,
+                )
+                disparity = setting.still(relative)
                 left, right = converter.views(x, disparity)
                 packed = pack(left, right, cfg.layout, cfg.vr180_hfov)
                 scale = cell_width / packed.shape[-1]

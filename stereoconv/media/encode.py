@@ -16,7 +16,7 @@ import numpy as np
 from stereoconv.config import CODECS, ENCODER_PRESETS  # noqa: F401  (defined there)
 from stereoconv.fileio import atomic_output
 from stereoconv.media.video import AV_ERRORS, ColourTags
-from stereoconv.pipelining import Background
+from stereoconv.runner.threads import Background
 
 H264_MAX_WIDTH = 4096  # level 5.2; wider H.264 does not play on most hardware decoders
 MATROSKA_STEREO_MODE = {

@@ -24,7 +24,10 @@ from stereoconv.config import StereoConfig
 from stereoconv.converter import StereoConverter
 from stereoconv.errors import UserError
 from stereoconv.fileio import atomic_output
-from stereoconv.jobs.video import Chunk, VideoJob, convert_chunk
+from stereoconv.jobs.photos import encode_batch
+from stereoconv.jobs.video.chunk import convert_chunk
+from stereoconv.jobs.video.job import Chunk, VideoJob
+from stereoconv.jobs.video.records import ChunkRecord
 
 ConverterFactory = Callable[[StereoConfig, torch.device], StereoConverter]
 CHUNKS_IN_FLIGHT_PER_WORKER = 2
@@ -80,11 +83,9 @@ class ChunkWorker:
     def encode_photos(self, batch: list[tuple], layout: str) -> list[tuple[list[bytes], dict]]:
         """A photo-library batch: per photo its output files, encoded here, written by the
         driver, and its comfort statistics."""
-        from stereoconv.jobs.library import encode_batch
-
         return encode_batch(self.converter, batch, layout)
 
-    def convert(self, job: VideoJob, chunk: Chunk) -> tuple[bytes, dict]:
+    def convert(self, job: VideoJob, chunk: Chunk) -> tuple[bytes, ChunkRecord]:
         """The encoded chunk file's bytes and its statistics."""
         with tempfile.TemporaryDirectory(prefix="stereoconv-chunk-") as tmp:
             local = dataclasses.replace(job, workdir=Path(tmp), save_depth=None)
@@ -102,14 +103,11 @@ def with_absolute_model_paths(config: StereoConfig) -> StereoConfig:
     return dataclasses.replace(config, **changes)
 
 
-def keep_chunk(job: VideoJob, chunk: Chunk, data: bytes, stats: dict) -> None:
+def keep_chunk(job: VideoJob, chunk: Chunk, data: bytes, stats: ChunkRecord) -> None:
     """Store a chunk that came back from a worker, atomically, as convert_chunk would have."""
-    import json
-
     with atomic_output(job.chunk_video(chunk)) as tmp:
         tmp.write_bytes(data)
-    with atomic_output(job.chunk_stats(chunk)) as tmp:
-        tmp.write_text(json.dumps(stats))
+    stats.write(job.chunk_stats(chunk))
 
 
 def start_ray(address: str | None, workers: int) -> None:
@@ -280,3 +278,23 @@ def alive(actor) -> bool:
         return True
     except RayActorError:
         return False
+
+
+# --- what the commands call: `--workers N` or `--ray-address` ---------------------------------
+
+
+def convert_video_on_ray(
+    job: VideoJob, workers: int, address: str | None, progress: Callable[[int], None], device=None
+):
+    """The chunks on Ray actors (one GPU each where the cluster has GPUs), then the join."""
+    from stereoconv.jobs.video.finish import finish_job
+
+    actors = start_actors(job.config, workers, address, job.depth is None, device)
+    run_chunks(job, actors, progress)
+    return finish_job(job)
+
+
+def photo_mapper(config: StereoConfig, workers: int, address: str | None, device=None):
+    """A batch mapper for stereoconv.jobs.library.convert_library that runs on Ray actors."""
+    actors = start_actors(config, workers, address, device=device)
+    return ray_photo_batches(actors)

@@ -1,7 +1,7 @@
 """The numbers of a comfort report, from per-frame (or per-photo) statistics: pure functions,
 no files, no plots.
 
-A frame's statistics are the dicts of stereoconv.comfort.frame_stats, completed by the video
+A frame's statistics are the dicts of stereoconv.report.stats.frame_stats, completed by the video
 job (index, time, cut, convergence, change_left / change_right, and with --convergence auto
 violation_without_auto / near_pct_without_auto). Parallax is in % of one view's width; d > 0 is
 in front of the screen plane.
@@ -13,7 +13,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from stereoconv.comfort import VIOLATION_SHARE
+from stereoconv.disparity.comfort import VIOLATION_SHARE
+from stereoconv.report.stats import flicker_ratio
 
 REPORT_VERSION = 1
 
@@ -57,11 +58,9 @@ def flicker_of(frames: Sequence[dict]) -> float | None:
         for f in frames[1:]
         if f.get("change_left") is not None and f.get("change_right") is not None
     ]
-    left = sum(p[0] for p in pairs)
-    right = sum(p[1] for p in pairs)
     if not pairs:
         return None
-    return right / left if left > 0 else (1.0 if right == 0 else None)
+    return flicker_ratio(sum(p[0] for p in pairs), sum(p[1] for p in pairs))
 
 
 def mean(values: Sequence[float]) -> float | None:

@@ -1,5 +1,5 @@
-"""Viewing comfort: the disparity budget a frame uses, window violations, and the automatic
-screen plane (--convergence auto).
+"""Viewing comfort: the border bands where window violations happen, and the automatic screen
+plane (--convergence auto). The statistics a report shows are in stereoconv.report.stats.
 
 A window violation is something in front of the screen plane (d > 0) cut by the left or right
 frame border: the eyes read it as in front of the screen while the frame edge, which is on the
@@ -9,8 +9,6 @@ screen, hides it. It is the classic cause of stereo discomfort that no converter
 from __future__ import annotations
 
 import torch
-
-from stereoconv.geometry import forward_warp
 
 BORDER = 0.01  # the band along the left and right edges that counts, as a share of the width
 VIOLATION_SHARE = 0.02  # a side violates when this share of its band's pixels is in front
@@ -22,31 +20,6 @@ def border_bands(values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """The left and right edge bands of (B, H, W) maps, each (B, H * band)."""
     band = max(1, round(values.shape[-1] * BORDER))
     return values[..., :band].flatten(1), values[..., -band:].flatten(1)
-
-
-def frame_stats(disparity: torch.Tensor, width: int, holes: bool = True) -> list[dict]:
-    """Per frame of (B, H, W) pixel disparity: nearest and farthest parallax in % of the view
-    width, the share of each border band in front of the screen, whether it violates the
-    window, and the share of the right view that the left view cannot see (holes)."""
-    left, right = border_bands(disparity)
-    front_left = (left > 0.5).float().mean(1)
-    front_right = (right > 0.5).float().mean(1)
-    hole_share = None
-    if holes:
-        warped = forward_warp(torch.zeros_like(disparity).unsqueeze(1), disparity)
-        hole_share = warped.holes.float().mean((1, 2))
-    out = []
-    for i in range(disparity.shape[0]):
-        d = disparity[i]
-        out.append({
-            "near_pct": float(d.max()) / width * 100,
-            "far_pct": float(d.min()) / width * 100,
-            "front_left": float(front_left[i]),
-            "front_right": float(front_right[i]),
-            "violation": bool(max(front_left[i], front_right[i]) > VIOLATION_SHARE),
-            "holes": None if hole_share is None else float(hole_share[i]),
-        })  # fmt: skip
-    return out
 
 
 def border_nearness(normalised: torch.Tensor) -> torch.Tensor:

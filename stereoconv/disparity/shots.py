@@ -1,4 +1,5 @@
-"""Temporal stability of video conversion: scene cuts, smoothed depth normalisation, flicker.
+"""Temporal stability of video conversion: scene cuts and smoothed depth normalisation
+(flicker, what they keep low, is measured in stereoconv.report.stats).
 
 Everything here depends only on a short window of frames before the current one (never on
 where a chunk of work starts), so a video converted in chunks, by one process or by many,
@@ -50,20 +51,3 @@ class DepthRangeSmoother:
         values = np.array(self.history)
         lo, hi = (weights[:, None] * values).sum(0) / weights.sum()
         return float(lo), float(hi)
-
-
-def flicker(frames: np.ndarray) -> float:
-    """Mean absolute frame-to-frame change of a view, (T, H, W, C) in any range, per pixel and
-    channel, normalised to 0..1 for integer inputs."""
-    frames = np.asarray(frames, dtype=np.float64)
-    if frames.shape[0] < 2:
-        return 0.0
-    scale = 255.0 if frames.max() > 1.0 else 1.0
-    return float(np.abs(np.diff(frames, axis=0)).mean() / scale)
-
-
-def flicker_ratio(left: np.ndarray, right: np.ndarray) -> float:
-    """Flicker of the right view relative to the left: 1.0 means the synthesised eye changes
-    from frame to frame exactly as much as the original; above 1, it shimmers on its own."""
-    base = flicker(left)
-    return flicker(right) / base if base > 0 else float("inf") if flicker(right) > 0 else 1.0

@@ -1,7 +1,8 @@
-"""Depth: a monocular depth model through transformers, and depth maps given as files.
+"""Depth given from outside: depth maps as files (PNG, .npy, .pfm) for pictures, and for every
+frame of a video a depth video or a folder of maps (DepthFrames).
 
 Everything here returns *relative disparity* (near = large, any scale) or, for
-`disparity-px` maps, disparity in pixels; geometry.relative_to_pixels does the rest.
+`disparity-px` maps, disparity in pixels; stereoconv.disparity.plan does the rest.
 """
 
 from __future__ import annotations
@@ -12,89 +13,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from stereoconv.config import DEFAULT_DEPTH_MODEL, DEPTH_KINDS
+from stereoconv.config import DEPTH_KINDS
 from stereoconv.errors import UserError
 from stereoconv.geometry import fill_unknown_disparity
-from stereoconv.models import load_pretrained
+from stereoconv.media.video import decode_range, frame_timestamps, probe
 
-
-class DepthEstimator:
-    """A transformers depth model (Depth Anything V2, DPT / MiDaS, any hub id or local folder).
-
-    Call with a batch of RGB frames, (B, H, W, 3) uint8 or (B, 3, H, W) float in [0, 1];
-    returns relative disparity (B, H, W) at the frames' resolution, float32.
-    Preprocessing runs in torch on the model's device, with the image processor's own settings
-    (mean, std, base size, size multiple), keeping the aspect ratio.
-    """
-
-    def __init__(self, model: str = DEFAULT_DEPTH_MODEL, device: str = "cpu", dtype=None):
-        from transformers import AutoImageProcessor, AutoModelForDepthEstimation
-
-        self.device = torch.device(device)
-        self.dtype = dtype or (torch.float16 if self.device.type == "cuda" else torch.float32)
-        processor = load_pretrained(AutoImageProcessor, model, "depth model")
-        self.model = load_pretrained(
-            AutoModelForDepthEstimation, model, "depth model", dtype=self.dtype
-        )
-        self.model.to(self.device).eval()
-        size = getattr(processor, "size", None) or {}
-        self.size = (int(size.get("height", 518)), int(size.get("width", 518)))
-        # Depth Anything takes any aspect ratio; DPT / MiDaS in transformers wants its fixed
-        # square. Either way the prediction is resized back to the frame, so the output keeps
-        # the frame's aspect ratio.
-        self.keep_aspect_ratio = bool(getattr(processor, "keep_aspect_ratio", False))
-        multiple = int(getattr(processor, "ensure_multiple_of", 1) or 1)
-        # Models without a stated multiple (DPT hybrid) still need whole ViT patches.
-        self.multiple = multiple if multiple > 1 else 32
-        mean = getattr(processor, "image_mean", None) or (0.5, 0.5, 0.5)
-        std = getattr(processor, "image_std", None) or (0.5, 0.5, 0.5)
-        self.mean = torch.tensor(mean, device=self.device).view(1, 3, 1, 1)
-        self.std = torch.tensor(std, device=self.device).view(1, 3, 1, 1)
-        # Metric models predict depth (near = small); relative ones predict inverse depth.
-        self.metric = getattr(self.model.config, "depth_estimation_type", "relative") == "metric"
-
-    def input_size(self, height: int, width: int) -> tuple[int, int]:
-        """The model's input size for a frame: the processor's fixed size, or, for models that
-        keep the aspect ratio, the short side at the base size and both sides multiples of the
-        model's size multiple."""
-        if not self.keep_aspect_ratio:
-            return self.size
-        scale = min(self.size) / min(height, width)
-        m = self.multiple
-        return (
-            max(m, round(height * scale / m) * m),
-            max(m, round(width * scale / m) * m),
-        )
-
-    def preprocess(self, frames: torch.Tensor) -> torch.Tensor:
-        x = as_float_frames(frames).to(self.device)
-        size = self.input_size(*x.shape[-2:])
-        x = F.interpolate(x, size=size, mode="bicubic", align_corners=False, antialias=True)
-        return ((x.clamp(0, 1) - self.mean) / self.std).to(self.dtype)
-
-    @torch.inference_mode()
-    def __call__(self, frames: torch.Tensor | np.ndarray, batch_size: int = 8) -> torch.Tensor:
-        frames = torch.as_tensor(frames)
-        height, width = frames.shape[1:3] if frames.shape[-1] == 3 else frames.shape[-2:]
-        out = []
-        for start in range(0, frames.shape[0], batch_size):
-            pixel_values = self.preprocess(frames[start : start + batch_size])
-            pred = self.model(pixel_values=pixel_values).predicted_depth.float()
-            if self.metric:
-                pred = 1.0 / pred.clamp_min(1e-6)
-            pred = F.interpolate(pred.unsqueeze(1), size=(height, width), mode="bilinear")
-            out.append(pred.squeeze(1))
-        return torch.cat(out)
-
-
-def as_float_frames(frames: torch.Tensor) -> torch.Tensor:
-    """(B, H, W, 3) uint8 or (B, 3, H, W) float in [0, 1] -> (B, 3, H, W) float32 in [0, 1]."""
-    if frames.dtype == torch.uint8:
-        return frames.permute(0, 3, 1, 2).float() / 255.0
-    return frames.float()
-
-
-# --- depth maps from files ---------------------------------------------------------------------
+MAP_SUFFIXES = (".png", ".npy", ".pfm", ".tif", ".tiff")
 
 
 def read_pfm(path: Path) -> np.ndarray:
@@ -205,3 +129,54 @@ def load_depth_map(
         raise UserError(f"--depth-kind must be one of {', '.join(DEPTH_KINDS)}, not {kind!r}")
     values, known = read_depth_values(path, zero_is_unknown(kind))
     return depth_from_values(values, known, kind, height, width, scale)
+
+
+# --- depth for every frame of a video ------------------------------------------------------------
+#
+# Frame i of the depth source goes with frame i of the converted range (by order, not by
+# timestamp: depth tools rarely keep the source's timestamps).
+
+
+class DepthFrames:
+    """Random access by frame index to raw depth values and their known masks."""
+
+    def __init__(self, path: Path, offset: int = 0, zero_unknown: bool = True):
+        """offset: index in the depth source of the first converted frame (with --start, the
+        source is read from the same frame on). zero_unknown: a 0 means no value (measured
+        disparity), not the farthest plane (a relative map, near = bright)."""
+        self.path = Path(path)
+        self.offset = offset
+        self.zero_unknown = zero_unknown
+        if self.path.is_dir():
+            self.files = sorted(p for p in self.path.iterdir() if p.suffix.lower() in MAP_SUFFIXES)
+            if not self.files:
+                raise UserError(f"--depth folder {path} holds no depth maps (PNG, NPY, PFM)")
+            self.count = len(self.files)
+        elif self.path.is_file():
+            self.files = None
+            self.info = probe(self.path)
+            self.pts = frame_timestamps(self.path)
+            self.count = len(self.pts)
+        else:
+            raise UserError(f"--depth not found: {path}")
+
+    def __len__(self) -> int:
+        return self.count - self.offset
+
+    def read(self, first: int, stop: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(values, known) for frames first..stop-1 of the converted range."""
+        a, b = first + self.offset, stop + self.offset
+        if b > self.count:
+            raise UserError(
+                f"--depth {self.path} has {self.count} frames, fewer than the video's {b}"
+            )
+        if self.files is not None:
+            return [read_depth_values(p, self.zero_unknown) for p in self.files[a:b]]
+        out = []
+        for _, rgb in decode_range(self.path, self.pts[a], self.pts[b - 1], self.info):
+            values = rgb[..., 0].astype(np.float32)
+            known = values > 0 if self.zero_unknown else np.ones(values.shape, dtype=bool)
+            out.append((values, known))
+        if len(out) != b - a:
+            raise UserError(f"--depth {self.path}: frames {a}..{b - 1} could not all be decoded")
+        return out

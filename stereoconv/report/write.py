@@ -1,8 +1,8 @@
 """--report: a comfort and quality report of a `video` or `images` run, as one self-contained HTML
 page with plots (PATH) and the same numbers as JSON beside it (PATH with the suffix .json).
 
-The numbers come from the statistics the jobs collect (stereoconv.comfort, report_summary), the
-plots from report_plots, the page from report_html; this module adds what needs files: the
+The numbers come from the statistics the jobs collect (report.stats, report.summary), the
+plots from report.plots, the page from report.html; this module adds what needs files: the
 thumbnails, decoded from the outputs, the versions and settings that made them, and the atomic
 writes. docs/report.md explains every section.
 """
@@ -22,11 +22,11 @@ from pathlib import Path
 from typing import Any
 
 from stereoconv import __version__
-from stereoconv.comfort import BORDER, VIOLATION_SHARE
 from stereoconv.config import StereoConfig
+from stereoconv.disparity.comfort import BORDER, VIOLATION_SHARE
 from stereoconv.errors import UserError
 from stereoconv.fileio import atomic_output
-from stereoconv.report_summary import (
+from stereoconv.report.summary import (
     REPORT_VERSION,
     budget_limits,
     photo_row,
@@ -178,7 +178,7 @@ def write_files(path: Path, html: str, data: dict) -> list[Path]:
 
 def video_plots(frames: Sequence[dict], divergence: float | None, backend: str) -> dict:
     """The four plots of a video report, by title."""
-    from stereoconv import report_plots as plots
+    from stereoconv.report import plots
 
     times = [f["time"] for f in frames]
     cut_times = [shot[0]["time"] for shot in split_shots(frames)]
@@ -270,7 +270,7 @@ def write_video_report(
 ) -> list[Path]:
     """The report of a finished video job (stereoconv.jobs.video.VideoJob with collect_stats)
     and its totals: PATH (HTML) and PATH.json. Returns the files written."""
-    from stereoconv.report_html import render_video
+    from stereoconv.report.html import render_video
 
     report_paths(path)  # a bad name fails before any work
     data = video_report_data(job, totals, notes)
@@ -290,8 +290,8 @@ def write_images_report(
 ) -> list[Path]:
     """The report of a photo-library run (stereoconv.jobs.library.Report with its per-photo
     statistics): a row per converted photo, thumbnails of the violating ones."""
-    from stereoconv.report_html import render_images
-    from stereoconv.report_plots import photos_plot
+    from stereoconv.report.html import render_images
+    from stereoconv.report.plots import photos_plot
 
     report_paths(path)
     rows = [

@@ -1,0 +1,179 @@
+"""The disparity plan: one object that every job uses to turn relative disparity into pixels.
+
+    relative disparity (estimated or given)
+      -> range        robust per-frame percentiles (robust_range)
+      -> smoothing    video: the range smoothed over the shot, reset at cuts (ShotTracker)
+      -> convergence  the screen plane: configured, per picture or per shot (--convergence auto)
+      -> pixels       signed disparity in image pixels (relative_to_pixels)
+
+Disparity given in pixels (--depth with --depth-kind disparity-px) skips the range: it is used as
+given, less the shift that --convergence auto puts on the screen plane.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from stereoconv.config import StereoConfig
+from stereoconv.disparity.comfort import (
+    border_nearness,
+    shot_convergence,
+    shot_shift,
+    still_convergence,
+)
+from stereoconv.disparity.shots import DepthRangeSmoother, is_cut, thumbnails
+
+
+def robust_range(
+    relative: torch.Tensor, low_pct: float = 2.0, high_pct: float = 98.0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-frame (low, high) percentiles of a relative disparity map (B, H, W) -> two (B,) tensors.
+
+    Percentiles instead of min and max, so that a few outliers (sky noise, a speck on the lens)
+    do not squash the depth of everything else. Computed on a copy at most 256 pixels on its
+    long side: percentiles barely move, and torch.quantile has an input size limit.
+    """
+    rel = relative.float().unsqueeze(1)
+    h, w = rel.shape[-2:]
+    scale = min(1.0, 256.0 / max(h, w))
+    if scale < 1.0:
+        size = (max(1, round(h * scale)), max(1, round(w * scale)))
+        rel = F.interpolate(rel, size=size, mode="area")
+    flat = rel.flatten(1)
+    q = torch.tensor([low_pct / 100.0, high_pct / 100.0], device=flat.device)
+    low, high = torch.quantile(flat, q, dim=1)
+    return low, high
+
+
+def relative_to_pixels(
+    relative: torch.Tensor,
+    width: int,
+    divergence: float,
+    convergence: float | torch.Tensor,
+    low: torch.Tensor | None = None,
+    high: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """Relative disparity (near = large, any scale) -> signed disparity in pixels.
+
+    divergence: the near-to-far disparity range in % of `width`, the width of one eye's view.
+    convergence in [0, 1]: the normalised depth that sits on the screen plane; 0 puts the
+    farthest point there (everything in front, as in the paper), 1 the nearest (everything behind).
+    A (B,) tensor gives each frame its own.
+    low, high: the normalisation range per frame (B,); robust percentiles of this map if None
+    (video passes smoothed values so that the depth scale does not flicker).
+    """
+    if low is None or high is None:
+        low, high = robust_range(relative)
+    low = low.reshape(-1, 1, 1).to(relative)
+    high = high.reshape(-1, 1, 1).to(relative)
+    span = (high - low).clamp_min(torch.finfo(relative.dtype).eps)
+    normalised = ((relative - low) / span).clamp(0.0, 1.0)
+    if isinstance(convergence, torch.Tensor):
+        convergence = convergence.reshape(-1, 1, 1).to(relative)
+    return (normalised - convergence) * (divergence / 100.0 * width)
+
+
+@dataclass(frozen=True)
+class DisparityPlan:
+    """The settings of the disparity stage, from the config, and its steps as methods."""
+
+    divergence: float  # % of the width, near to far
+    convergence: float  # normalised depth on the screen plane (the base for auto)
+    auto_convergence: bool
+    low_pct: float
+    high_pct: float
+    given_px: bool = False  # disparity given in pixels: used as given
+
+    @classmethod
+    def of(cls, config: StereoConfig, given: bool = False) -> DisparityPlan:
+        """The plan of a config; `given`: the job's depth comes from --depth."""
+        return cls(
+            config.divergence, config.convergence, config.auto_convergence,
+            config.depth_low_pct, config.depth_high_pct,
+            given and config.depth_kind == "disparity-px",
+        )  # fmt: skip
+
+    def range(self, relative: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-frame (low, high) normalisation range, (B,) each."""
+        return robust_range(relative, self.low_pct, self.high_pct)
+
+    def pixels(
+        self,
+        relative: torch.Tensor,
+        low: torch.Tensor,
+        high: torch.Tensor,
+        convergence: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Pixel disparity (B, H, W) of relative disparity in the range (low, high), at the
+        configured screen plane or at `convergence` per frame (B,); disparity given in pixels
+        is kept, less `convergence` (pixels) if given."""
+        if self.given_px:
+            return relative if convergence is None else relative - convergence.view(-1, 1, 1)
+        if convergence is None:
+            convergence = self.convergence
+        width = relative.shape[-1]
+        return relative_to_pixels(relative, width, self.divergence, convergence, low, high)
+
+    def still(self, relative: torch.Tensor) -> torch.Tensor:
+        """Pixel disparity (B, H, W) of still pictures, each its own shot: its own range and,
+        with --convergence auto, its own screen plane (disparity given in pixels: one picture)."""
+        if self.given_px:  # as given; auto: shifted behind the borders
+            if not self.auto_convergence:
+                return relative
+            return relative - shot_shift([float(border_nearness(relative)[0])], [False])[0]
+        low, high = self.range(relative)
+        convergence = None
+        if self.auto_convergence:
+            convergence = still_convergence(relative, low, high, self.convergence)
+        return self.pixels(relative, low, high, convergence)
+
+    def without_auto(
+        self, disparity: torch.Tensor, convergence: torch.Tensor, width: int
+    ) -> torch.Tensor:
+        """The pixel disparity the configured screen plane would have given, from the disparity
+        at the planned one (`convergence` per frame): what --convergence auto changed."""
+        if self.given_px:
+            return disparity + convergence.view(-1, 1, 1)  # the disparity as given
+        span = self.divergence / 100 * width
+        return disparity + (convergence - self.convergence).view(-1, 1, 1) * span
+
+    def nearness(self, relative: torch.Tensor, low: float, high: float) -> float:
+        """How near the border bands of one frame (H, W) get, in the unit auto convergence
+        plans in: normalised depth in the range (low, high), or pixels if given so."""
+        if self.given_px:
+            return float(border_nearness(relative[None])[0])
+        normalised = ((relative - low) / max(high - low, 1e-12)).clamp(0, 1)
+        return float(border_nearness(normalised[None])[0])
+
+    def shot_planes(self, nearness: list[float], cuts: list[bool]) -> tuple[list[float], float]:
+        """--convergence auto over a video: the screen plane of every frame, constant per shot,
+        and the plane of frames not measured (the configured one; 0 pixels if given so)."""
+        if self.given_px:
+            return shot_shift(nearness, cuts), 0.0
+        return shot_convergence(nearness, cuts, self.convergence), self.convergence
+
+
+class ShotTracker:
+    """A video's frames in order, batch by batch: scene cuts and the normalisation range of
+    each frame, smoothed over its shot. Depends only on the frames seen (start WINDOW frames
+    early to rebuild the state of any frame)."""
+
+    def __init__(self, plan: DisparityPlan):
+        self.plan = plan
+        self.smoother = DepthRangeSmoother()
+        self.previous: torch.Tensor | None = None
+
+    def update(
+        self, frames: torch.Tensor, relative: torch.Tensor
+    ) -> tuple[list[tuple[float, float]], list[bool]]:
+        """(smoothed (low, high), cut) of each frame of a batch, (B, 3, H, W) and (B, H, W)."""
+        lows, highs = self.plan.range(relative)
+        smoothed, cuts = [], []
+        for thumb, lo, hi in zip(thumbnails(frames), lows.tolist(), highs.tolist(), strict=True):
+            cuts.append(is_cut(self.previous, thumb))
+            smoothed.append(self.smoother.update(lo, hi, cuts[-1]))
+            self.previous = thumb
+        return smoothed, cuts

@@ -1,0 +1,31 @@
+"""--convergence auto for video: a first pass over every frame's depth plans the screen plane
+of each shot before any chunk is converted."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from stereoconv.converter import StereoConverter
+from stereoconv.disparity.plan import DisparityPlan, ShotTracker
+from stereoconv.jobs.video.frames import depth_batches
+from stereoconv.jobs.video.job import VideoJob
+
+
+def plan_convergence(job: VideoJob, converter: StereoConverter) -> VideoJob:
+    """--convergence auto: a first pass over the depth of every frame finds, per shot, the
+    screen plane that keeps the border bands behind it (at least the configured convergence;
+    for disparity given in pixels, the least shift of it that does); the plan is part of the
+    job, so every chunk and every worker uses the same one."""
+    plan = DisparityPlan.of(converter.config, given=job.depth is not None)
+    shots = ShotTracker(plan)
+    nearness, cuts, decoded = [], [], []
+    for batch in depth_batches(job, converter, 0, len(job.pts)):
+        smoothed, batch_cuts = shots.update(batch.frames, batch.relative)
+        decoded += batch.indices
+        cuts += batch_cuts
+        for r, (lo, hi) in zip(batch.relative, smoothed, strict=True):
+            nearness.append(plan.nearness(r, lo, hi))
+    planes, default = plan.shot_planes(nearness, cuts)
+    per_frame = dict(zip(decoded, planes, strict=True))
+    every = tuple(per_frame.get(i, default) for i in range(len(job.pts)))
+    return dataclasses.replace(job, convergence_plan=every)

@@ -1,0 +1,105 @@
+"""Frames in and out of a chunk: decoded ahead in a thread, in batches with their depth (the
+model's estimate or the --depth maps), and the packed views back to the encoder's arrays."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from stereoconv.converter import StereoConverter
+from stereoconv.disparity.maps import DepthFrames, depth_from_values, zero_is_unknown
+from stereoconv.fileio import atomic_output
+from stereoconv.jobs.video.job import VideoJob
+from stereoconv.media.video import decode_range
+from stereoconv.runner.threads import prefetch
+
+
+@dataclass(frozen=True)
+class DepthBatch:
+    """Consecutive frames of the converted range with their depth."""
+
+    indices: list[int]  # frame indices in the converted range
+    pts: list[int]  # their presentation timestamps
+    frames: torch.Tensor  # (B, 3, H, W) in [0, 1], on the device
+    relative: torch.Tensor  # (B, H, W): relative disparity, or pixels if given so
+    given: bool  # the depth came from --depth
+
+    def take(self, keep: list[int]) -> DepthBatch:
+        """The frames at positions `keep` of the batch."""
+        if len(keep) == len(self.indices):
+            return self  # no copy: the common case
+        return DepthBatch(
+            [self.indices[j] for j in keep], [self.pts[j] for j in keep],
+            self.frames[keep], self.relative[keep], self.given,
+        )  # fmt: skip
+
+
+def batched(items: Iterable, size: int) -> Iterator[list]:
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def to_array(frames: torch.Tensor, height: int, width: int, high_bit_depth: bool) -> np.ndarray:
+    """(B, 3, h, w) float in [0, 1] -> (B, height, width, 3) uint8 / uint16, edge-padded to the
+    encoder's even size."""
+    h, w = frames.shape[-2:]
+    if (h, w) != (height, width):
+        frames = F.pad(frames, (0, width - w, 0, height - h), mode="replicate")
+    peak = 65535.0 if high_bit_depth else 255.0
+    # to integers on the device: a quarter (8-bit) of the bytes cross to the host
+    out = (frames.clamp(0, 1) * peak).round().permute(0, 2, 3, 1)
+    if high_bit_depth:  # torch has no uint16 on every device: int32 there, uint16 here
+        return out.to(torch.int32).cpu().numpy().astype(np.uint16)
+    return out.to(torch.uint8).cpu().numpy()
+
+
+def save_depth_maps(folder: Path, indices: list[int], relative: torch.Tensor) -> None:
+    """Estimated relative disparity as 16-bit PNGs, min-max per frame (near = bright)."""
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for i, rel in zip(indices, relative, strict=True):
+        lo, hi = rel.min(), rel.max()
+        values = ((rel - lo) / (hi - lo).clamp_min(1e-12) * 65535).round().cpu().numpy()
+        with atomic_output(folder / f"frame-{i:06d}.png") as tmp:
+            Image.fromarray(values.astype(np.uint16)).save(tmp, format="PNG")
+
+
+def depth_batches(
+    job: VideoJob, converter: StereoConverter, first: int, stop: int
+) -> Iterator[DepthBatch]:
+    """Frames first..stop-1 in batches, decoded ahead in a thread, with their depth: the
+    --depth maps as --depth-kind reads them, or the model's estimate."""
+    cfg, device = converter.config, converter.device
+    index_of = {p: i for i, p in enumerate(job.pts[first:stop], start=first)}
+    frames = decode_range(job.input, job.pts[first], job.pts[stop - 1], job.info)
+    frames = prefetch(frames, ahead=2 * cfg.batch_size)  # decode while the GPU works
+    depth_frames = None
+    if job.depth:
+        depth_frames = DepthFrames(job.depth, job.depth_offset, zero_is_unknown(cfg.depth_kind))
+    peak = 65535.0 if job.info.high_bit_depth else 255.0
+    decodable = ((index_of[p], p, f) for p, f in frames if p in index_of)
+    for batch in batched(decodable, cfg.batch_size):
+        indices, pts = [i for i, _, _ in batch], [p for _, p, _ in batch]
+        rgb = torch.from_numpy(np.stack([f for _, _, f in batch]).astype(np.float32))
+        x = (rgb.to(device) / peak).permute(0, 3, 1, 2)
+        if depth_frames is None:
+            yield DepthBatch(indices, pts, x, converter.relative_disparity(x), False)
+            continue
+        maps = depth_frames.read(indices[0], indices[-1] + 1)
+        given = torch.cat([
+            depth_from_values(v, k, cfg.depth_kind, job.info.height, job.info.width,
+                              cfg.depth_scale) for v, k in maps
+        ]).to(device)  # fmt: skip
+        yield DepthBatch(indices, pts, x, given, True)

@@ -1,0 +1,214 @@
+"""A video job: its options, its chunks, the checks made before any work, and the work folder
+that makes it resumable."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from stereoconv import __version__, lock
+from stereoconv.config import StereoConfig, VideoOptions
+from stereoconv.disparity.maps import DepthFrames
+from stereoconv.errors import UserError
+from stereoconv.fileio import atomic_output
+from stereoconv.layout import packed_size, view_size_within
+from stereoconv.media.encode import EncoderSettings, choose_codec, legal_size
+from stereoconv.media.video import (
+    VideoInfo,
+    cap_frame_rate,
+    capped_rate,
+    check_header,
+    frame_timestamps,
+    probe,
+    read_timestamps,
+)
+
+CONTAINERS = (".mp4", ".mov", ".m4v", ".mkv")
+
+
+@dataclass(frozen=True)
+class Chunk:
+    index: int
+    first: int  # index of its first frame in the converted range
+    stop: int  # one past its last frame
+
+    @property
+    def name(self) -> str:
+        return f"chunk-{self.index:06d}"
+
+
+def plan_chunks(frames: int, chunk_frames: int) -> list[Chunk]:
+    return [
+        Chunk(i, first, min(first + chunk_frames, frames))
+        for i, first in enumerate(range(0, frames, chunk_frames))
+    ]
+
+
+@dataclass(frozen=True)
+class VideoJob:
+    """Everything needed to convert any chunk of one video: plain data, cheap to send to a
+    worker process."""
+
+    input: Path
+    output: Path
+    config: StereoConfig
+    options: VideoOptions
+    info: VideoInfo
+    pts: tuple[int, ...]  # presentation timestamps of the frames to convert
+    encoder: EncoderSettings
+    depth: Path | None  # depth video or folder, if given
+    depth_offset: int  # its frame matching the first converted frame
+    save_depth: Path | None
+    workdir: Path
+    # per frame, from --convergence auto: the screen plane (normalised depth), or for disparity
+    # given in pixels the disparity put on the screen plane (pixels, subtracted)
+    convergence_plan: tuple[float, ...] | None = None
+    collect_stats: bool = False  # per-frame comfort statistics, for --report
+    repeated: int = 0  # packets whose timestamp another one had (broken timestamps): dropped
+
+    @property
+    def chunks(self) -> list[Chunk]:
+        return plan_chunks(len(self.pts), self.options.chunk_frames)
+
+    def chunk_video(self, chunk: Chunk) -> Path:
+        return self.workdir / f"{chunk.name}.mp4"
+
+    def chunk_stats(self, chunk: Chunk) -> Path:
+        return self.workdir / f"{chunk.name}.json"
+
+    def is_done(self, chunk: Chunk) -> bool:
+        return self.chunk_stats(chunk).is_file() and self.chunk_video(chunk).is_file()
+
+    def fingerprint(self) -> str:
+        """What makes finished chunks reusable: the same input file, range, settings and
+        depth source."""
+        stat = self.input.stat()
+        data = {
+            "input": [str(self.input.resolve()), stat.st_size, stat.st_mtime_ns],
+            "config": dataclasses.asdict(self.config),
+            # --strict decides only whether a damaged input is joined: the chunks are the same
+            "options": {k: v for k, v in dataclasses.asdict(self.options).items() if k != "strict"},
+            "frames": [len(self.pts), self.pts[0], self.pts[-1]],
+            "depth": str(self.depth) if self.depth else None,
+            "stats": self.collect_stats,
+            "version": __version__,
+        }
+        return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def output_name(input_path: Path, layout: str, tag: str) -> str:
+    """The output's name when OUT is a folder: the input's name with the stereo tag, in the
+    input's container if it is one we write (.mov for spatial video, .mp4 otherwise)."""
+    suffix = input_path.suffix.lower()
+    if layout == "spatial":
+        suffix = ".mov"
+    elif suffix not in CONTAINERS:
+        suffix = ".mp4"
+    return f"{input_path.stem}{tag}{suffix}"
+
+
+def prepare_job(
+    config: StereoConfig,
+    input_path: Path,
+    output: Path,
+    options: VideoOptions,
+    depth: Path | None = None,
+    save_depth: Path | None = None,
+    overwrite: bool = False,
+    notify: Callable[[str], None] = print,
+    collect_stats: bool = False,
+) -> VideoJob:
+    """Validate everything, read the frame timestamps and set up (or reopen) the work folder."""
+    input_path, output = Path(input_path), Path(output)
+    if config.layout == "pair":
+        raise UserError("--layout pair makes two files per picture; for video use sbs or tb")
+    if config.layout == "spatial" and output.suffix.lower() != ".mov":
+        raise UserError("--layout spatial writes Apple spatial video: name the output .mov")
+    if output.suffix.lower() not in CONTAINERS:
+        raise UserError(
+            f"unsupported output container {output.suffix or '(none)'!r}: "
+            f"use {', '.join(CONTAINERS)}"
+        )
+    if output.exists() and output.resolve() == input_path.resolve():
+        raise UserError(f"output {output} is the input file; choose another name")
+    info = probe(input_path)
+    check_header(info, config.max_megapixels)
+    if output.exists() and not overwrite:
+        raise UserError(f"output {output} exists; pass --overwrite to replace it")
+    pts, repeated = read_timestamps(input_path, options.start, options.end, options.max_frames)
+    if not pts:
+        raise UserError(f"{input_path}: no video frames in the asked range")
+    whole = options.start is None and options.end is None and options.max_frames is None
+    if whole and info.duration and info.frame_rate:
+        promised = round(info.duration * info.frame_rate)
+        if len(pts) < 0.95 * promised - 1:
+            notify(
+                f"{input_path} looks truncated: {len(pts)} frames where its header promises "
+                f"about {promised}; converting the frames that are there"
+            )
+    if options.max_fps:
+        if depth is not None:
+            raise UserError("--max-fps with --depth: give the depth at the rate of the output")
+        pts = cap_frame_rate(pts, info.time_base, options.max_fps)
+    depth_offset = 0
+    if depth is not None and options.start:
+        depth_offset = len(frame_timestamps(input_path, 0, options.start))
+    pix_fmt = options.pix_fmt
+    if pix_fmt == "auto":
+        pix_fmt = "yuv420p10le" if info.high_bit_depth else "yuv420p"
+    view = view_size_within(
+        info.height, info.width, config.layout, options.max_size, config.vr180_hfov
+    )
+    height, width = legal_size(*packed_size(*view, config.layout, config.vr180_hfov))
+    if config.layout == "spatial":  # MV-HEVC Multiview Main: 8-bit 4:2:0 HEVC (media/mvhevc.py)
+        if pix_fmt != "yuv420p":
+            notify(f"spatial video is 8-bit 4:2:0 HEVC (Multiview Main): yuv420p, not {pix_fmt}")
+        pix_fmt, codec = "yuv420p", "libx265"
+    else:
+        codec, why = choose_codec(options.codec, width, "10" in pix_fmt)
+        if why:
+            notify(why)
+    encoder = EncoderSettings(
+        codec, options.crf, options.preset, pix_fmt, width, height, info.time_base,
+        capped_rate(info.frame_rate, options.max_fps), info.colour, config.layout,
+    )  # fmt: skip
+    workdir = output.with_name(f".{output.name}.stereoconv-work")
+    job = VideoJob(
+        input_path, output, config, options, info, tuple(pts), encoder, depth, depth_offset,
+        save_depth, workdir, collect_stats=collect_stats, repeated=repeated,
+    )  # fmt: skip
+    if depth is not None and len(DepthFrames(depth, depth_offset)) < len(pts):
+        raise UserError(f"--depth {depth} has fewer frames than the {len(pts)} to convert")
+    lock.hold(output, notify)  # before the work folder: never touch a live run's work
+    open_workdir(job, overwrite, notify)
+    return job
+
+
+def open_workdir(job: VideoJob, overwrite: bool, notify: Callable[[str], None]) -> None:
+    """Create the work folder, or reuse it if it belongs to the same job (resume)."""
+    marker = job.workdir / "job.json"
+    fingerprint = job.fingerprint()
+    if job.workdir.exists():
+        try:
+            same = json.loads(marker.read_text()).get("fingerprint") == fingerprint
+        except (OSError, ValueError):
+            same = False
+        if same:
+            done = sum(job.is_done(c) for c in job.chunks)
+            if done:
+                notify(f"resuming: {done} of {len(job.chunks)} chunks already converted")
+            return
+        if not overwrite:
+            raise UserError(
+                f"{job.workdir} holds unfinished work of another job (other input or settings); "
+                "pass --overwrite to discard it"
+            )
+        shutil.rmtree(job.workdir)
+    job.workdir.mkdir(parents=True)
+    with atomic_output(marker) as tmp:
+        tmp.write_text(json.dumps({"fingerprint": fingerprint, "output": str(job.output)}))
