@@ -2,7 +2,7 @@
 disocclusion, as left view | real right view | warp backend | hybrid | paper (`--composite
 none`), the holes of the ground-truth warp outlined in the last three, 2x nearest.
 
-    python scripts/organism_pictures.py MODEL_DIR OUT_DIR DATASET [DATASET ...]
+    python scripts/organism_pictures.py MODEL_DIR OUT_DIR DATASET [DATASET ...] [--scenes A,B]
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def outline(view: np.ndarray, holes: np.ndarray) -> np.ndarray:
     return out
 
 
-def main(model: str, out_dir: str, *datasets: str) -> None:
+def main(model: str, out_dir: str, *datasets: str, scenes: tuple[str, ...] = ()) -> None:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     config = build_config(None, model=model)
@@ -49,6 +49,8 @@ def main(model: str, out_dir: str, *datasets: str) -> None:
     methods = parse_methods(METHODS, config)
     for spec in datasets:
         for source in open_dataset(spec).scenes:
+            if scenes and source.name not in scenes:
+                continue
             prepared = prepare(source.load(), "calibrated", 512)
             holes = hole_mask(prepared.disparity)
             views = [runner.right_view(m, prepared.left, prepared.disparity) for m in methods]
@@ -64,4 +66,10 @@ def main(model: str, out_dir: str, *datasets: str) -> None:
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:])
+    args = sys.argv[1:]
+    only = ()
+    if "--scenes" in args:
+        at = args.index("--scenes")
+        only = tuple(args[at + 1].split(","))
+        del args[at : at + 2]
+    main(*args, scenes=only)
