@@ -128,6 +128,13 @@ def test_the_robustness_page_is_generated_from_the_table():
 # --- interruptions ----------------------------------------------------------------------------
 
 
+def default_sigint() -> None:
+    """Ctrl-C's default action in a child, as a shell gives its foreground jobs: a process
+    that ignores SIGINT (a pytest-xdist worker) passes that on, and Python then installs no
+    KeyboardInterrupt handler."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "stereoconv", *args]
 
@@ -157,7 +164,10 @@ def test_signal_stops_video_and_the_rerun_finishes(tmp_path, tiny_depth, signum)
     out = tmp_path / "out.mp4"
     work = tmp_path / ".out.mp4.stereoconv-work"
     job = subprocess.Popen(
-        cli("video", str(src), str(out), *common), stderr=subprocess.PIPE, text=True
+        cli("video", str(src), str(out), *common),
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=default_sigint,
     )
     wait_for(lambda: len(list(work.glob("chunk-*.json"))) >= 2)
     job.send_signal(signum)
