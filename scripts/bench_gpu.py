@@ -31,35 +31,66 @@ from stereoconv.testing import IMAGENET_MEAN, IMAGENET_STD, make_tiny_tokenizer
 # --- published configurations -----------------------------------------------------------------
 
 SD15_UNET = dict(
-    sample_size=64, in_channels=4, out_channels=4, layers_per_block=2,
+    sample_size=64,
+    in_channels=4,
+    out_channels=4,
+    layers_per_block=2,
     block_out_channels=(320, 640, 1280, 1280),
     down_block_types=("CrossAttnDownBlock2D",) * 3 + ("DownBlock2D",),
     up_block_types=("UpBlock2D",) + ("CrossAttnUpBlock2D",) * 3,
-    cross_attention_dim=768, attention_head_dim=8, norm_num_groups=32,
-)  # fmt: skip
+    cross_attention_dim=768,
+    attention_head_dim=8,
+    norm_num_groups=32,
+)
 SD15_VAE = dict(
-    in_channels=3, out_channels=3, latent_channels=4, block_out_channels=(128, 256, 512, 512),
-    down_block_types=("DownEncoderBlock2D",) * 4, up_block_types=("UpDecoderBlock2D",) * 4,
-    layers_per_block=2, norm_num_groups=32, sample_size=512, scaling_factor=0.18215,
-)  # fmt: skip
+    in_channels=3,
+    out_channels=3,
+    latent_channels=4,
+    block_out_channels=(128, 256, 512, 512),
+    down_block_types=("DownEncoderBlock2D",) * 4,
+    up_block_types=("UpDecoderBlock2D",) * 4,
+    layers_per_block=2,
+    norm_num_groups=32,
+    sample_size=512,
+    scaling_factor=0.18215,
+)
 CLIP_L14_TEXT = dict(
-    vocab_size=49408, hidden_size=768, intermediate_size=3072, num_attention_heads=12,
-    num_hidden_layers=12, max_position_embeddings=77, projection_dim=768,
+    vocab_size=49408,
+    hidden_size=768,
+    intermediate_size=3072,
+    num_attention_heads=12,
+    num_hidden_layers=12,
+    max_position_embeddings=77,
+    projection_dim=768,
     hidden_act="quick_gelu",
-)  # fmt: skip
+)
 SD15_SCHEDULER = dict(
-    beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", clip_sample=False,
-    set_alpha_to_one=False, steps_offset=1,
-)  # fmt: skip
+    beta_start=0.00085,
+    beta_end=0.012,
+    beta_schedule="scaled_linear",
+    clip_sample=False,
+    set_alpha_to_one=False,
+    steps_offset=1,
+)
 DAV2_SMALL_BACKBONE = dict(
-    hidden_size=384, num_hidden_layers=12, num_attention_heads=6, intermediate_size=1536,
-    patch_size=14, image_size=518, out_indices=[3, 6, 9, 12], reshape_hidden_states=False,
-)  # fmt: skip
+    hidden_size=384,
+    num_hidden_layers=12,
+    num_attention_heads=6,
+    intermediate_size=1536,
+    patch_size=14,
+    image_size=518,
+    out_indices=[3, 6, 9, 12],
+    reshape_hidden_states=False,
+)
 DAV2_SMALL_HEAD = dict(
-    reassemble_hidden_size=384, neck_hidden_sizes=[48, 96, 192, 384], fusion_hidden_size=64,
-    head_hidden_size=32, reassemble_factors=[4, 2, 1, 0.5], patch_size=14,
+    reassemble_hidden_size=384,
+    neck_hidden_sizes=[48, 96, 192, 384],
+    fusion_hidden_size=64,
+    head_hidden_size=32,
+    reassemble_factors=[4, 2, 1, 0.5],
+    patch_size=14,
     depth_estimation_type="relative",
-)  # fmt: skip
+)
 
 
 def build_sd15(device: torch.device, dtype: torch.dtype) -> SDComponents:
@@ -93,9 +124,14 @@ def build_depth(device: torch.device, dtype: torch.dtype):
         config = DepthAnythingConfig(backbone_config=backbone, **DAV2_SMALL_HEAD)
         DepthAnythingForDepthEstimation(config).save_pretrained(folder)
         DPTImageProcessor(
-            do_resize=True, size={"height": 518, "width": 518}, keep_aspect_ratio=True,
-            ensure_multiple_of=14, resample=3, image_mean=IMAGENET_MEAN, image_std=IMAGENET_STD,
-        ).save_pretrained(folder)  # fmt: skip
+            do_resize=True,
+            size={"height": 518, "width": 518},
+            keep_aspect_ratio=True,
+            ensure_multiple_of=14,
+            resample=3,
+            image_mean=IMAGENET_MEAN,
+            image_std=IMAGENET_STD,
+        ).save_pretrained(folder)
     return DepthEstimator(str(folder), device=str(device), dtype=dtype)
 
 
@@ -235,8 +271,9 @@ def warp_video_case(depth, device, height, width, frames, preset) -> dict:
     results = {}
     for run in ("warmup", "timed"):
         options = VideoOptions(preset=preset, chunk_frames=frames)
-        job = prepare_job(cfg, src, tmp / f"{run}.mp4", options, overwrite=True,
-                          notify=lambda text: None)  # fmt: skip
+        job = prepare_job(
+            cfg, src, tmp / f"{run}.mp4", options, overwrite=True, notify=lambda text: None
+        )
         sync(device)
         t0 = time.perf_counter()
         convert_video(converter, job)
@@ -309,15 +346,27 @@ def profile_case(components, device, height, width, frames) -> dict:
     total = sum(e.self_device_time_total for e in events) or 1
     top = sorted(events, key=lambda e: e.self_device_time_total, reverse=True)[:20]
     rows = [
-        {"op": e.key, "gpu_ms": e.self_device_time_total / 1e3 / frames,
-         "share": e.self_device_time_total / total, "calls": e.count}
+        {
+            "op": e.key,
+            "gpu_ms": e.self_device_time_total / 1e3 / frames,
+            "share": e.self_device_time_total / total,
+            "calls": e.count,
+        }
         for e in top
-    ]  # fmt: skip
+    ]
     for r in rows:
         print(f"  {r['share']:6.1%} {r['gpu_ms']:8.2f} ms/frame {r['calls']:7d}  {r['op'][:70]}")
-    return {"seconds_per_frame": total / 1e6 / frames, "fps": 0.0, "peak_gib": 0.0,
-            "unet_evals_per_frame": 140, "tflop_per_frame": 0.0, "tflops": 0.0,
-            "size": f"{width}x{height}", "frames_per_batch": frames, "top_ops": rows}  # fmt: skip
+    return {
+        "seconds_per_frame": total / 1e6 / frames,
+        "fps": 0.0,
+        "peak_gib": 0.0,
+        "unet_evals_per_frame": 140,
+        "tflop_per_frame": 0.0,
+        "tflops": 0.0,
+        "size": f"{width}x{height}",
+        "frames_per_batch": frames,
+        "top_ops": rows,
+    }
 
 
 def compiled_case(components, device, height, width, frames, repeats, **settings) -> dict:
@@ -333,10 +382,17 @@ def compiled_case(components, device, height, width, frames, repeats, **settings
 
 
 CASES = (
-    "diffusion-512", "diffusion-512-b16", "diffusion-1024x576", "paper-512", "warp-1080p",
-    "warp-1080p-video", "diffusion-512-compiled", "diffusion-512-skip",
-    "diffusion-1024x576-skip", "diffusion-512-compiled-skip",
-)  # fmt: skip
+    "diffusion-512",
+    "diffusion-512-b16",
+    "diffusion-1024x576",
+    "paper-512",
+    "warp-1080p",
+    "warp-1080p-video",
+    "diffusion-512-compiled",
+    "diffusion-512-skip",
+    "diffusion-1024x576-skip",
+    "diffusion-512-compiled-skip",
+)
 
 
 def main() -> None:
@@ -369,38 +425,81 @@ def main() -> None:
     k = SMOKE_SCALE
     bench = {
         "diffusion-512": lambda: diffusion_case(
-            components, device, 512 // k, 512 // k, args.frames, args.repeats),
+            components, device, 512 // k, 512 // k, args.frames, args.repeats
+        ),
         "diffusion-1024x576": lambda: diffusion_case(
-            components, device, 576 // k, 1024 // k, args.frames, args.repeats),
+            components, device, 576 // k, 1024 // k, args.frames, args.repeats
+        ),
         "paper-512": lambda: diffusion_case(
-            components, device, 512 // k, 512 // k, args.frames, 1, flops=False,
-            null_text=True, guidance=7.5),
+            components,
+            device,
+            512 // k,
+            512 // k,
+            args.frames,
+            1,
+            flops=False,
+            null_text=True,
+            guidance=7.5,
+        ),
         "profile-512-b16": lambda: profile_case(
-            components, device, 512 // k, 512 // k, 2 * args.frames),
+            components, device, 512 // k, 512 // k, 2 * args.frames
+        ),
         "paper-512-b16": lambda: diffusion_case(
-            components, device, 512 // k, 512 // k, 2 * args.frames, 1, flops=False,
-            null_text=True, guidance=7.5),
+            components,
+            device,
+            512 // k,
+            512 // k,
+            2 * args.frames,
+            1,
+            flops=False,
+            null_text=True,
+            guidance=7.5,
+        ),
         "diffusion-512-b16": lambda: diffusion_case(
-            components, device, 512 // k, 512 // k, 2 * args.frames, args.repeats),
+            components, device, 512 // k, 512 // k, 2 * args.frames, args.repeats
+        ),
         "warp-1080p": lambda: warp_case(
-            build_depth(device, dtype if k > 1 else torch.float16), device, 1080 // k,
-            1920 // k, 8, args.repeats),
+            build_depth(device, dtype if k > 1 else torch.float16),
+            device,
+            1080 // k,
+            1920 // k,
+            8,
+            args.repeats,
+        ),
         "warp-1080p-video": lambda: warp_video_case(
-            build_depth(device, dtype if k > 1 else torch.float16), device, 1080 // k,
-            1920 // k, 64, "veryfast"),
+            build_depth(device, dtype if k > 1 else torch.float16),
+            device,
+            1080 // k,
+            1920 // k,
+            64,
+            "veryfast",
+        ),
         "diffusion-512-compiled": lambda: compiled_case(
-            components, device, 512 // k, 512 // k, 2 * args.frames, args.repeats),
+            components, device, 512 // k, 512 // k, 2 * args.frames, args.repeats
+        ),
         # named options that change the output, measured apart from the benchmark settings
         "diffusion-512-skip": lambda: diffusion_case(
-            components, device, 512 // k, 512 // k, 2 * args.frames, args.repeats,
-            skip_pre_shift=True),
+            components,
+            device,
+            512 // k,
+            512 // k,
+            2 * args.frames,
+            args.repeats,
+            skip_pre_shift=True,
+        ),
         "diffusion-1024x576-skip": lambda: diffusion_case(
-            components, device, 576 // k, 1024 // k, args.frames, args.repeats,
-            skip_pre_shift=True),
+            components, device, 576 // k, 1024 // k, args.frames, args.repeats, skip_pre_shift=True
+        ),
         "diffusion-512-compiled-skip": lambda: compiled_case(
-            components, device, 512 // k, 512 // k, 2 * args.frames, args.repeats,
-            skip_pre_shift=True),
-    }  # fmt: skip
+            components,
+            device,
+            512 // k,
+            512 // k,
+            2 * args.frames,
+            args.repeats,
+            skip_pre_shift=True,
+        ),
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for case in cases:
         result = bench[case]()

@@ -24,9 +24,16 @@ from stereoconv.testing import make_tiny_depth_anything
 
 RUNS = {"report-bikes": "0.5", "report-bikes-auto": "auto"}
 CHROMIUM = [
-    "chromium", "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--window-size=1280,2400",
-]  # fmt: skip
+    "chromium",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--window-size=1280,2400",
+]
 
 
 def bikes_path() -> Path:
@@ -41,8 +48,11 @@ def screenshot(page: Path, png: Path, work: Path) -> None:
     """Chromium's screenshot of the page, reduced to 256 colours (a third of the bytes)."""
     raw = work / f"{png.stem}-raw.png"
     profile = tempfile.mkdtemp(dir=work)
-    subprocess.run([*CHROMIUM, f"--user-data-dir={profile}", f"--screenshot={raw}",
-                    page.resolve().as_uri()], check=True, capture_output=True)  # fmt: skip
+    subprocess.run(
+        [*CHROMIUM, f"--user-data-dir={profile}", f"--screenshot={raw}", page.resolve().as_uri()],
+        check=True,
+        capture_output=True,
+    )
     image = Image.open(raw).convert("RGB")
     image.quantize(256, method=Image.Quantize.MEDIANCUT, dither=Image.Dither.NONE).save(
         png, optimize=True
@@ -59,10 +69,27 @@ def main() -> None:
         depth = make_tiny_depth_anything(work / "tiny-depth")
         shutil.copy(bikes_path(), work / "bikes.mp4")  # a short name in the report's title
         for name, convergence in RUNS.items():
-            subprocess.run([stereoconv, "video", "bikes.mp4", f"{name}_sbs.mp4", "--backend",
-                            "warp", "--depth-model", depth, "--device", "cpu", "--quiet",
-                            "--convergence", convergence, "--report", f"{name}.html"],
-                           cwd=work, check=True)  # fmt: skip
+            subprocess.run(
+                [
+                    stereoconv,
+                    "video",
+                    "bikes.mp4",
+                    f"{name}_sbs.mp4",
+                    "--backend",
+                    "warp",
+                    "--depth-model",
+                    depth,
+                    "--device",
+                    "cpu",
+                    "--quiet",
+                    "--convergence",
+                    convergence,
+                    "--report",
+                    f"{name}.html",
+                ],
+                cwd=work,
+                check=True,
+            )
             screenshot(work / f"{name}.html", out / f"{name}.png", work)
             print(f"wrote {out / f'{name}.png'}")
 

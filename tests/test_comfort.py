@@ -41,12 +41,22 @@ def card_scene(tmp_path):
 
 
 def run(tmp_path, name, **settings):
-    src, maps = card_scene(tmp_path) if not (tmp_path / "card.mkv").exists() else (
-        tmp_path / "card.mkv", tmp_path / "depth")  # fmt: skip
+    src, maps = (
+        card_scene(tmp_path)
+        if not (tmp_path / "card.mkv").exists()
+        else (tmp_path / "card.mkv", tmp_path / "depth")
+    )
     config = build_config(backend="warp", depth_kind="relative-disparity", **settings)
     converter = StereoConverter(config, torch.device("cpu"))
-    job = prepare_job(config, src, tmp_path / name, VideoOptions(chunk_frames=7), depth=maps,
-                      notify=lambda text: None, collect_stats=True)  # fmt: skip
+    job = prepare_job(
+        config,
+        src,
+        tmp_path / name,
+        VideoOptions(chunk_frames=7),
+        depth=maps,
+        notify=lambda text: None,
+        collect_stats=True,
+    )
     if config.auto_convergence:
         job = plan_convergence(job, converter)
     _, totals = convert_video(converter, job)
@@ -93,8 +103,17 @@ def test_auto_convergence_for_a_photo_library(tmp_path, tiny_depth):
     Image.fromarray(rng.integers(0, 256, (40, 80, 3), dtype=np.uint8)).save(photos / "a.png")
     outputs = {}
     for name, extra in (("fixed", []), ("auto", ["--convergence", "auto"])):
-        args = ["images", str(photos), str(tmp_path / name), "--backend", "warp",
-                "--depth-model", str(tiny_depth), "-q", *extra]  # fmt: skip
+        args = [
+            "images",
+            str(photos),
+            str(tmp_path / name),
+            "--backend",
+            "warp",
+            "--depth-model",
+            str(tiny_depth),
+            "-q",
+            *extra,
+        ]
         assert main(args) == 0
         outputs[name] = np.asarray(Image.open(tmp_path / name / "a_LR.png"))  # tagged: SBS
     # the screen plane moved: the right views differ, the left ones (the photo) do not
@@ -113,8 +132,18 @@ def test_auto_convergence_for_a_still_picture(tmp_path, capsys):
     depth[10:30, 60:] = 1.0  # a near block cut by the right border
     np.save(tmp_path / "d.npy", depth)
     for name, extra in (("fixed", []), ("auto", ["--convergence", "auto"])):
-        args = ["image", str(tmp_path / "p.png"), str(tmp_path / f"{name}.png"), "--backend",
-                "warp", "--depth", str(tmp_path / "d.npy"), "--layout", "pair", *extra]  # fmt: skip
+        args = [
+            "image",
+            str(tmp_path / "p.png"),
+            str(tmp_path / f"{name}.png"),
+            "--backend",
+            "warp",
+            "--depth",
+            str(tmp_path / "d.npy"),
+            "--layout",
+            "pair",
+            *extra,
+        ]
         assert main(args) == 0
     right = {n: np.asarray(Image.open(tmp_path / f"{n}_R.png")) for n in ("fixed", "auto")}
     left = np.asarray(Image.open(tmp_path / "p.png"))

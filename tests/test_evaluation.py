@@ -283,8 +283,18 @@ def test_a_stereo_video_dataset_reports_flicker(tmp_path, capsys):
         for d in maps:
             out.mux(stream.encode(av.VideoFrame.from_ndarray(d, format="gray")))
         out.mux(stream.encode())
-    code = main(["eval", str(data), "--methods", "stretch,warp", "--no-lpips", "--no-figures",
-                 "--out", str(tmp_path / "out")])  # fmt: skip
+    code = main(
+        [
+            "eval",
+            str(data),
+            "--methods",
+            "stretch,warp",
+            "--no-lpips",
+            "--no-figures",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     assert code == 0, capsys.readouterr().err
     result = json.loads((tmp_path / "out" / "results.json").read_text())
     assert len(result["scene_info"]) == 8

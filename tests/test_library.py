@@ -436,13 +436,32 @@ def test_stereo_tags_in_names(capsys, tmp_path, tiny_depth):
     Image.fromarray(picture(16, 20)).save(photos / "p.png")
     for layout, tag in [("sbs", "_LR"), ("half-sbs", "_3dh"), ("tb", "_TB"), ("half-tb", "_3dv")]:
         out = tmp_path / layout
-        code, err = run(capsys, tiny_depth, "images", photos, out, "--layout", layout,
-                        "--name-tag", "auto")  # fmt: skip
+        code, err = run(
+            capsys, tiny_depth, "images", photos, out, "--layout", layout, "--name-tag", "auto"
+        )
         assert code == 0, err
         assert sorted(p.name for p in out.iterdir() if p.name != MANIFEST) == [f"p{tag}.png"]
-    code, err = run(capsys, tiny_depth, "images", photos, tmp_path / "own", "--name-tag", "_SBS",
-                    "--format", "jpeg")  # fmt: skip
+    code, err = run(
+        capsys,
+        tiny_depth,
+        "images",
+        photos,
+        tmp_path / "own",
+        "--name-tag",
+        "_SBS",
+        "--format",
+        "jpeg",
+    )
     assert code == 0 and (tmp_path / "own" / "p_SBS.jpg").is_file()
-    code, err = run(capsys, tiny_depth, "images", photos, tmp_path / "pair", "--layout", "pair",
-                    "--name-tag", "auto")  # fmt: skip
+    code, err = run(
+        capsys,
+        tiny_depth,
+        "images",
+        photos,
+        tmp_path / "pair",
+        "--layout",
+        "pair",
+        "--name-tag",
+        "auto",
+    )
     assert code == 0 and {p.name for p in (tmp_path / "pair").glob("p*")} == {"p_L.png", "p_R.png"}

@@ -144,9 +144,14 @@ def test_image_and_video_run_on_the_organism_without_weight_warnings(organism, t
     common = ["--model", str(organism), "--steps", "3", "--device", "cpu"]
     depth = ["--depth-kind", "disparity-px"]
     done = run_cli(
-        "image", str(tmp_path / "in.png"), str(tmp_path / "out.png"),
-        "--depth", str(tmp_path / "d.pfm"), *depth, *common,
-    )  # fmt: skip
+        "image",
+        str(tmp_path / "in.png"),
+        str(tmp_path / "out.png"),
+        "--depth",
+        str(tmp_path / "d.pfm"),
+        *depth,
+        *common,
+    )
     assert done.returncode == 0, done.stderr
     assert not any(w in done.stderr.lower() for w in WEIGHT_WORDS), done.stderr
     assert Image.open(tmp_path / "out.png").size == (128, 48)
@@ -157,9 +162,14 @@ def test_image_and_video_run_on_the_organism_without_weight_warnings(organism, t
     for i in range(2):
         write_pfm(depth_dir / f"{i:03d}.pfm", disparity)
     done = run_cli(
-        "video", str(tmp_path / "in.mp4"), str(tmp_path / "out.mp4"),
-        "--depth", str(depth_dir), *depth, *common,
-    )  # fmt: skip
+        "video",
+        str(tmp_path / "in.mp4"),
+        str(tmp_path / "out.mp4"),
+        "--depth",
+        str(depth_dir),
+        *depth,
+        *common,
+    )
     assert done.returncode == 0, done.stderr
     assert not any(w in done.stderr.lower() for w in WEIGHT_WORDS), done.stderr
     assert (tmp_path / "out.mp4").is_file()
@@ -177,9 +187,17 @@ def test_fast_preset_paints_the_holes_with_taesd(organism, tmp_path):
     given = ["--depth", str(tmp_path / "d.pfm"), "--depth-kind", "disparity-px", "--device", "cpu"]
     taesd = organism.parent / "taesd"
     fast = run_cli(
-        "image", str(tmp_path / "in.png"), str(tmp_path / "fast.png"), "--preset", "fast",
-        "--model", str(organism), "--vae", str(taesd), *given,
-    )  # fmt: skip
+        "image",
+        str(tmp_path / "in.png"),
+        str(tmp_path / "fast.png"),
+        "--preset",
+        "fast",
+        "--model",
+        str(organism),
+        "--vae",
+        str(taesd),
+        *given,
+    )
     assert fast.returncode == 0, fast.stderr
     assert not any(w in fast.stderr.lower() for w in WEIGHT_WORDS), fast.stderr
     warp = run_cli(

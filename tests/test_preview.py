@@ -10,9 +10,25 @@ from tests.clips import numbered_frame, write_clip
 def test_contact_sheet_has_a_row_per_frame_and_a_column_per_setting(capsys, tmp_path, tiny_depth):
     src = write_clip(tmp_path / "clip.mp4", [numbered_frame(i) for i in range(20)])
     out = tmp_path / "sheet.png"
-    argv = ["preview", str(src), str(out), "--frames", "2", "--divergences", "0,6",
-            "--convergences", "0.5,auto", "--cell-width", "128", "--backend", "warp",
-            "--depth-model", str(tiny_depth), "--start", "0.2"]  # fmt: skip
+    argv = [
+        "preview",
+        str(src),
+        str(out),
+        "--frames",
+        "2",
+        "--divergences",
+        "0,6",
+        "--convergences",
+        "0.5,auto",
+        "--cell-width",
+        "128",
+        "--backend",
+        "warp",
+        "--depth-model",
+        str(tiny_depth),
+        "--start",
+        "0.2",
+    ]
     assert main(argv) == 0, capsys.readouterr().err
     sheet = np.asarray(Image.open(out)).astype(int)
     assert sheet.shape == (2 * (18 + 32), 4 * 128, 3)  # SBS cells 128 wide, a caption above each

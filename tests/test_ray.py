@@ -35,8 +35,18 @@ def clip(tmp_path_factory):
 def reference(tmp_path_factory, clip, tiny_depth):
     """The single-process conversion, chunked the same way."""
     out = tmp_path_factory.mktemp("ray-ref") / "single.mp4"
-    args = ["video", clip, out, "--backend", "warp", "--depth-model", tiny_depth,
-            "--chunk-frames", "10", "--quiet"]  # fmt: skip
+    args = [
+        "video",
+        clip,
+        out,
+        "--backend",
+        "warp",
+        "--depth-model",
+        tiny_depth,
+        "--chunk-frames",
+        "10",
+        "--quiet",
+    ]
     assert main([str(a) for a in args]) == 0
     return decode_all(out)[0]
 
@@ -58,8 +68,20 @@ def test_two_workers_give_the_single_process_frames_bit_for_bit(
     cluster, tmp_path, clip, reference, tiny_depth
 ):
     out = tmp_path / "ray.mp4"
-    args = ["video", clip, out, "--backend", "warp", "--depth-model", tiny_depth,
-            "--chunk-frames", "10", "--workers", "2", "--quiet"]  # fmt: skip
+    args = [
+        "video",
+        clip,
+        out,
+        "--backend",
+        "warp",
+        "--depth-model",
+        tiny_depth,
+        "--chunk-frames",
+        "10",
+        "--workers",
+        "2",
+        "--quiet",
+    ]
     assert main([str(a) for a in args]) == 0
     assert_identical(out, reference)
 
@@ -115,8 +137,13 @@ def test_photo_library_on_two_workers_equals_one_process(cluster, tmp_path, tiny
     photos = tmp_path / "photos"
     (photos / "trip").mkdir(parents=True)
     rng = np.random.default_rng(3)
-    for name, size in [("a.png", (40, 64)), ("trip/b.png", (40, 64)), ("trip/c.jpg", (48, 30)),
-                       ("d.png", (48, 30)), ("e.png", (40, 64))]:  # fmt: skip
+    for name, size in [
+        ("a.png", (40, 64)),
+        ("trip/b.png", (40, 64)),
+        ("trip/c.jpg", (48, 30)),
+        ("d.png", (48, 30)),
+        ("e.png", (40, 64)),
+    ]:
         Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(photos / name)
     common = ["--backend", "warp", "--depth-model", str(tiny_depth), "--batch-size", "2", "-q"]
     assert main(["images", str(photos), str(tmp_path / "local"), *common]) == 0
@@ -149,8 +176,9 @@ def library_on(actors, photos, out, tiny_depth):
 
     config = build_config(backend="warp", depth_model=str(tiny_depth), batch_size=4)
     converter = StereoConverter(config, "cpu")
-    return convert_library(converter, photos, out, skip_errors=True, quiet=True,
-                           mapper=ray_photo_batches(actors))  # fmt: skip
+    return convert_library(
+        converter, photos, out, skip_errors=True, quiet=True, mapper=ray_photo_batches(actors)
+    )
 
 
 def test_a_poisoned_photo_is_reported_and_the_rest_done(cluster, tmp_path, tiny_depth):
@@ -162,8 +190,11 @@ def test_a_poisoned_photo_is_reported_and_the_rest_done(cluster, tmp_path, tiny_
     assert "the worker process converting it died" in report.failed[0][1]
     assert sorted(str(s) for s in report.converted) == ["0.png", "1.png", "2.png", "3.png"]
     assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == [
-        "0.png", "1.png", "2.png", "3.png"
-    ]  # fmt: skip
+        "0.png",
+        "1.png",
+        "2.png",
+        "3.png",
+    ]
 
 
 def test_a_photo_batch_whose_worker_died_is_retried(cluster, tmp_path, tiny_depth):

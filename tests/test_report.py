@@ -30,9 +30,27 @@ def card(tmp_path_factory):
 
 def convert(tmp_path, clip, maps, name, *extra):
     out, report = tmp_path / f"{name}.mp4", tmp_path / f"{name}.html"
-    argv = ["video", clip, out, "--backend", "warp", "--depth", maps, "--depth-kind",
-            "relative-disparity", "--divergence", "3", "--chunk-frames", "7", "--device", "cpu",
-            "--quiet", "--report", report, *extra]  # fmt: skip
+    argv = [
+        "video",
+        clip,
+        out,
+        "--backend",
+        "warp",
+        "--depth",
+        maps,
+        "--depth-kind",
+        "relative-disparity",
+        "--divergence",
+        "3",
+        "--chunk-frames",
+        "7",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--report",
+        report,
+        *extra,
+    ]
     assert main([str(a) for a in argv]) == 0
     return report, json.loads(report.with_suffix(".json").read_text())
 
@@ -94,8 +112,17 @@ def test_auto_convergence_removes_the_violations_and_the_report_shows_both(tmp_p
 
 def test_a_json_report_name_is_refused_before_any_work(capsys, tmp_path, card):
     out = tmp_path / "never.mp4"
-    argv = ["video", card[0], out, "--backend", "warp", "--depth", card[1], "--report",
-            tmp_path / "r.json"]  # fmt: skip
+    argv = [
+        "video",
+        card[0],
+        out,
+        "--backend",
+        "warp",
+        "--depth",
+        card[1],
+        "--report",
+        tmp_path / "r.json",
+    ]
     assert main([str(a) for a in argv]) == 1
     assert "give the HTML page's name" in capsys.readouterr().err
     assert not out.exists()
@@ -116,8 +143,20 @@ def test_images_report_has_a_row_per_photo(capsys, tmp_path, tiny_depth, monkeyp
 
     monkeypatch.setattr(StereoConverter, "relative_disparity", known_depth)
     report = tmp_path / "photos.html"
-    argv = ["images", photos, tmp_path / "out", "--backend", "warp", "--depth-model", tiny_depth,
-            "--device", "cpu", "-q", "--report", report]  # fmt: skip
+    argv = [
+        "images",
+        photos,
+        tmp_path / "out",
+        "--backend",
+        "warp",
+        "--depth-model",
+        tiny_depth,
+        "--device",
+        "cpu",
+        "-q",
+        "--report",
+        report,
+    ]
     assert main([str(a) for a in argv]) == 0
     data = json.loads(report.with_suffix(".json").read_text())
     rows = {r["source"]: r for r in data["photos"]}
@@ -138,15 +177,30 @@ def test_images_report_has_a_row_per_photo(capsys, tmp_path, tiny_depth, monkeyp
 
 
 def frame(index, cut=False, left=0.1, right=0.2, violation=False):
-    return {"index": index, "time": index / 25, "cut": cut, "convergence": 0.5, "near_pct": 1.0,
-            "far_pct": -1.0, "front_left": 0.0, "front_right": 0.5 if violation else 0.0,
-            "violation": violation, "holes": 0.01, "change_left": left,
-            "change_right": right}  # fmt: skip
+    return {
+        "index": index,
+        "time": index / 25,
+        "cut": cut,
+        "convergence": 0.5,
+        "near_pct": 1.0,
+        "far_pct": -1.0,
+        "front_left": 0.0,
+        "front_right": 0.5 if violation else 0.0,
+        "violation": violation,
+        "holes": 0.01,
+        "change_left": left,
+        "change_right": right,
+    }
 
 
 def test_shots_split_at_cuts_and_the_cut_is_not_flicker():
-    frames = [frame(0, cut=True), frame(1), frame(2, violation=True),
-              frame(3, cut=True, left=5.0, right=1.0), frame(4, left=0.1, right=0.1)]  # fmt: skip
+    frames = [
+        frame(0, cut=True),
+        frame(1),
+        frame(2, violation=True),
+        frame(3, cut=True, left=5.0, right=1.0),
+        frame(4, left=0.1, right=0.1),
+    ]
     shots = split_shots(list(reversed(frames)))
     assert [[f["index"] for f in s] for s in shots] == [[0, 1, 2], [3, 4]]
     assert flicker_of(shots[0]) == pytest.approx(2.0)

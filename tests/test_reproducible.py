@@ -32,8 +32,13 @@ def moving_clip(path: Path, frames: int = 96) -> Path:
 def run(args: list[str], cpus: list[int] | None = None, **kwargs) -> subprocess.Popen:
     """`python -m stereoconv ARGS` in a new process, limited to `cpus` if given."""
     limit = (lambda: os.sched_setaffinity(0, cpus)) if cpus else None
-    return subprocess.Popen([sys.executable, "-m", "stereoconv", *args], preexec_fn=limit,
-                            stderr=subprocess.PIPE, text=True, **kwargs)  # fmt: skip
+    return subprocess.Popen(
+        [sys.executable, "-m", "stereoconv", *args],
+        preexec_fn=limit,
+        stderr=subprocess.PIPE,
+        text=True,
+        **kwargs,
+    )
 
 
 def finish(job: subprocess.Popen) -> None:
@@ -51,8 +56,15 @@ def assert_same_frames(a: Path, b: Path, count: int) -> None:
 
 
 def common(tiny_depth) -> list[str]:
-    return ["--backend", "warp", "--depth-model", str(tiny_depth), "--chunk-frames", "24",
-            "--quiet"]  # fmt: skip
+    return [
+        "--backend",
+        "warp",
+        "--depth-model",
+        str(tiny_depth),
+        "--chunk-frames",
+        "24",
+        "--quiet",
+    ]
 
 
 @pytest.fixture(scope="module")

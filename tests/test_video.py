@@ -51,8 +51,9 @@ def video_info(path):
 def test_bikes_keeps_frames_timing_and_the_left_view(capsys, tmp_path, tiny_depth):
     src = bikes_path()
     out = tmp_path / "bikes_sbs.mp4"
-    code, stdout, err = run(capsys, "video", src, out, "--depth-model", tiny_depth,
-                            "--chunk-frames", "100")  # fmt: skip
+    code, stdout, err = run(
+        capsys, "video", src, out, "--depth-model", tiny_depth, "--chunk-frames", "100"
+    )
     assert code == 0, err
     assert "250 frames" in stdout
     frames_in, times_in = decode_all(src)
@@ -60,8 +61,9 @@ def test_bikes_keeps_frames_timing_and_the_left_view(capsys, tmp_path, tiny_dept
     assert len(frames_out) == len(frames_in) == 250
     assert video_info(out)[1:3] == (1280, 272)
     step = times_in[1] - times_in[0]
-    assert np.allclose(np.array(times_out) - times_out[0], np.array(times_in) - times_in[0],
-                       atol=1e-6)  # fmt: skip
+    assert np.allclose(
+        np.array(times_out) - times_out[0], np.array(times_in) - times_in[0], atol=1e-6
+    )
     with av.open(str(src)) as a, av.open(str(out)) as b:
         da = float(a.streams.video[0].duration * a.streams.video[0].time_base)
         db = float(b.streams.video[0].duration * b.streams.video[0].time_base)
@@ -73,8 +75,9 @@ def test_bikes_keeps_frames_timing_and_the_left_view(capsys, tmp_path, tiny_dept
 
 def test_numbered_frames_and_audio_in_order(capsys, tmp_path, numbered, tiny_depth):
     out = tmp_path / "n.mkv"
-    code, _, err = run(capsys, "video", numbered, out, "--depth-model", tiny_depth,
-                       "--chunk-frames", "7")  # fmt: skip
+    code, _, err = run(
+        capsys, "video", numbered, out, "--depth-model", tiny_depth, "--chunk-frames", "7"
+    )
     assert code == 0, err
     frames, times = decode_all(out)
     assert [read_number(f) for f in frames] == list(range(50))
@@ -83,15 +86,35 @@ def test_numbered_frames_and_audio_in_order(capsys, tmp_path, numbered, tiny_dep
 
 def test_start_and_end_trim_video_and_audio(capsys, tmp_path, numbered, tiny_depth):
     out = tmp_path / "trim.mp4"
-    code, _, err = run(capsys, "video", numbered, out, "--depth-model", tiny_depth,
-                       "--start", "0.4", "--end", "1.2", "--chunk-frames", "8")  # fmt: skip
+    code, _, err = run(
+        capsys,
+        "video",
+        numbered,
+        out,
+        "--depth-model",
+        tiny_depth,
+        "--start",
+        "0.4",
+        "--end",
+        "1.2",
+        "--chunk-frames",
+        "8",
+    )
     assert code == 0, err
     frames, times = decode_all(out)
     assert [read_number(f) for f in frames] == list(range(10, 30))
     assert times[0] == pytest.approx(0.0, abs=1e-3)
     assert abs(audio_duration(out) - 0.8) < 0.05
-    code, _, err = run(capsys, "video", numbered, tmp_path / "max.mp4", "--depth-model",
-                       tiny_depth, "--max-frames", "12")  # fmt: skip
+    code, _, err = run(
+        capsys,
+        "video",
+        numbered,
+        tmp_path / "max.mp4",
+        "--depth-model",
+        tiny_depth,
+        "--max-frames",
+        "12",
+    )
     assert code == 0, err
     assert [read_number(f) for f in decode_all(tmp_path / "max.mp4")[0]] == list(range(12))
 
@@ -99,11 +122,13 @@ def test_start_and_end_trim_video_and_audio(capsys, tmp_path, numbered, tiny_dep
 def test_variable_frame_rate_keeps_its_timestamps(capsys, tmp_path, tiny_depth):
     tb = Fraction(1, 12800)
     pts = [0, 512, 1100, 1500, 2600, 3000, 3512, 4000, 5200, 5600, 6100, 7000, 7300, 8900]
-    src = write_clip(tmp_path / "vfr.mp4", [numbered_frame(i) for i in range(len(pts))], pts=pts,
-                     time_base=tb)  # fmt: skip
+    src = write_clip(
+        tmp_path / "vfr.mp4", [numbered_frame(i) for i in range(len(pts))], pts=pts, time_base=tb
+    )
     out = tmp_path / "vfr_sbs.mp4"
-    code, _, err = run(capsys, "video", src, out, "--depth-model", tiny_depth,
-                       "--chunk-frames", "5")  # fmt: skip
+    code, _, err = run(
+        capsys, "video", src, out, "--depth-model", tiny_depth, "--chunk-frames", "5"
+    )
     assert code == 0, err
     frames, times = decode_all(out)
     assert [read_number(f) for f in frames] == list(range(len(pts)))
@@ -142,8 +167,14 @@ def test_ten_bit_hdr_input_stays_ten_bit(capsys, tmp_path, tiny_depth):
     frame = np.stack([np.tile(ramp, (64, 1))] * 3, axis=-1)
     frames = [np.ascontiguousarray(frame) for _ in range(4)]
     pq_bt2020 = (9, 16, 9, 1)  # primaries, transfer (PQ), matrix, limited range
-    src = write_clip(tmp_path / "hdr.mkv", frames, codec="libx265", pix_fmt="yuv420p10le",
-                     colour=pq_bt2020, input_format="rgb48le")  # fmt: skip
+    src = write_clip(
+        tmp_path / "hdr.mkv",
+        frames,
+        codec="libx265",
+        pix_fmt="yuv420p10le",
+        colour=pq_bt2020,
+        input_format="rgb48le",
+    )
     out = tmp_path / "hdr_sbs.mkv"
     code, _, err = run(capsys, "video", src, out, "--depth-model", tiny_depth)
     assert code == 0, err
@@ -192,8 +223,9 @@ def test_names_in_a_folder_carry_the_stereo_tag(capsys, tmp_path, numbered, tiny
     assert run(capsys, "video", numbered, f"{tmp_path}/new/", "--layout", "half-tb", *base)[0] == 0
     assert [p.name for p in folder.iterdir()] == ["numbered_LR.mp4"]
     assert [p.name for p in (tmp_path / "new").iterdir()] == ["numbered_3dv.mp4"]
-    code, _, err = run(capsys, "video", numbered, folder, "--name-tag", "_SBS", "--layout", "sbs",
-                       *base)  # fmt: skip
+    code, _, err = run(
+        capsys, "video", numbered, folder, "--name-tag", "_SBS", "--layout", "sbs", *base
+    )
     assert code == 0 and (folder / "numbered_SBS.mp4").is_file()
     # a file name the user gave is kept as given, whatever the tag
     assert run(capsys, "video", numbered, tmp_path / "mine.mkv", *base)[0] == 0
@@ -201,11 +233,22 @@ def test_names_in_a_folder_carry_the_stereo_tag(capsys, tmp_path, numbered, tiny
 
 
 @pytest.mark.parametrize("suffix", [".mkv", ".mp4", ".mov"])
-def test_frame_rate_is_the_source_rate_and_mp4_starts_fast(capsys, tmp_path, numbered, tiny_depth,
-                                                          suffix):  # fmt: skip
+def test_frame_rate_is_the_source_rate_and_mp4_starts_fast(
+    capsys, tmp_path, numbered, tiny_depth, suffix
+):
     out = tmp_path / f"rate{suffix}"
-    code, _, err = run(capsys, "video", numbered, out, "--depth-model", tiny_depth,
-                       "--max-frames", "6", "--chunk-frames", "4")  # fmt: skip
+    code, _, err = run(
+        capsys,
+        "video",
+        numbered,
+        out,
+        "--depth-model",
+        tiny_depth,
+        "--max-frames",
+        "6",
+        "--chunk-frames",
+        "4",
+    )
     assert code == 0, err
     with av.open(str(out)) as c:  # Matroska's DefaultDuration once said 12800 fps here
         assert c.streams.video[0].average_rate == 25
@@ -227,9 +270,22 @@ def test_known_depth_scene_is_stable_and_matches_the_right_eye(capsys, tmp_path)
         np.save(maps / f"{t:04d}.npy", disparity)
     src = write_clip(tmp_path / "planes.mkv", lefts, codec="libx264", pix_fmt="yuv444p")
     out = tmp_path / "planes_sbs.mkv"
-    code, stdout, err = run(capsys, "video", src, out, "--depth", maps, "--depth-kind",
-                            "disparity-px", "--crf", "4", "--pix-fmt", "yuv444p",
-                            "--chunk-frames", "10")  # fmt: skip
+    code, stdout, err = run(
+        capsys,
+        "video",
+        src,
+        out,
+        "--depth",
+        maps,
+        "--depth-kind",
+        "disparity-px",
+        "--crf",
+        "4",
+        "--pix-fmt",
+        "yuv444p",
+        "--chunk-frames",
+        "10",
+    )
     assert code == 0, err
     decoded, _ = decode_all(out)
     left_out = np.stack([f[:, :160] for f in decoded])
@@ -309,8 +365,9 @@ def test_bad_inputs(capsys, tmp_path, numbered):
     with av.open(str(tmp_path / "audio.m4a"), "w") as out:
         stream = out.add_stream("aac", rate=48000)
         stream.layout = "mono"
-        frame = av.AudioFrame.from_ndarray(np.zeros((1, 1024), np.float32), format="flt",
-                                           layout="mono")  # fmt: skip
+        frame = av.AudioFrame.from_ndarray(
+            np.zeros((1, 1024), np.float32), format="flt", layout="mono"
+        )
         frame.sample_rate, frame.pts = 48000, 0
         out.mux(stream.encode(frame))
         out.mux(stream.encode())
@@ -340,8 +397,17 @@ def test_work_folder_of_another_job_is_not_reused(capsys, tmp_path, numbered, ti
     (work / "job.json").write_text(json.dumps({"fingerprint": "someone else"}))
     code, _, err = run(capsys, "video", numbered, out, "--depth-model", tiny_depth)
     assert code == 1 and "another job" in err[0]
-    code, _, err = run(capsys, "video", numbered, out, "--depth-model", tiny_depth,
-                       "--overwrite", "--max-frames", "3")  # fmt: skip
+    code, _, err = run(
+        capsys,
+        "video",
+        numbered,
+        out,
+        "--depth-model",
+        tiny_depth,
+        "--overwrite",
+        "--max-frames",
+        "3",
+    )
     assert code == 0, err
 
 
@@ -358,14 +424,27 @@ def test_memory_stays_flat_for_a_ten_times_longer_clip(tmp_path, tiny_depth):
 
     peaks = {}
     for frames in (60, 600):  # 2 and 20 chunks
-        src = write_clip(tmp_path / f"c{frames}.mp4", [numbered_frame(i)
-                                                      for i in range(frames)])  # fmt: skip
-        cmd = [sys.executable, "-m", "stereoconv", "video", str(src),
-               str(tmp_path / f"o{frames}.mp4"), "--backend", "warp", "--depth-model",
-               str(tiny_depth), "--quiet", "--chunk-frames", "30",
-               "--encoder-preset", "ultrafast"]  # fmt: skip
-        out = subprocess.run([sys.executable, "-c", PEAK_RSS, *cmd], check=True,
-                             capture_output=True, text=True)  # fmt: skip
+        src = write_clip(tmp_path / f"c{frames}.mp4", [numbered_frame(i) for i in range(frames)])
+        cmd = [
+            sys.executable,
+            "-m",
+            "stereoconv",
+            "video",
+            str(src),
+            str(tmp_path / f"o{frames}.mp4"),
+            "--backend",
+            "warp",
+            "--depth-model",
+            str(tiny_depth),
+            "--quiet",
+            "--chunk-frames",
+            "30",
+            "--encoder-preset",
+            "ultrafast",
+        ]
+        out = subprocess.run(
+            [sys.executable, "-c", PEAK_RSS, *cmd], check=True, capture_output=True, text=True
+        )
         peaks[frames] = int(out.stdout.strip()) / 1024  # MiB
     print(f"\npeak RSS: 60 frames {peaks[60]:.0f} MiB, 600 frames {peaks[600]:.0f} MiB")
     assert peaks[600] - peaks[60] < 25

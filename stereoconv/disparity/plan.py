@@ -91,10 +91,13 @@ class DisparityPlan:
     def of(cls, config: StereoConfig, given: bool = False) -> DisparityPlan:
         """The plan of a config; `given`: the job's depth comes from --depth."""
         return cls(
-            config.divergence, config.convergence, config.auto_convergence,
-            config.depth_low_pct, config.depth_high_pct,
+            config.divergence,
+            config.convergence,
+            config.auto_convergence,
+            config.depth_low_pct,
+            config.depth_high_pct,
             given and config.depth_kind == "disparity-px",
-        )  # fmt: skip
+        )
 
     def range(self, relative: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-frame (low, high) normalisation range, (B,) each."""

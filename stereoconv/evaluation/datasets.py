@@ -201,8 +201,9 @@ VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".m4v", ".avi", ".webm")
 
 
 def _video(root: Path, stem: str) -> Path | None:
-    return next((p for p in sorted(root.glob(f"{stem}.*")) if p.suffix.lower() in VIDEO_SUFFIXES),
-                None)  # fmt: skip
+    return next(
+        (p for p in sorted(root.glob(f"{stem}.*")) if p.suffix.lower() in VIDEO_SUFFIXES), None
+    )
 
 
 def stereo_video(root: Path) -> list[SceneSource]:
@@ -225,10 +226,14 @@ def stereo_video(root: Path) -> list[SceneSource]:
         raise UserError(f"{root}: the left, right and disparity videos have different lengths")
     to8 = lambda f: (f >> 8).astype(np.uint8) if f.dtype == np.uint16 else f  # noqa: E731
     return [
-        SceneSource(f"frame-{i:06d}", lambda i=i: Scene(
-            f"frame-{i:06d}", to8(left[i]), to8(right[i]), disparities[i], {"frame": i}))
+        SceneSource(
+            f"frame-{i:06d}",
+            lambda i=i: Scene(
+                f"frame-{i:06d}", to8(left[i]), to8(right[i]), disparities[i], {"frame": i}
+            ),
+        )
         for i in range(count)
-    ]  # fmt: skip
+    ]
 
 
 def detect_layout(root: Path) -> str:

@@ -29,9 +29,20 @@ from stereoconv.evaluation.classical import CLASSICAL_METHODS
 ON_OFF = {"on": True, "off": False}
 COMPOSITE_NAMES = {"hybrid": "hybrid", "pure": "none", "none": "none"}
 DIFFUSION_KEYS = (
-    "attention", "spsmd", "deblur", "composite", "nulltext", "shift", "guidance", "steps",
-    "minwidth", "start", "maxside", "border", "margin",
-)  # fmt: skip
+    "attention",
+    "spsmd",
+    "deblur",
+    "composite",
+    "nulltext",
+    "shift",
+    "guidance",
+    "steps",
+    "minwidth",
+    "start",
+    "maxside",
+    "border",
+    "margin",
+)
 # the switches beyond the paper's four: method field, config field, parser
 EXTRA_SWITCHES = {
     "nulltext": ("null_text", "null_text", lambda v: ON_OFF[v]),

@@ -330,8 +330,9 @@ def convert_library(
         report.failed.append((source, why))
 
     checking = tqdm(sources, desc="checking", unit="file", disable=quiet, leave=False)
-    tasks = plan(in_dir, out_dir, checking, config, requested, manifest, overwrite, fail, report,
-                 tag)  # fmt: skip
+    tasks = plan(
+        in_dir, out_dir, checking, config, requested, manifest, overwrite, fail, report, tag
+    )
     tasks.sort(key=lambda t: (t.size_hint, str(t.source)))
     if tasks:  # one run writes OUT_DIR at a time; planning wrote nothing, so a bad photo found
         lock.hold(out_dir, folder=True)  # there leaves no OUT_DIR behind

@@ -76,12 +76,14 @@ def frame_stats(disparity: torch.Tensor, width: int, holes: bool = True) -> list
     out = []
     for i in range(disparity.shape[0]):
         d = disparity[i]
-        out.append(Parallax(
-            near_pct=float(d.max()) / width * 100,
-            far_pct=float(d.min()) / width * 100,
-            front_left=float(front_left[i]),
-            front_right=float(front_right[i]),
-            violation=bool(max(front_left[i], front_right[i]) > VIOLATION_SHARE),
-            holes=None if hole_share is None else float(hole_share[i]),
-        ))  # fmt: skip
+        out.append(
+            Parallax(
+                near_pct=float(d.max()) / width * 100,
+                far_pct=float(d.min()) / width * 100,
+                front_left=float(front_left[i]),
+                front_right=float(front_right[i]),
+                violation=bool(max(front_left[i], front_right[i]) > VIOLATION_SHARE),
+                holes=None if hole_share is None else float(hole_share[i]),
+            )
+        )
     return out

@@ -54,8 +54,9 @@ def convert_chunk(
             per_frame = changes.add(left, right)
             # 6. Per-frame statistics (--report)
             if job.collect_stats:
-                frames_stats += frame_records(job, plan, batch, cuts, disparity, convergence,
-                                              per_frame)  # fmt: skip
+                frames_stats += frame_records(
+                    job, plan, batch, cuts, disparity, convergence, per_frame
+                )
             # 7. Pack the views and encode them
             first_pts = batch.pts[0] if first_pts is None else first_pts
             encoder.write(packed_frames(left, right, job), batch.pts)
@@ -108,17 +109,19 @@ def frame_records(
     for i, pts, cut, stat, other, change in zip(
         batch.indices, batch.pts, cuts, measured, fixed, changes, strict=True
     ):
-        records.append(FrameRecord(
-            stat,
-            index=i,
-            time=float((pts - job.pts[0]) * job.info.time_base),
-            cut=cut,
-            convergence=job.convergence_plan[i] if job.convergence_plan else plan.convergence,
-            change_left=None if change is None else change[0],
-            change_right=None if change is None else change[1],
-            violation_without_auto=None if other is None else other.violation,
-            near_pct_without_auto=None if other is None else other.near_pct,
-        ))  # fmt: skip
+        records.append(
+            FrameRecord(
+                stat,
+                index=i,
+                time=float((pts - job.pts[0]) * job.info.time_base),
+                cut=cut,
+                convergence=job.convergence_plan[i] if job.convergence_plan else plan.convergence,
+                change_left=None if change is None else change[0],
+                change_right=None if change is None else change[1],
+                violation_without_auto=None if other is None else other.violation,
+                near_pct_without_auto=None if other is None else other.near_pct,
+            )
+        )
     return records
 
 

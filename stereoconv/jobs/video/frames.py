@@ -34,9 +34,12 @@ class DepthBatch:
         if len(keep) == len(self.indices):
             return self  # no copy: the common case
         return DepthBatch(
-            [self.indices[j] for j in keep], [self.pts[j] for j in keep],
-            self.frames[keep], self.relative[keep], self.given,
-        )  # fmt: skip
+            [self.indices[j] for j in keep],
+            [self.pts[j] for j in keep],
+            self.frames[keep],
+            self.relative[keep],
+            self.given,
+        )
 
 
 def batched(items: Iterable, size: int) -> Iterator[list]:
@@ -98,8 +101,12 @@ def depth_batches(
             yield DepthBatch(indices, pts, x, converter.relative_disparity(x), False)
             continue
         maps = depth_frames.read(indices[0], indices[-1] + 1)
-        given = torch.cat([
-            depth_from_values(v, k, cfg.depth_kind, job.info.height, job.info.width,
-                              cfg.depth_scale) for v, k in maps
-        ]).to(device)  # fmt: skip
+        given = torch.cat(
+            [
+                depth_from_values(
+                    v, k, cfg.depth_kind, job.info.height, job.info.width, cfg.depth_scale
+                )
+                for v, k in maps
+            ]
+        ).to(device)
         yield DepthBatch(indices, pts, x, given, True)

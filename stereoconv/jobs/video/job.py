@@ -112,6 +112,55 @@ def output_name(input_path: Path, layout: str, tag: str) -> str:
     return f"{input_path.stem}{tag}{suffix}"
 
 
+def check_output(config: StereoConfig, input_path: Path, output: Path) -> None:
+    """Refuse an output the layout or the container cannot make, or the input itself."""
+    if config.layout == "pair":
+        raise UserError("--layout pair makes two files per picture; for video use sbs or tb")
+    if config.layout == "spatial" and output.suffix.lower() != ".mov":
+        raise UserError("--layout spatial writes Apple spatial video: name the output .mov")
+    if output.suffix.lower() not in CONTAINERS:
+        raise UserError(
+            f"unsupported output container {output.suffix or '(none)'!r}: "
+            f"use {', '.join(CONTAINERS)}"
+        )
+    if output.exists() and output.resolve() == input_path.resolve():
+        raise UserError(f"output {output} is the input file; choose another name")
+
+
+def encoder_settings(
+    config: StereoConfig, options: VideoOptions, info: VideoInfo, notify: Callable[[str], None]
+) -> EncoderSettings:
+    """The encoder of the job's chunks: codec, pixel format, packed size (--max-size) and rate
+    (--max-fps)."""
+    pix_fmt = options.pix_fmt
+    if pix_fmt == "auto":
+        pix_fmt = "yuv420p10le" if info.high_bit_depth else "yuv420p"
+    view = view_size_within(
+        info.height, info.width, config.layout, options.max_size, config.vr180_hfov
+    )
+    height, width = legal_size(*packed_size(*view, config.layout, config.vr180_hfov))
+    if config.layout == "spatial":  # MV-HEVC Multiview Main: 8-bit 4:2:0 HEVC (media/mvhevc.py)
+        if pix_fmt != "yuv420p":
+            notify(f"spatial video is 8-bit 4:2:0 HEVC (Multiview Main): yuv420p, not {pix_fmt}")
+        pix_fmt, codec = "yuv420p", "libx265"
+    else:
+        codec, why = choose_codec(options.codec, width, "10" in pix_fmt)
+        if why:
+            notify(why)
+    return EncoderSettings(
+        codec,
+        options.crf,
+        options.preset,
+        pix_fmt,
+        width,
+        height,
+        info.time_base,
+        capped_rate(info.frame_rate, options.max_fps),
+        info.colour,
+        config.layout,
+    )
+
+
 def prepare_job(
     config: StereoConfig,
     input_path: Path,
@@ -125,17 +174,7 @@ def prepare_job(
 ) -> VideoJob:
     """Validate everything, read the frame timestamps and set up (or reopen) the work folder."""
     input_path, output = Path(input_path), Path(output)
-    if config.layout == "pair":
-        raise UserError("--layout pair makes two files per picture; for video use sbs or tb")
-    if config.layout == "spatial" and output.suffix.lower() != ".mov":
-        raise UserError("--layout spatial writes Apple spatial video: name the output .mov")
-    if output.suffix.lower() not in CONTAINERS:
-        raise UserError(
-            f"unsupported output container {output.suffix or '(none)'!r}: "
-            f"use {', '.join(CONTAINERS)}"
-        )
-    if output.exists() and output.resolve() == input_path.resolve():
-        raise UserError(f"output {output} is the input file; choose another name")
+    check_output(config, input_path, output)
     info = probe(input_path)
     check_header(info, config.max_megapixels)
     if output.exists() and not overwrite:
@@ -158,30 +197,23 @@ def prepare_job(
     depth_offset = 0
     if depth is not None and options.start:
         depth_offset = len(frame_timestamps(input_path, 0, options.start))
-    pix_fmt = options.pix_fmt
-    if pix_fmt == "auto":
-        pix_fmt = "yuv420p10le" if info.high_bit_depth else "yuv420p"
-    view = view_size_within(
-        info.height, info.width, config.layout, options.max_size, config.vr180_hfov
-    )
-    height, width = legal_size(*packed_size(*view, config.layout, config.vr180_hfov))
-    if config.layout == "spatial":  # MV-HEVC Multiview Main: 8-bit 4:2:0 HEVC (media/mvhevc.py)
-        if pix_fmt != "yuv420p":
-            notify(f"spatial video is 8-bit 4:2:0 HEVC (Multiview Main): yuv420p, not {pix_fmt}")
-        pix_fmt, codec = "yuv420p", "libx265"
-    else:
-        codec, why = choose_codec(options.codec, width, "10" in pix_fmt)
-        if why:
-            notify(why)
-    encoder = EncoderSettings(
-        codec, options.crf, options.preset, pix_fmt, width, height, info.time_base,
-        capped_rate(info.frame_rate, options.max_fps), info.colour, config.layout,
-    )  # fmt: skip
+    encoder = encoder_settings(config, options, info, notify)
     workdir = output.with_name(f".{output.name}.stereoconv-work")
     job = VideoJob(
-        input_path, output, config, options, info, tuple(pts), encoder, depth, depth_offset,
-        save_depth, workdir, collect_stats=collect_stats, repeated=repeated,
-    )  # fmt: skip
+        input_path,
+        output,
+        config,
+        options,
+        info,
+        tuple(pts),
+        encoder,
+        depth,
+        depth_offset,
+        save_depth,
+        workdir,
+        collect_stats=collect_stats,
+        repeated=repeated,
+    )
     if depth is not None and len(DepthFrames(depth, depth_offset)) < len(pts):
         raise UserError(f"--depth {depth} has fewer frames than the {len(pts)} to convert")
     lock.hold(output, notify)  # before the work folder: never touch a live run's work

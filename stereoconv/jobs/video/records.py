@@ -101,13 +101,15 @@ class ChunkRecord:
     frames_stats: list[FrameRecord] = field(default_factory=list)
 
     def to_json(self) -> str:
-        return json.dumps({
-            "frames": self.frames,
-            "expected": self.expected,
-            "first_pts": self.first_pts,
-            "flicker": dataclasses.asdict(self.flicker),
-            "frames_stats": [f.to_json() for f in self.frames_stats],
-        })  # fmt: skip
+        return json.dumps(
+            {
+                "frames": self.frames,
+                "expected": self.expected,
+                "first_pts": self.first_pts,
+                "flicker": dataclasses.asdict(self.flicker),
+                "frames_stats": [f.to_json() for f in self.frames_stats],
+            }
+        )
 
     def write(self, path: Path) -> None:
         with atomic_output(path) as tmp:
