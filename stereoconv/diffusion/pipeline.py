@@ -107,14 +107,18 @@ class StereoDiffusion:
         uncond = c.encode_prompt("").expand(n, -1, -1) if self.config.guidance > 1 else None
         return cond, uncond
 
-    def deblur_noise(self, shape: torch.Size) -> torch.Tensor:
-        """The same seeded noise for every frame, so a frame's result does not depend on its
-        place in the batch, and a static shot stays static. Its own stream (seed + 1): with the
-        seed of the initial noise, text and depth to stereo would refill the holes with the
-        very noise the left view grew from, and the holes would regrow the left view."""
-        g = torch.Generator("cpu").manual_seed(self.config.seed + 1)
+    def shared_noise(self, shape: torch.Size, stream: int) -> torch.Tensor:
+        """One seeded draw (seed + stream) shared by every row of `shape`, so a frame's result
+        does not depend on its place in the batch, and a static shot stays static."""
+        g = torch.Generator("cpu").manual_seed(self.config.seed + stream)
         noise = torch.randn((1, *shape[1:]), generator=g)
         return noise.expand(shape).to(self.components.device)
+
+    def deblur_noise(self, shape: torch.Size) -> torch.Tensor:
+        """The deblur noise, on its own stream (seed + 1): with the seed of the initial noise,
+        text and depth to stereo would refill the holes with the very noise the left view grew
+        from, and the holes would regrow the left view."""
+        return self.shared_noise(shape, 1)
 
     # --- image to stereo (the main job) -------------------------------------------------------
 
@@ -206,7 +210,7 @@ class StereoDiffusion:
             views = torch.cat([images, warped]) if stereo else warped
             latents = c.encode_images(views, cfg.batch_size)
             if cfg.fill_start == "noise":
-                eps = self.fill_noise(latents.shape)
+                eps = self.shared_noise(latents.shape, 2)  # its own stream
                 path = noised_trajectory(latents, eps, c.scheduler, start)
             else:
                 emb = cond.repeat(latents.shape[0] // n, 1, 1)
@@ -225,13 +229,6 @@ class StereoDiffusion:
                 callback=callback,
             )
             return c.decode_latents(right, cfg.batch_size)
-
-    def fill_noise(self, shape: torch.Size) -> torch.Tensor:
-        """The eps of fill_start = noise: one seeded draw shared by every frame and view (as
-        deblur_noise, so a static shot stays static), its own stream (seed + 2)."""
-        g = torch.Generator("cpu").manual_seed(self.config.seed + 2)
-        noise = torch.randn((1, *shape[1:]), generator=g)
-        return noise.expand(shape).to(self.components.device)
 
     # --- text to stereo -----------------------------------------------------------------------
 
