@@ -55,9 +55,9 @@ def save_sd15(folder: Path) -> Path:
 def make_clip(
     image: Path, out: Path, frames: int, width: int = 1280, height: int = 720, gray: bool = False
 ) -> Path:
-    """A horizontal pan (2 px per frame) across `image` scaled to 1.5x the clip's height; gray:
-    `image` is a disparity map (PFM), written losslessly (FFV1) in pixels of the clip, rounded,
-    0 where unknown, for `--depth-kind disparity-px`."""
+    """A horizontal pan (2 px per frame, back and forth) across `image` scaled to 1.5x the
+    clip's height; gray: `image` is a disparity map (PFM), written losslessly (FFV1) in pixels
+    of the clip, rounded, 0 where unknown, for `--depth-kind disparity-px`."""
     import av
 
     if gray:
@@ -83,8 +83,10 @@ def make_clip(
             stream = container.add_stream("libx264", rate=24, options={"crf": "18"})
             stream.pix_fmt = "yuv420p"
         stream.width, stream.height = width, height
+        room = big.shape[1] - width
         for i in range(frames):
-            x = min(2 * i, big.shape[1] - width)
+            x = (2 * i) % (2 * room)  # back and forth: every frame moves, as in real footage
+            x = x if x <= room else 2 * room - x
             crop = np.ascontiguousarray(big[:height, x : x + width])
             frame = av.VideoFrame.from_ndarray(crop, format="gray" if gray else "rgb24")
             container.mux(stream.encode(frame))
@@ -137,11 +139,56 @@ class StackSampler:
         self.stop.set()
         self.thread.join()
 
-    def report(self, top: int = 30) -> list[str]:
+    def report(self, top: int = 60) -> list[str]:
         total = sum(self.counts.values()) or 1
         return [
             f"{n / total:6.1%}  {thread:20s} {inner}  <- {own}"
             for (thread, inner, own), n in self.counts.most_common(top)
+        ]
+
+
+class Timeline:
+    """When the job's phases begin and end, seconds from the CLI's start: preparing the job
+    (probe, timestamps), the model loads, each chunk (with its thread), the join."""
+
+    def __init__(self) -> None:
+        self.origin, self.events, self.originals = time.perf_counter(), [], []
+
+    def wrap(self, module, name: str, label) -> None:
+        inner = getattr(module, name)
+        self.originals.append((module, name, inner))
+
+        def timed(*args, **kwargs):
+            import threading
+
+            start = time.perf_counter() - self.origin
+            try:
+                return inner(*args, **kwargs)
+            finally:
+                end = time.perf_counter() - self.origin
+                what = label(*args, **kwargs)
+                self.events.append((what, threading.current_thread().name, start, end))
+
+        setattr(module, name, timed)
+
+    def install(self) -> None:
+        import stereoconv.converter as converter
+        import stereoconv.jobs.video.job as job
+        import stereoconv.runner.local as local
+
+        self.wrap(job, "prepare_job", lambda *a, **k: "prepare_job")
+        self.wrap(local, "convert_chunk", lambda job, conv, chunk, *a: f"chunk {chunk.first}")
+        self.wrap(local, "finish_job", lambda *a, **k: "finish_job")
+        self.wrap(converter, "DepthEstimator", lambda *a, **k: "load the depth model")
+
+    def uninstall(self) -> None:
+        for module, name, inner in self.originals:
+            setattr(module, name, inner)
+
+    def rows(self) -> list[str]:
+        return [
+            f"{s:7.2f} {e:7.2f}  {w:20s} {t}"
+            for w, t, s, e in sorted(self.events, key=lambda e: e[2])
         ]
 
 
@@ -207,6 +254,14 @@ def main() -> None:
         "--sample", action="store_true", help="sample the threads' stacks in the long runs"
     )
     parser.add_argument(
+        "--timeline", action="store_true", help="print when each phase ran, in the long runs"
+    )
+    parser.add_argument(
+        "--chunks-at-once",
+        type=int,
+        help="chunks converted at once (default: the product's choice, runner.local)",
+    )
+    parser.add_argument(
         "--smoke", action="store_true", help="tiny models, a small clip, the CPU: checks the script"
     )
     args = parser.parse_args()
@@ -235,6 +290,10 @@ def main() -> None:
         if pfm.exists()
     }
     counts = count_work()
+    if args.chunks_at_once:
+        import stereoconv.runner.local as local
+
+        local.chunks_at_once = lambda converter: args.chunks_at_once
     report = {
         "date": datetime.date.today().isoformat(),
         "card": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu (smoke)",
@@ -260,17 +319,25 @@ def main() -> None:
                 for e in extra_args
                 for a in ([*depth_args, "--depth-scale", scale] if e == "GIVEN" else [e])
             ]
+            timeline = Timeline()
+            if args.timeline and n == long:
+                timeline.install()
             if args.sample and n == long:
                 with StackSampler() as sampler:
                     seconds[n] = run_cli([*base, *expanded, "--overwrite", "--quiet"])
                 print("\n".join(sampler.report()))
             else:
                 seconds[n] = run_cli([*base, *expanded, "--overwrite", "--quiet"])
+            if args.timeline and n == long:
+                print(f"{name}, {n} frames, {seconds[n]:.2f} s:", *timeline.rows(), sep="\n")
+                report.setdefault("timelines", {})[name] = timeline.events
+                timeline.uninstall()
             images, filled = (counts.unet_images - before[0], counts.diffusion_frames - before[1])
         result = {
             "args": extra_args,
             "seconds": seconds,
             "seconds_per_frame": (seconds[long] - seconds[short]) / (long - short),
+            "long_clip_fps_whole_run": long / seconds[long],
             "startup_seconds_estimate": seconds[short]
             - short * (seconds[long] - seconds[short]) / (long - short),
             "unet_images_per_frame": images / long,
@@ -283,6 +350,7 @@ def main() -> None:
         args.out.write_text(json.dumps(report, indent=2))
         print(
             f"{name:24s} {result['seconds_per_frame']:.3f} s/frame  "
+            f"{result['long_clip_fps_whole_run']:.1f} fps whole run  "
             f"start-up {result['startup_seconds_estimate']:.1f} s  "
             f"UNet images/frame {result['unet_images_per_frame']:.0f}  "
             f"diffused {result['frames_through_diffusion']}  {result['peak_gib']:.1f} GiB",

@@ -115,25 +115,31 @@ class ChunkEncoderBase:
         self._writer = Background(self._encode)
 
     def write(self, frames: np.ndarray, pts: list[int]) -> None:
-        """frames: (B, H, W, 3) uint8 or uint16 RGB, already of the encoder's size. Returns at
-        once; the batch is encoded in the background."""
+        """frames of the encoder's size: (B, H, W, 3) uint8 or uint16 RGB, or (B, H * 3 // 2, W)
+        uint8 yuv420p already in the stream's colours (jobs/video/frames.to_i420_array). Returns
+        at once; the batch is encoded in the background."""
         self._writer.submit((frames, pts))
 
     def _encode(self, batch: tuple[np.ndarray, list[int]]) -> None:
         frames, pts = batch
-        fmt = "rgb48le" if frames.dtype == np.uint16 else "rgb24"
-        for rgb, t in zip(frames, pts, strict=True):
-            self._encode_frame(rgb, t, fmt)
+        if frames.ndim == 3:
+            fmt = "yuv420p"
+        else:
+            fmt = "rgb48le" if frames.dtype == np.uint16 else "rgb24"
+        for picture, t in zip(frames, pts, strict=True):
+            self._encode_frame(picture, t, fmt)
             self.frames += 1
 
-    def yuv_frame(self, rgb: np.ndarray, pts: int, fmt: str, pix_fmt: str) -> av.VideoFrame:
-        """An RGB picture as a frame of the encoder's pixel format and colour tags."""
+    def yuv_frame(self, picture: np.ndarray, pts: int, fmt: str, pix_fmt: str) -> av.VideoFrame:
+        """A picture in `fmt` as a frame of the encoder's pixel format and colour tags (RGB is
+        converted by swscale; yuv420p, converted on the device, is taken as it is)."""
         s = self.settings
-        matrix = s.colour.matrix if s.colour.matrix != 2 else None
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format=fmt)
-        frame = frame.reformat(
-            format=pix_fmt, dst_colorspace=matrix, dst_color_range=s.colour.range or None
-        )
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(picture), format=fmt)
+        if fmt != pix_fmt:
+            matrix = s.colour.matrix if s.colour.matrix != 2 else None
+            frame = frame.reformat(
+                format=pix_fmt, dst_colorspace=matrix, dst_color_range=s.colour.range or None
+            )
         frame.pts, frame.time_base = pts, s.time_base
         return frame
 

@@ -9,7 +9,13 @@ import torch
 from stereoconv.converter import StereoConverter
 from stereoconv.disparity.plan import DisparityPlan, ShotTracker
 from stereoconv.disparity.shots import WINDOW
-from stereoconv.jobs.video.frames import DepthBatch, depth_batches, save_depth_maps, to_array
+from stereoconv.jobs.video.frames import (
+    DepthBatch,
+    depth_batches,
+    save_depth_maps,
+    to_array,
+    to_i420_array,
+)
 from stereoconv.jobs.video.job import Chunk, VideoJob
 from stereoconv.jobs.video.records import ChunkRecord, FrameRecord, ViewChanges
 from stereoconv.layout import pack, resize_views, stack_views, view_size_within
@@ -127,7 +133,8 @@ def frame_records(
 
 def packed_frames(left: torch.Tensor, right: torch.Tensor, job: VideoJob):
     """The views as the encoder takes them: packed in the layout (both whole for the MV-HEVC
-    encoder of spatial video), integers of the encoder's size and bit depth."""
+    encoder of spatial video), integers of the encoder's size and bit depth; 8-bit 4:2:0 packed
+    frames are converted to it here, on the device."""
     enc, cfg = job.encoder, job.config
     view_size = view_size_within(
         job.info.height, job.info.width, cfg.layout, job.options.max_size, cfg.vr180_hfov
@@ -137,4 +144,6 @@ def packed_frames(left: torch.Tensor, right: torch.Tensor, job: VideoJob):
         packed = stack_views(left, right)
     else:
         packed = pack(left, right, cfg.layout, cfg.vr180_hfov)
+    if enc.pix_fmt == "yuv420p" and cfg.layout != "spatial":
+        return to_i420_array(packed, enc.height, enc.width, enc.colour)
     return to_array(packed, enc.height, enc.width, enc.high_bit_depth)

@@ -11,11 +11,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from stereoconv.config import StereoConfig
 from stereoconv.converter import StereoConverter
 from stereoconv.disparity.maps import DepthFrames, depth_from_values, zero_is_unknown
 from stereoconv.fileio import atomic_output
 from stereoconv.jobs.video.job import VideoJob
-from stereoconv.media.video import decode_range
+from stereoconv.media.video import ColourTags, decode_range
+from stereoconv.media.yuv import rgb_to_i420
 from stereoconv.runner.threads import prefetch
 
 
@@ -67,6 +69,16 @@ def to_array(frames: torch.Tensor, height: int, width: int, high_bit_depth: bool
     return out.to(torch.uint8).cpu().numpy()
 
 
+def to_i420_array(frames: torch.Tensor, height: int, width: int, colour: ColourTags) -> np.ndarray:
+    """(B, 3, h, w) float in [0, 1] -> (B, height * 3 // 2, width) uint8 Y'CbCr 4:2:0 (I420, as
+    PyAV's yuv420p arrays), edge-padded to the encoder's even size and converted on the device
+    with the stream's colour tags: half the bytes of RGB cross to the host, and no swscale."""
+    h, w = frames.shape[-2:]
+    if (h, w) != (height, width):
+        frames = F.pad(frames, (0, width - w, 0, height - h), mode="replicate")
+    return rgb_to_i420(frames, colour.matrix, colour.range == 2).cpu().numpy()
+
+
 def save_depth_maps(folder: Path, indices: list[int], relative: torch.Tensor) -> None:
     """Estimated relative disparity as 16-bit PNGs, min-max per frame (near = bright)."""
     from PIL import Image
@@ -79,34 +91,48 @@ def save_depth_maps(folder: Path, indices: list[int], relative: torch.Tensor) ->
             Image.fromarray(values.astype(np.uint16)).save(tmp, format="PNG")
 
 
+def to_device(frames: np.ndarray, device: torch.device) -> torch.Tensor:
+    """uint8 frames cross as they are (a quarter of float32's bytes) and become float32 there;
+    torch has no uint16 on every device, so 16-bit frames become float32 here."""
+    if frames.dtype == np.uint8:
+        return torch.from_numpy(frames).to(device).float()
+    return torch.from_numpy(frames.astype(np.float32)).to(device)
+
+
 def depth_batches(
     job: VideoJob, converter: StereoConverter, first: int, stop: int
 ) -> Iterator[DepthBatch]:
-    """Frames first..stop-1 in batches, decoded ahead in a thread, with their depth: the
-    --depth maps as --depth-kind reads them, or the model's estimate."""
-    cfg, device = converter.config, converter.device
+    """Frames first..stop-1 in batches with their depth: the --depth maps as --depth-kind reads
+    them, or the model's estimate. Frames and maps are decoded ahead, in a thread."""
+    device = converter.device
+    peak = 65535.0 if job.info.high_bit_depth else 255.0
+    # decode while the GPU works
+    for indices, pts, rgb, given in prefetch(host_batches(job, converter.config, first, stop)):
+        x = (to_device(rgb, device) / peak).permute(0, 3, 1, 2)
+        if given is None:
+            yield DepthBatch(indices, pts, x, converter.relative_disparity(x), False)
+        else:
+            yield DepthBatch(indices, pts, x, given.to(device), True)
+
+
+def host_batches(
+    job: VideoJob, cfg: StereoConfig, first: int, stop: int
+) -> Iterator[tuple[list[int], list[int], np.ndarray, torch.Tensor | None]]:
+    """(indices, timestamps, RGB frames (B, H, W, 3), the --depth maps (B, H, W) or None) of
+    frames first..stop-1, batch by batch, decoded on the host."""
     index_of = {p: i for i, p in enumerate(job.pts[first:stop], start=first)}
     frames = decode_range(job.input, job.pts[first], job.pts[stop - 1], job.info)
-    frames = prefetch(frames, ahead=2 * cfg.batch_size)  # decode while the GPU works
     depth_frames = None
     if job.depth:
         depth_frames = DepthFrames(job.depth, job.depth_offset, zero_is_unknown(cfg.depth_kind))
-    peak = 65535.0 if job.info.high_bit_depth else 255.0
     decodable = ((index_of[p], p, f) for p, f in frames if p in index_of)
     for batch in batched(decodable, cfg.batch_size):
         indices, pts = [i for i, _, _ in batch], [p for _, p, _ in batch]
-        rgb = torch.from_numpy(np.stack([f for _, _, f in batch]).astype(np.float32))
-        x = (rgb.to(device) / peak).permute(0, 3, 1, 2)
+        rgb = np.stack([f for _, _, f in batch])
         if depth_frames is None:
-            yield DepthBatch(indices, pts, x, converter.relative_disparity(x), False)
+            yield indices, pts, rgb, None
             continue
         maps = depth_frames.read(indices[0], indices[-1] + 1)
-        given = torch.cat(
-            [
-                depth_from_values(
-                    v, k, cfg.depth_kind, job.info.height, job.info.width, cfg.depth_scale
-                )
-                for v, k in maps
-            ]
-        ).to(device)
-        yield DepthBatch(indices, pts, x, given, True)
+        h, w = job.info.height, job.info.width
+        given = [depth_from_values(v, k, cfg.depth_kind, h, w, cfg.depth_scale) for v, k in maps]
+        yield indices, pts, rgb, torch.cat(given)

@@ -1,0 +1,85 @@
+"""RGB to Y'CbCr 4:2:0 on the device (media/yuv.py): the planes swscale would make, and a video
+whose colour tags are kept through the whole job."""
+
+import av
+import numpy as np
+import pytest
+import torch
+from clips import decode_all, psnr, write_clip
+from test_video import run
+
+from stereoconv.media.yuv import i420_to_rgb, rgb_to_i420
+
+
+def even(image: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(image[: image.shape[0] // 2 * 2, : image.shape[1] // 2 * 2])
+
+
+def swscale_i420(rgb: np.ndarray, matrix: int, colour_range: int) -> np.ndarray:
+    frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+    frame = frame.reformat(
+        format="yuv420p",
+        dst_colorspace=matrix if matrix != 2 else None,
+        dst_color_range=colour_range or None,
+    )
+    return frame.to_ndarray()
+
+
+def device_i420(rgb: np.ndarray, matrix: int, full_range: bool) -> np.ndarray:
+    x = torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255
+    return rgb_to_i420(x, matrix, full_range)[0].numpy()
+
+
+# unspecified (swscale's default, BT.601), BT.709, SMPTE 170M, BT.2020; limited range
+@pytest.mark.parametrize("matrix,colour_range", [(2, 0), (1, 1), (6, 1), (9, 1)])
+def test_planes_are_swscales_up_to_rounding(motorcycle, matrix, colour_range):
+    rgb = even(motorcycle[0])
+    ours = device_i420(rgb, matrix, False).astype(int)
+    theirs = swscale_i420(rgb, matrix, colour_range).astype(int)
+    assert ours.shape == theirs.shape == (rgb.shape[0] * 3 // 2, rgb.shape[1])
+    diff = np.abs(ours - theirs)
+    assert diff.max() <= 1  # fixed-point rounding: chroma siting and filter are the same
+    assert diff.mean() < 0.1
+
+
+def test_full_range_is_h273s_rounding(motorcycle):
+    """Full range: within 1 of swscale, whose chroma truncates where H.273 rounds."""
+    rgb = even(motorcycle[0])
+    ours, theirs = device_i420(rgb, 1, True).astype(int), swscale_i420(rgb, 1, 2).astype(int)
+    assert np.abs(ours - theirs).max() <= 1
+    white, red = np.full((2, 2, 3), 255, np.uint8), np.zeros((2, 2, 3), np.uint8)
+    red[..., 0] = 255
+    assert device_i420(white, 1, True).tolist() == [[255, 255], [255, 255], [128, 128]]
+    # BT.709 red: Y' = 0.2126, Cb = -0.2126 / 1.8556 -> 128 - 29.2 = 98.8, rounded to 99
+    assert device_i420(red, 1, True)[:, 0].tolist() == [54, 54, 99]
+
+
+def test_round_trip(motorcycle):
+    """Decoded the same way, the planes keep as much of a photo as swscale's."""
+    rgb = even(motorcycle[0])
+    ours = psnr(i420_to_rgb(device_i420(rgb, 1, False), 1, False) * 255, rgb.astype(float))
+    theirs = psnr(i420_to_rgb(swscale_i420(rgb, 1, 1), 1, False) * 255, rgb.astype(float))
+    assert ours > 35 and ours > theirs - 0.05, (ours, theirs)
+
+
+def test_tagged_bt709_video_keeps_its_colours(capsys, tmp_path, tiny_depth):
+    """Saturated patches in a BT.709, limited-range clip come out of the warp job as they
+    decode from the source: the conversion used the stream's matrix, and the output says so
+    (read with BT.601, the red patch would be off by tens of levels)."""
+    patches = [(220, 30, 30), (30, 200, 60), (40, 60, 220), (230, 220, 40)]
+    frame = np.zeros((64, 128, 3), np.uint8)
+    for k, colour in enumerate(patches):
+        frame[:, 32 * k : 32 * (k + 1)] = colour
+    bt709 = (1, 1, 1, 1)  # primaries, transfer, matrix, limited range
+    src = write_clip(tmp_path / "bt709.mp4", [frame] * 3, colour=bt709)
+    out = tmp_path / "bt709_sbs.mp4"
+    code, _, err = run(capsys, "video", src, out, "--backend", "warp", "--depth-model", tiny_depth)
+    assert code == 0, err
+    with av.open(str(out)) as container:
+        cc = container.streams.video[0].codec_context
+        assert (int(cc.colorspace), int(cc.color_range)) == (1, 1)
+    before, after = decode_all(src)[0][0].astype(float), decode_all(out)[0][0].astype(float)
+    for k in range(len(patches)):
+        inner = np.s_[8:56, 32 * k + 8 : 32 * k + 24]
+        a, b = before[inner].reshape(-1, 3).mean(0), after[inner].reshape(-1, 3).mean(0)
+        assert np.abs(a - b).max() < 2.5, (a, b)
