@@ -24,7 +24,12 @@ from stereoconv.disparity.comfort import (
     shot_shift,
     still_convergence,
 )
-from stereoconv.disparity.shots import DepthRangeSmoother, is_cut, thumbnails
+from stereoconv.disparity.shots import (
+    CUT_THRESHOLD,
+    DepthRangeSmoother,
+    thumbnail_changes,
+    thumbnails,
+)
 
 
 def robust_range(
@@ -174,9 +179,12 @@ class ShotTracker:
     ) -> tuple[list[tuple[float, float]], list[bool]]:
         """(smoothed (low, high), cut) of each frame of a batch, (B, 3, H, W) and (B, H, W)."""
         lows, highs = self.plan.range(relative)
+        thumbs = thumbnails(frames)
+        changes = thumbnail_changes(self.previous, thumbs).to(lows)
+        self.previous = thumbs[-1]
         smoothed, cuts = [], []
-        for thumb, lo, hi in zip(thumbnails(frames), lows.tolist(), highs.tolist(), strict=True):
-            cuts.append(is_cut(self.previous, thumb))
+        # one read back from the device per batch (a chunk thread waits on each)
+        for lo, hi, change in torch.stack([lows, highs, changes], 1).tolist():
+            cuts.append(change > CUT_THRESHOLD)
             smoothed.append(self.smoother.update(lo, hi, cuts[-1]))
-            self.previous = thumb
         return smoothed, cuts

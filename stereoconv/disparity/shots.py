@@ -27,11 +27,16 @@ def thumbnails(frames: torch.Tensor, size: int = 64) -> torch.Tensor:
     return small.mean(dim=1)
 
 
-def is_cut(previous: torch.Tensor | None, current: torch.Tensor) -> bool:
-    """A hard cut between two consecutive thumbnails: a large mean change of brightness."""
+def thumbnail_changes(previous: torch.Tensor | None, thumbs: torch.Tensor) -> torch.Tensor:
+    """(B,) mean absolute change of each thumbnail (B, h, w) from the one before it, the first
+    from `previous`; inf for the first without one (it starts a shot). A change above
+    CUT_THRESHOLD is a hard cut. One tensor for a batch: the caller reads it back once."""
+    if previous is not None:
+        thumbs = torch.cat([previous[None], thumbs])
+    change = (thumbs[1:] - thumbs[:-1]).abs().flatten(1).mean(1)
     if previous is None:
-        return True
-    return (current - previous).abs().mean().item() > CUT_THRESHOLD
+        change = torch.cat([change.new_full((1,), float("inf")), change])
+    return change
 
 
 class DepthRangeSmoother:

@@ -81,9 +81,9 @@ class ViewChanges:
         else:
             views_all = views
         per_frame = frame_change(views_all[:-1], views_all[1:], 2)
-        steps = per_frame.sum(0)
-        self.sums.left += steps[0].item()
-        self.sums.right += steps[1].item()
+        left, right = per_frame.sum(0).tolist()  # one read back from the device
+        self.sums.left += left
+        self.sums.right += right
         self.sums.pairs += views_all.shape[0] - 1
         self.last = views[-1]
         return per_frame

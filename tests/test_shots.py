@@ -1,0 +1,73 @@
+"""Scene cuts and the smoothed depth range of a video, batch by batch (disparity/shots.py,
+disparity/plan.ShotTracker)."""
+
+import math
+
+import torch
+
+from stereoconv.config import StereoConfig
+from stereoconv.disparity.plan import DisparityPlan, ShotTracker
+from stereoconv.disparity.shots import CUT_THRESHOLD, thumbnail_changes
+
+
+def test_changes_are_each_thumbnails_from_the_one_before():
+    thumbs = torch.rand(5, 9, 16, generator=torch.Generator().manual_seed(0))
+    first = thumbnail_changes(None, thumbs)
+    assert math.isinf(first[0])
+    for i in range(1, 5):
+        assert torch.isclose(first[i], (thumbs[i] - thumbs[i - 1]).abs().mean())
+    previous = torch.zeros(9, 16)
+    then = thumbnail_changes(previous, thumbs)
+    assert torch.isclose(then[0], thumbs[0].abs().mean())
+    assert torch.allclose(then[1:], first[1:])
+
+
+def clip_with_a_cut(frames: int = 10, at: int = 6) -> tuple[torch.Tensor, torch.Tensor]:
+    """Dark frames, then bright ones from `at` (a hard cut); relative depth whose range grows
+    frame by frame, then jumps at the cut."""
+    generator = torch.Generator().manual_seed(1)
+    images = 0.2 + 0.02 * torch.rand(frames, 3, 36, 64, generator=generator)
+    images[at:] += 0.6
+    relative = torch.rand(frames, 36, 64, generator=generator)
+    relative *= torch.tensor([1.0 + 0.1 * i + (3.0 if i >= at else 0.0) for i in range(frames)])[
+        :, None, None
+    ]
+    return images, relative
+
+
+def track(batch: int) -> tuple[list, list]:
+    images, relative = clip_with_a_cut()
+    tracker = ShotTracker(DisparityPlan.of(StereoConfig(backend="warp"), given=False))
+    ranges, cuts = [], []
+    for start in range(0, images.shape[0], batch):
+        r, c = tracker.update(images[start : start + batch], relative[start : start + batch])
+        ranges += r
+        cuts += c
+    return ranges, cuts
+
+
+def test_cuts_and_ranges_do_not_depend_on_the_batches():
+    ranges, cuts = track(batch=10)
+    assert cuts == [True] + [False] * 5 + [True] + [False] * 3
+    for batch in (1, 3, 4):
+        other_ranges, other_cuts = track(batch)
+        assert other_cuts == cuts
+        assert all(
+            math.isclose(a, b, rel_tol=1e-6)
+            for pair, other in zip(ranges, other_ranges, strict=True)
+            for a, b in zip(pair, other, strict=True)
+        )
+    # the range starts again at the cut: the first bright frame's own range, not an average
+    images, relative = clip_with_a_cut()
+    plan = DisparityPlan.of(StereoConfig(backend="warp"), given=False)
+    low, high = plan.range(relative[6:7])
+    assert math.isclose(ranges[6][0], float(low), rel_tol=1e-6)
+    assert math.isclose(ranges[6][1], float(high), rel_tol=1e-6)
+    assert ranges[5][1] < ranges[6][1]
+
+
+def test_threshold_separates_a_cut_from_motion():
+    images, _ = clip_with_a_cut()
+    small = torch.nn.functional.interpolate(images, size=(36, 64)).mean(1)
+    changes = thumbnail_changes(None, small)
+    assert changes[6] > CUT_THRESHOLD > changes[1:6].max()
