@@ -39,3 +39,24 @@ def test_seam_reaches_only_into_the_background_side():
     assert alpha[6:9].tolist() == [1.0, 1.0, 1.0]
     assert alpha[4] > 0 and alpha[5] > alpha[4] and alpha[:4].eq(0).all()
     assert alpha[9:].eq(0).all()
+
+
+def test_generated_pairs_keep_the_warp_fill_where_asked():
+    """Text and depth to stereo composite with the same settings as images: holes narrower
+    than min_width and, without border, the edge strips keep the warp backend's fill."""
+    from stereoconv.backends.diffusion import hybrid_right_view, warp_and_fill
+
+    generator = torch.Generator().manual_seed(0)
+    left = torch.rand(1, 3, 24, 64, generator=generator)
+    disparity = torch.zeros(1, 24, 64)
+    disparity[:, :, 20:30] = 6.0  # a near block: a 6 px hole beside it, and a strip at the edge
+    disparity[:, :, 40:] = 2.0
+    generated = torch.rand(1, 3, 24, 64, generator=generator)
+    _, base, _ = warp_and_fill(left, disparity, 3.0)
+    everywhere, holes = hybrid_right_view(left, disparity, generated, 2.0, 3.0, 0, True)
+    assert holes.any() and not torch.allclose(everywhere, base)
+    kept, none = hybrid_right_view(left, disparity, generated, 2.0, 3.0, 64, False)
+    assert not none.any() and torch.equal(kept, base)
+    wide_only, some = hybrid_right_view(left, disparity, generated, 2.0, 3.0, 5, True)
+    narrow = hybrid_right_view(left, disparity, generated, 2.0, 3.0, 7, True)[1]
+    assert some.sum() > narrow.sum()  # the 6 px hole is generated at 5, not at 7

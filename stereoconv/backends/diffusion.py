@@ -93,12 +93,14 @@ def hybrid_right_view(
     generated: torch.Tensor,
     seam: float,
     fill_sigma: float = 3.0,
+    min_width: int = 0,
+    border: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The left frame forward-warped at sub-pixel precision wherever the left view sees the
-    surface, `generated` in the holes wider than a crack, blended `seam` pixels into their
-    background side; cracks take the warp backend's fill. Returns (right view, generated
-    holes)."""
-    warped, base, holes = warp_and_fill(left, disparity, fill_sigma)
+    surface, `generated` in the holes at least `min_width` px wide (never in a crack; in the
+    frame-edge strips only if `border`), blended `seam` pixels into their background side;
+    other holes take the warp backend's fill. Returns (right view, generated holes)."""
+    warped, base, holes = warp_and_fill(left, disparity, fill_sigma, min_width, border)
     alpha = seam_alpha(holes, warped.disparity, seam)
     return base * (1 - alpha) + generated * alpha, holes
 

@@ -38,7 +38,15 @@ def finish(converter: StereoConverter, out: StereoOutput) -> tuple[torch.Tensor,
     cfg = converter.config
     if cfg.composite == "none":
         return out.left, out.right
-    right, _ = hybrid_right_view(out.left, out.disparity, out.right, cfg.seam)
+    right, _ = hybrid_right_view(
+        out.left,
+        out.disparity,
+        out.right,
+        cfg.seam,
+        cfg.fill_sigma,
+        cfg.fill_min_width,
+        cfg.fill_border,
+    )
     return out.left, right
 
 
