@@ -84,6 +84,8 @@ def make_clip(
             stream.pix_fmt = "yuv420p"
         stream.width, stream.height = width, height
         room = big.shape[1] - width
+        if room <= 0:
+            raise ValueError(f"{image} at 1.5x the clip's height is too narrow to pan across")
         for i in range(frames):
             x = (2 * i) % (2 * room)  # back and forth: every frame moves, as in real footage
             x = x if x <= room else 2 * room - x

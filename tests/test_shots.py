@@ -3,11 +3,12 @@ disparity/plan.ShotTracker)."""
 
 import math
 
+import pytest
 import torch
 
 from stereoconv.config import StereoConfig
 from stereoconv.disparity.plan import DisparityPlan, ShotTracker
-from stereoconv.disparity.shots import CUT_THRESHOLD, thumbnail_changes
+from stereoconv.disparity.shots import CUT_THRESHOLD, thumbnail_changes, thumbnails
 
 
 def test_changes_are_each_thumbnails_from_the_one_before():
@@ -66,8 +67,13 @@ def test_cuts_and_ranges_do_not_depend_on_the_batches():
     assert ranges[5][1] < ranges[6][1]
 
 
-def test_threshold_separates_a_cut_from_motion():
-    images, _ = clip_with_a_cut()
-    small = torch.nn.functional.interpolate(images, size=(36, 64)).mean(1)
-    changes = thumbnail_changes(None, small)
-    assert changes[6] > CUT_THRESHOLD > changes[1:6].max()
+def test_a_cut_is_a_change_above_the_threshold():
+    """Flat frames whose brightness steps by 0.09, then 0.15: only the second is a cut."""
+    levels = torch.tensor([0.3, 0.39, 0.48, 0.63, 0.72])
+    frames = levels[:, None, None, None].expand(5, 3, 36, 64).clone()
+    tracker = ShotTracker(DisparityPlan.of(StereoConfig(backend="warp"), given=False))
+    _, cuts = tracker.update(frames, torch.rand(5, 36, 64))
+    assert cuts == [True, False, False, True, False]
+    changes = thumbnail_changes(None, thumbnails(frames))
+    assert changes[1:].tolist() == pytest.approx([0.09, 0.09, 0.15, 0.09], abs=1e-6)
+    assert 0.09 < CUT_THRESHOLD < 0.15

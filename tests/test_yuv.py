@@ -30,8 +30,11 @@ def device_i420(rgb: np.ndarray, matrix: int, full_range: bool) -> np.ndarray:
     return rgb_to_i420(x, matrix, full_range)[0].numpy()
 
 
-# unspecified (swscale's default, BT.601), BT.709, SMPTE 170M, BT.2020; limited range
-@pytest.mark.parametrize("matrix,colour_range", [(2, 0), (1, 1), (6, 1), (9, 1)])
+# unspecified (swscale's default, BT.601), BT.709, SMPTE 170M, BT.2020 (non-constant and
+# constant luminance: BT.601 for the latter, as before), FCC, SMPTE 240M; limited range
+@pytest.mark.parametrize(
+    "matrix,colour_range", [(2, 0), (1, 1), (6, 1), (9, 1), (10, 1), (4, 1), (7, 1)]
+)
 def test_planes_are_swscales_up_to_rounding(motorcycle, matrix, colour_range):
     rgb = even(motorcycle[0])
     ours = device_i420(rgb, matrix, False).astype(int)

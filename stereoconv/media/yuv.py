@@ -4,7 +4,8 @@ RGB cross, and the encoder's CPU threads are left to x264 instead of swscale.
 The matrix follows the stream's colour tags as swscale reads them (an unspecified matrix is
 BT.601, swscale's default, as before this module), and chroma is subsampled as swscale's
 bilinear path does it: the mean of each horizontal pair, then rows filtered (1, 3, 3, 1) / 8 at
-each second row. Planes differ from swscale's by its fixed-point rounding alone (at most 1).
+each second row. Planes differ from swscale's by its fixed-point rounding alone (at most 1), for
+frames at least 8 rows high (below that swscale shortens its filter).
 """
 
 from __future__ import annotations
@@ -20,8 +21,7 @@ LUMA_WEIGHTS = {
     4: (0.30, 0.11),  # FCC
     7: (0.212, 0.087),  # SMPTE 240M
     9: (0.2627, 0.0593),  # BT.2020 non-constant luminance
-    10: (0.2627, 0.0593),  # BT.2020 constant luminance: swscale uses the same weights
-}
+}  # 10, BT.2020 constant luminance, is no matrix at all; PyAV hands swscale BT.601 for it
 
 
 def luma_weights(matrix: int) -> tuple[float, float]:
@@ -46,6 +46,8 @@ def rgb_to_i420(rgb: torch.Tensor, matrix: int, full_range: bool) -> torch.Tenso
     """(B, 3, H, W) RGB in [0, 1], H and W even -> (B, H * 3 // 2, W) uint8 in I420 order: the
     Y plane, then Cb and Cr at half the size each way (what PyAV's yuv420p arrays hold)."""
     b, _, h, w = rgb.shape
+    if h % 2 or w % 2:
+        raise ValueError(f"4:2:0 needs even sides, not {w}x{h}")
     kr, kb = luma_weights(matrix)
     weights = torch.tensor([kr, 1.0 - kr - kb, kb], device=rgb.device, dtype=torch.float32)
     rgb = rgb.float().clamp(0, 1)
