@@ -5,10 +5,10 @@ import av
 import numpy as np
 import pytest
 import torch
-from clips import decode_all, psnr, write_clip
-from test_video import run
 
 from stereoconv.media.yuv import i420_to_rgb, rgb_to_i420
+from tests.clips import decode_all, psnr, write_clip
+from tests.test_video import run
 
 
 def even(image: np.ndarray) -> np.ndarray:
