@@ -155,6 +155,13 @@ class StereoConfig:
     max_megapixels: float = setting(
         100.0, "pictures larger than this are refused, not tiled", above=0, max=10000
     )
+    max_size: int | None = setting(
+        None,
+        "scale the output down (aspect kept, even sides) so that its long side (each view's for "
+        "pair) is at most this many pixels",
+        min=16,
+        max=65536,
+    )
     # --- spatial video (--layout spatial: MV-HEVC .mov for Vision Pro, docs/vision-pro.md) ---
     spatial_baseline: float = setting(
         64.0, "spatial video: camera baseline written to vexu, mm", above=0, max=1000
@@ -269,13 +276,6 @@ class VideoOptions:
     start: float | None = setting(None, "Start time, seconds.", min=0, max=1e7)
     end: float | None = setting(None, "End time, seconds.", above=0, max=1e7)
     max_frames: int | None = setting(None, "Convert at most this many frames.", min=1, max=10**9)
-    max_size: int | None = setting(
-        None,
-        "Scale the output down (aspect kept, even sides) so that its long side is at most this "
-        "many pixels.",
-        min=16,
-        max=65536,
-    )
     max_fps: float | None = setting(
         None,
         "Cap the frame rate: frames are dropped, those kept keep their times (audio stays in "

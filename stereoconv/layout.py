@@ -144,6 +144,15 @@ def view_size_within(
         scale *= 0.995  # vr180's sphere rounds up: a little less until it fits
 
 
+def capped_views(
+    left: torch.Tensor, right: torch.Tensor, layout: str, max_size: int | None, hfov: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The views scaled down so that their packed frame is at most max_size pixels on its long
+    side (--max-size); as they are without a cap or when they fit."""
+    size = view_size_within(*left.shape[-2:], layout, max_size, hfov)
+    return resize_views((left, right), *size)
+
+
 def resize_views(
     views: tuple[torch.Tensor, ...], height: int, width: int
 ) -> tuple[torch.Tensor, ...]:

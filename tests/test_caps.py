@@ -1,13 +1,15 @@
-"""Output caps of `stereoconv video`: --max-size (scaled down, aspect kept, even sides) and
---max-fps (frames dropped, the kept ones at their own times, audio in sync), read back with
-PyAV from real files."""
+"""Output caps: --max-size (scaled down, aspect kept, even sides) for videos, photos, photo
+libraries and generated pairs, and --max-fps for videos (frames dropped, the kept ones at their
+own times, audio in sync), read back with PyAV and Pillow from real files."""
 
 from __future__ import annotations
 
 from fractions import Fraction
 
 import av
+import numpy as np
 import pytest
+from PIL import Image
 
 from stereoconv.cli.main import main
 from stereoconv.layout import view_size_within
@@ -17,6 +19,12 @@ from tests.clips import audio_duration, decode_all, numbered_frame, read_number,
 
 def run(capsys, *argv):
     code = main([str(a) for a in argv] + ["--backend", "warp", "--quiet"])
+    return code, capsys.readouterr().err.strip().splitlines()
+
+
+def run_photo(capsys, *argv):
+    """`image` has no --quiet."""
+    code = main([str(a) for a in argv] + ["--backend", "warp"])
     return code, capsys.readouterr().err.strip().splitlines()
 
 
@@ -128,3 +136,41 @@ def test_bad_caps_are_one_line(capsys, tmp_path, fifty_fps):
     ):
         code, err = run(capsys, "video", fifty_fps, tmp_path / "x.mp4", option, value)
         assert code == 1 and len(err) == 1 and text in err[0], err
+
+
+def test_max_size_caps_photos_and_libraries(capsys, tmp_path, tiny_depth):
+    """A 300 x 200 photo: SBS of 600 x 200 capped to 120 on its long side; a pair layout caps
+    each view; a library caps every photo, and the cap is part of its settings."""
+    rng = np.random.default_rng(0)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(rng.integers(0, 256, (200, 300, 3), dtype=np.uint8)).save(photos / "a.png")
+    Image.fromarray(rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)).save(photos / "b.png")
+    depth = ["--depth-model", tiny_depth]
+    code, err = run_photo(
+        capsys, "image", photos / "a.png", tmp_path / "a_sbs.png", *depth, "--max-size", "120"
+    )
+    assert code == 0, err
+    assert Image.open(tmp_path / "a_sbs.png").size == (120, 40)  # views 60 x 40
+    code, err = run_photo(
+        capsys,
+        "image",
+        photos / "a.png",
+        tmp_path / "a.png",
+        *depth,
+        "--max-size",
+        "120",
+        "--layout",
+        "pair",
+    )
+    assert code == 0, err
+    assert (
+        Image.open(tmp_path / "a_L.png").size == Image.open(tmp_path / "a_R.png").size == (120, 80)
+    )
+    code, err = run(capsys, "images", photos, tmp_path / "out", *depth, "--max-size", "120")
+    assert code == 0, err
+    sizes = {p.name: Image.open(p).size for p in (tmp_path / "out").iterdir() if p.suffix == ".png"}
+    assert sizes == {"a_LR.png": (120, 40), "b_LR.png": (120, 40)}, sizes
+    # another cap is another setting: the outputs made with 120 are not taken as done
+    code, err = run(capsys, "images", photos, tmp_path / "out", *depth, "--max-size", "200")
+    assert code == 1 and "left alone" in " ".join(err), err

@@ -243,7 +243,7 @@ def video(
     help="Width of each picture on the sheet, pixels.",
 )
 @job_options
-@setting_options(exclude=("divergence", "convergence", *VIDEO_ONLY, *GIVEN_DEPTH))
+@setting_options(exclude=("divergence", "convergence", "max_size", *VIDEO_ONLY, *GIVEN_DEPTH))
 def preview(
     input_path: Path,
     output: Path,

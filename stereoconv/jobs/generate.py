@@ -99,7 +99,7 @@ def text_to_stereo(
         out = StereoDiffusion(components, settings).text_to_stereo(
             prompt, height, width, disparity_of
         )
-    write_views(outputs, *finish(converter, out), cfg.layout, cfg.vr180_hfov)
+    write_views(outputs, *finish(converter, out), cfg)
     return outputs
 
 
@@ -139,5 +139,5 @@ def depth_to_stereo(
     settings = generation_settings(cfg)
     with unet_progress(components.unet, unet_calls(settings, "depth")):
         out = StereoDiffusion(components, settings).depth_to_stereo(relative, disparity, prompt)
-    write_views(outputs, *finish(converter, out), cfg.layout, cfg.vr180_hfov)
+    write_views(outputs, *finish(converter, out), cfg)
     return outputs

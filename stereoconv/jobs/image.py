@@ -7,12 +7,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from stereoconv.config import StereoConfig
 from stereoconv.converter import StereoConverter
 from stereoconv.disparity.maps import load_depth_map
 from stereoconv.disparity.plan import DisparityPlan
 from stereoconv.errors import UserError
 from stereoconv.fileio import check_output
-from stereoconv.layout import pack
+from stereoconv.layout import capped_views, pack
 from stereoconv.media.images import WRITABLE, check_writable_suffix, read_image, write_image
 from stereoconv.progress import unet_calls, unet_progress
 
@@ -86,15 +87,17 @@ def convert_image(
             left, right = converter.views(frames, disparity)
     else:
         left, right = converter.views(frames, disparity)
-    write_views(outputs, left, right, layout, converter.config.vr180_hfov)
+    write_views(outputs, left, right, converter.config)
     return outputs
 
 
 def write_views(
-    outputs: list[Path], left: torch.Tensor, right: torch.Tensor, layout: str, hfov: float = 90.0
+    outputs: list[Path], left: torch.Tensor, right: torch.Tensor, cfg: StereoConfig
 ) -> None:
-    """Write one stereo pair, (1, 3, H, W) views, in the layout (two files for `pair`; hfov:
-    the vr180 layout's field of view)."""
+    """Write one stereo pair, (1, 3, H, W) views, in the config's layout (two files for `pair`),
+    scaled down to --max-size."""
+    layout, hfov = cfg.layout, cfg.vr180_hfov
+    left, right = capped_views(left, right, layout, cfg.max_size, hfov)
     if layout == "pair":
         write_image(outputs[0], to_uint8(left[0]))
         write_image(outputs[1], to_uint8(right[0]))

@@ -9,18 +9,27 @@ from dataclasses import asdict
 import numpy as np
 import torch
 
+from stereoconv.config import StereoConfig
 from stereoconv.converter import StereoConverter
 from stereoconv.disparity.plan import DisparityPlan
 from stereoconv.jobs.image import to_uint8
-from stereoconv.layout import pack
+from stereoconv.layout import capped_views, pack
 from stereoconv.media.images import Photo, encode_photo, encode_stereo_mpo
 from stereoconv.report.stats import frame_stats
 
 
 def encode_outputs(
-    left: torch.Tensor, right: torch.Tensor, layout: str, fmt: str, photo: Photo, hfov: float
+    left: torch.Tensor,
+    right: torch.Tensor,
+    layout: str,
+    fmt: str,
+    photo: Photo,
+    cfg: StereoConfig,
 ) -> list[bytes]:
-    """The files of one photo's (1, 3, H, W) views: one per output name, in order."""
+    """The files of one photo's (1, 3, H, W) views in `layout`, scaled down to the config's
+    --max-size: one per output name, in order."""
+    hfov = cfg.vr180_hfov
+    left, right = capped_views(left, right, layout, cfg.max_size, hfov)
     meta = photo.metadata
     if fmt == "mpo":
         return [encode_stereo_mpo(to_uint8(left[0]), to_uint8(right[0]), meta)]
@@ -49,7 +58,7 @@ def encode_batch(converter: StereoConverter, batch: list[tuple], layout: str) ->
     together."""
     views = convert_batch(converter, [photo for _, photo in batch])
     return [
-        (encode_outputs(left, right, layout, task.fmt, photo, converter.config.vr180_hfov), stats)
+        (encode_outputs(left, right, layout, task.fmt, photo, converter.config), stats)
         for (task, photo), (left, right, stats) in zip(batch, views, strict=True)
     ]
 

@@ -18,7 +18,7 @@ from stereoconv.jobs.video.frames import (
 )
 from stereoconv.jobs.video.job import Chunk, VideoJob
 from stereoconv.jobs.video.records import ChunkRecord, FrameRecord, ViewChanges
-from stereoconv.layout import pack, resize_views, stack_views, view_size_within
+from stereoconv.layout import capped_views, pack, stack_views
 from stereoconv.media.encode import ChunkEncoder
 from stereoconv.media.spatial.encoder import SpatialChunkEncoder
 from stereoconv.report.stats import frame_stats
@@ -136,10 +136,7 @@ def packed_frames(left: torch.Tensor, right: torch.Tensor, job: VideoJob):
     encoder of spatial video), integers of the encoder's size and bit depth; 8-bit 4:2:0 packed
     frames are converted to it here, on the device."""
     enc, cfg = job.encoder, job.config
-    view_size = view_size_within(
-        job.info.height, job.info.width, cfg.layout, job.options.max_size, cfg.vr180_hfov
-    )
-    left, right = resize_views((left, right), *view_size)  # --max-size
+    left, right = capped_views(left, right, cfg.layout, cfg.max_size, cfg.vr180_hfov)
     if cfg.layout == "spatial":
         packed = stack_views(left, right)
     else:

@@ -136,7 +136,7 @@ def encoder_settings(
     if pix_fmt == "auto":
         pix_fmt = "yuv420p10le" if info.high_bit_depth else "yuv420p"
     view = view_size_within(
-        info.height, info.width, config.layout, options.max_size, config.vr180_hfov
+        info.height, info.width, config.layout, config.max_size, config.vr180_hfov
     )
     height, width = legal_size(*packed_size(*view, config.layout, config.vr180_hfov))
     if config.layout == "spatial":  # MV-HEVC Multiview Main: 8-bit 4:2:0 HEVC (media/mvhevc.py)
