@@ -17,7 +17,9 @@ from stereoconv.cli.options import (
 )
 from stereoconv.errors import UserError
 
-NOT_HERE = ("prompt", *VIDEO_ONLY, *GIVEN_DEPTH)
+# image-to-stereo settings that text and depth to stereo have no use for (they generate both
+# views at the size asked for, from noise, with no working image to crop or invert)
+NOT_HERE = ("prompt", "backend", "max_side", "fill_margin", "fill_start", *VIDEO_ONLY, *GIVEN_DEPTH)
 
 
 @click.command()
