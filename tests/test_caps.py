@@ -14,7 +14,7 @@ from PIL import Image
 from stereoconv.cli.main import main
 from stereoconv.layout import view_size_within
 from stereoconv.media.video import cap_frame_rate, capped_rate
-from tests.clips import audio_duration, decode_all, numbered_frame, read_number, write_clip
+from tests.clips import audio_duration, decode_all, numbered_frame, psnr, read_number, write_clip
 
 
 def run(capsys, *argv):
@@ -86,6 +86,33 @@ def test_max_fps_halves_the_rate_and_keeps_audio_in_sync(
     with av.open(str(out)) as c:
         assert c.streams.video[0].average_rate == 25
     assert abs(audio_duration(out) - 0.8) < 0.05  # the whole sound, from the same start
+
+
+def test_max_fps_takes_each_kept_frames_own_depth_map(capsys, tmp_path, fifty_fps):
+    """--depth at the input's rate: a frame kept by --max-fps gets its own map, not the next
+    one in the folder. Even frames' maps say 4 px, odd frames' 16 px: capped to 25 fps, every
+    frame must come out as the uncapped run's even frames do."""
+    maps = tmp_path / "maps"
+    maps.mkdir()
+    for i in range(40):
+        Image.fromarray(np.full((64, 128), 16 if i % 2 else 4, np.uint8)).save(
+            maps / f"{i:03d}.png"
+        )
+    given = ["--depth", maps, "--depth-kind", "disparity-px", "--chunk-frames", "7"]
+    code, err = run(capsys, "video", fifty_fps, tmp_path / "all.mp4", *given)
+    assert code == 0, err
+    code, err = run(capsys, "video", fifty_fps, tmp_path / "cap.mp4", *given, "--max-fps", "25")
+    assert code == 0, err
+    every, capped = decode_all(tmp_path / "all.mp4")[0], decode_all(tmp_path / "cap.mp4")[0]
+    assert [read_number(f) for f in capped] == list(range(0, 40, 2))
+    for j, frame in enumerate(capped):
+        own, next_one = every[2 * j][:, 128:], every[min(2 * j + 1, 39)][:, 128:]
+        assert psnr(frame[:, 128:], own) > psnr(frame[:, 128:], next_one) + 3, j
+    for late in sorted(maps.iterdir())[30:]:  # maps for 30 frames; the capped range spans 39
+        late.unlink()
+    code, err = run(capsys, "video", fifty_fps, tmp_path / "x.mp4", *given, "--max-fps", "25")
+    assert code == 1 and len(err) == 1, err
+    assert "has 30 frames from the start of the range, fewer than the 39 input frames" in err[0]
 
 
 def test_max_fps_above_the_source_rate_changes_nothing(capsys, tmp_path, fifty_fps, tiny_depth):

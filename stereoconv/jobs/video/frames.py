@@ -132,7 +132,10 @@ def host_batches(
         if depth_frames is None:
             yield indices, pts, rgb, None
             continue
-        maps = depth_frames.read(indices[0], indices[-1] + 1)
+        # the depth source is at the input's rate: with --max-fps, the kept frames' maps
+        sources = [job.depth_frame(i) for i in indices]
+        read = depth_frames.read(sources[0], sources[-1] + 1)
+        maps = [read[s - sources[0]] for s in sources]
         h, w = job.info.height, job.info.width
         given = [depth_from_values(v, k, cfg.depth_kind, h, w, cfg.depth_scale) for v, k in maps]
         yield indices, pts, rgb, torch.cat(given)

@@ -70,6 +70,13 @@ class VideoJob:
     convergence_plan: tuple[float, ...] | None = None
     collect_stats: bool = False  # per-frame comfort statistics, for --report
     repeated: int = 0  # packets whose timestamp another one had (broken timestamps): dropped
+    # with --max-fps and --depth: each converted frame's place among the frames before the cap
+    # (the depth source's frame, counted from depth_offset); None: the same as its own index
+    depth_index: tuple[int, ...] | None = None
+
+    def depth_frame(self, index: int) -> int:
+        """The frame of the --depth source (from depth_offset) of converted frame `index`."""
+        return index if self.depth_index is None else self.depth_index[index]
 
     @property
     def chunks(self) -> list[Chunk]:
@@ -190,10 +197,9 @@ def prepare_job(
                 f"{input_path} looks truncated: {len(pts)} frames where its header promises "
                 f"about {promised}; converting the frames that are there"
             )
-    if options.max_fps:
-        if depth is not None:
-            raise UserError("--max-fps with --depth: give the depth at the rate of the output")
-        pts = cap_frame_rate(pts, info.time_base, options.max_fps)
+    kept = cap_frame_rate(pts, info.time_base, options.max_fps)
+    depth_index = kept_places(pts, kept) if depth is not None else None
+    pts = kept
     depth_offset = 0
     if depth is not None and options.start:
         depth_offset = len(frame_timestamps(input_path, 0, options.start))
@@ -213,12 +219,26 @@ def prepare_job(
         workdir,
         collect_stats=collect_stats,
         repeated=repeated,
+        depth_index=depth_index,
     )
-    if depth is not None and len(DepthFrames(depth, depth_offset)) < len(pts):
-        raise UserError(f"--depth {depth} has fewer frames than the {len(pts)} to convert")
+    needed = job.depth_frame(len(pts) - 1) + 1  # --max-fps: the input's frames they span
+    if depth is not None and (have := len(DepthFrames(depth, depth_offset))) < needed:
+        raise UserError(
+            f"--depth {depth} has {have} frames from the start of the range, fewer than the "
+            f"{needed} input frames it spans"
+        )
     lock.hold(output, notify)  # before the work folder: never touch a live run's work
     open_workdir(job, overwrite, notify)
     return job
+
+
+def kept_places(pts: list[int], kept: list[int]) -> tuple[int, ...] | None:
+    """Where each kept timestamp sits among all of them (--max-fps dropped the others); None
+    when none was dropped."""
+    if len(kept) == len(pts):
+        return None
+    place = {p: i for i, p in enumerate(pts)}
+    return tuple(place[p] for p in kept)
 
 
 def open_workdir(job: VideoJob, overwrite: bool, notify: Callable[[str], None]) -> None:
