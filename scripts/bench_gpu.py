@@ -26,7 +26,7 @@ from stereoconv.config import build_config
 from stereoconv.diffusion.components import SDComponents
 from stereoconv.diffusion.pipeline import StereoDiffusion
 from stereoconv.layout import pack
-from stereoconv.testing import IMAGENET_MEAN, IMAGENET_STD, make_tiny_tokenizer
+from stereoconv.testing import IMAGENET_MEAN, IMAGENET_STD, SD1_SCHEDULER, make_tiny_tokenizer
 
 # The benchmark settings of docs/benchmarks.md: the default preset as it was when its tables were
 # measured (issues 7 and 15); issue 19 made the default 25 steps at most 768 px with a 16 px margin
@@ -69,14 +69,7 @@ CLIP_L14_TEXT = dict(
     projection_dim=768,
     hidden_act="quick_gelu",
 )
-SD15_SCHEDULER = dict(
-    beta_start=0.00085,
-    beta_end=0.012,
-    beta_schedule="scaled_linear",
-    clip_sample=False,
-    set_alpha_to_one=False,
-    steps_offset=1,
-)
+SD15_SCHEDULER = SD1_SCHEDULER
 DAV2_SMALL_BACKBONE = dict(
     hidden_size=384,
     num_hidden_layers=12,

@@ -14,6 +14,16 @@ import torch
 
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
 IMAGENET_STD = [0.229, 0.224, 0.225]
+# Stable Diffusion 1.x's noise schedule (its scheduler_config.json), as the product sanitises
+# it (diffusion/components.py): the tiny models and the benchmarks' SD 1.5 share it
+SD1_SCHEDULER = dict(
+    beta_start=0.00085,
+    beta_end=0.012,
+    beta_schedule="scaled_linear",
+    clip_sample=False,
+    set_alpha_to_one=False,
+    steps_offset=1,
+)
 
 
 def make_tiny_depth_anything(out: Path, seed: int = 0) -> Path:
@@ -184,14 +194,7 @@ def make_tiny_stable_diffusion(out: Path, depth: bool = False, seed: int = 0) ->
                 pad_token_id=tokenizer.pad_token_id,
             )
         )
-        scheduler = DDIMScheduler(
-            beta_start=0.00085,
-            beta_end=0.012,
-            beta_schedule="scaled_linear",
-            clip_sample=False,
-            set_alpha_to_one=False,
-            steps_offset=1,
-        )
+        scheduler = DDIMScheduler(**SD1_SCHEDULER)
         parts = dict(
             vae=vae, text_encoder=text_encoder, tokenizer=tokenizer, unet=unet, scheduler=scheduler
         )

@@ -10,7 +10,6 @@ frames at least 8 rows high (below that swscale shortens its filter).
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -63,20 +62,3 @@ def rgb_to_i420(rgb: torch.Tensor, matrix: int, full_range: bool) -> torch.Tenso
         (cr * c_scale + 128).reshape(b, -1),
     ]
     return torch.cat(planes, 1).round_().clamp_(0, 255).to(torch.uint8).reshape(b, h * 3 // 2, w)
-
-
-def i420_to_rgb(i420: np.ndarray, matrix: int, full_range: bool) -> np.ndarray:
-    """The inverse, for checks: (H * 3 // 2, W) uint8 -> (H, W, 3) float RGB in [0, 1], chroma
-    repeated over each 2x2 block."""
-    h, w = i420.shape[0] * 2 // 3, i420.shape[1]
-    flat = i420.reshape(-1).astype(np.float64)
-    y = flat[: h * w].reshape(h, w)
-    cb = flat[h * w : h * w * 5 // 4].reshape(h // 2, w // 2).repeat(2, 0).repeat(2, 1)
-    cr = flat[h * w * 5 // 4 :].reshape(h // 2, w // 2).repeat(2, 0).repeat(2, 1)
-    y_scale, y_offset, c_scale = (255.0, 0.0, 255.0) if full_range else (219.0, 16.0, 224.0)
-    luma, cb, cr = (y - y_offset) / y_scale, (cb - 128) / c_scale, (cr - 128) / c_scale
-    kr, kb = luma_weights(matrix)
-    r = luma + 2 * (1 - kr) * cr
-    b = luma + 2 * (1 - kb) * cb
-    g = (luma - kr * r - kb * b) / (1 - kr - kb)
-    return np.stack([r, g, b], -1).clip(0, 1)

@@ -55,12 +55,18 @@ def batched(items: Iterable, size: int) -> Iterator[list]:
         yield batch
 
 
+def padded(frames: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(B, C, h, w) edge-padded right and below to height x width (the encoder's even size)."""
+    h, w = frames.shape[-2:]
+    if (h, w) == (height, width):
+        return frames
+    return F.pad(frames, (0, width - w, 0, height - h), mode="replicate")
+
+
 def to_array(frames: torch.Tensor, height: int, width: int, high_bit_depth: bool) -> np.ndarray:
     """(B, 3, h, w) float in [0, 1] -> (B, height, width, 3) uint8 / uint16, edge-padded to the
     encoder's even size."""
-    h, w = frames.shape[-2:]
-    if (h, w) != (height, width):
-        frames = F.pad(frames, (0, width - w, 0, height - h), mode="replicate")
+    frames = padded(frames, height, width)
     peak = 65535.0 if high_bit_depth else 255.0
     # to integers on the device: a quarter (8-bit) of the bytes cross to the host
     out = (frames.clamp(0, 1) * peak).round().permute(0, 2, 3, 1)
@@ -73,9 +79,7 @@ def to_i420_array(frames: torch.Tensor, height: int, width: int, colour: ColourT
     """(B, 3, h, w) float in [0, 1] -> (B, height * 3 // 2, width) uint8 Y'CbCr 4:2:0 (I420, as
     PyAV's yuv420p arrays), edge-padded to the encoder's even size and converted on the device
     with the stream's colour tags: half the bytes of RGB cross to the host, and no swscale."""
-    h, w = frames.shape[-2:]
-    if (h, w) != (height, width):
-        frames = F.pad(frames, (0, width - w, 0, height - h), mode="replicate")
+    frames = padded(frames, height, width)
     return rgb_to_i420(frames, colour.matrix, colour.range == 2).cpu().numpy()
 
 
