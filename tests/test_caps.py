@@ -115,6 +115,37 @@ def test_max_fps_takes_each_kept_frames_own_depth_map(capsys, tmp_path, fifty_fp
     assert "has 30 frames from the start of the range, fewer than the 39 input frames" in err[0]
 
 
+def test_a_depth_video_is_read_like_a_folder_of_maps(capsys, tmp_path, fifty_fps, monkeypatch):
+    """The same maps as a lossless video: the same frames out, with --max-fps and in chunks;
+    the depth video's timestamps are read once for the job, not once per chunk."""
+    import stereoconv.disparity.maps as maps_module
+
+    levels = [16 if i % 2 else 4 for i in range(40)]
+    folder, video = tmp_path / "maps", tmp_path / "maps.mkv"
+    folder.mkdir()
+    with av.open(str(video), "w") as out:
+        stream = out.add_stream("ffv1", rate=50)
+        stream.width, stream.height, stream.pix_fmt = 128, 64, "gray"
+        for i, level in enumerate(levels):
+            Image.fromarray(np.full((64, 128), level, np.uint8)).save(folder / f"{i:03d}.png")
+            frame = av.VideoFrame.from_ndarray(np.full((64, 128), level, np.uint8), format="gray")
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode())
+    reads = []
+    read_timestamps = maps_module.frame_timestamps
+    monkeypatch.setattr(
+        maps_module, "frame_timestamps", lambda *a, **k: reads.append(a) or read_timestamps(*a, **k)
+    )
+    given = ["--depth-kind", "disparity-px", "--chunk-frames", "7", "--max-fps", "25"]
+    for depth, out in ((folder, "from-folder.mp4"), (video, "from-video.mp4")):
+        code, err = run(capsys, "video", fifty_fps, tmp_path / out, "--depth", depth, *given)
+        assert code == 0, err
+    assert len(reads) == 1  # 3 chunks, one read
+    a, b = decode_all(tmp_path / "from-folder.mp4")[0], decode_all(tmp_path / "from-video.mp4")[0]
+    assert len(a) == len(b) == 20
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
 def test_max_fps_above_the_source_rate_changes_nothing(capsys, tmp_path, fifty_fps, tiny_depth):
     out = tmp_path / "same.mp4"
     code, err = run(

@@ -140,10 +140,17 @@ def load_depth_map(
 class DepthFrames:
     """Random access by frame index to raw depth values and their known masks."""
 
-    def __init__(self, path: Path, offset: int = 0, zero_unknown: bool = True):
+    def __init__(
+        self,
+        path: Path,
+        offset: int = 0,
+        zero_unknown: bool = True,
+        pts: tuple[int, ...] | None = None,
+    ):
         """offset: index in the depth source of the first converted frame (with --start, the
         source is read from the same frame on). zero_unknown: a 0 means no value (measured
-        disparity), not the farthest plane (a relative map, near = bright)."""
+        disparity), not the farthest plane (a relative map, near = bright). pts: a depth
+        video's timestamps, if already read (reading them demuxes the whole file)."""
         self.path = Path(path)
         self.offset = offset
         self.zero_unknown = zero_unknown
@@ -155,7 +162,7 @@ class DepthFrames:
         elif self.path.is_file():
             self.files = None
             self.info = probe(self.path)
-            self.pts = frame_timestamps(self.path)
+            self.pts = list(pts) if pts is not None else frame_timestamps(self.path)
             self.count = len(self.pts)
         else:
             raise UserError(f"--depth not found: {path}")

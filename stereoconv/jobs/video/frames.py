@@ -128,7 +128,8 @@ def host_batches(
     frames = decode_range(job.input, job.pts[first], job.pts[stop - 1], job.info)
     depth_frames = None
     if job.depth:
-        depth_frames = DepthFrames(job.depth, job.depth_offset, zero_is_unknown(cfg.depth_kind))
+        zero_unknown = zero_is_unknown(cfg.depth_kind)
+        depth_frames = DepthFrames(job.depth, job.depth_offset, zero_unknown, job.depth_pts)
     decodable = ((index_of[p], p, f) for p, f in frames if p in index_of)
     for batch in batched(decodable, cfg.batch_size):
         indices, pts = [i for i, _, _ in batch], [p for _, p, _ in batch]

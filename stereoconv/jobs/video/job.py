@@ -73,6 +73,8 @@ class VideoJob:
     # with --max-fps and --depth: each converted frame's place among the frames before the cap
     # (the depth source's frame, counted from depth_offset); None: the same as its own index
     depth_index: tuple[int, ...] | None = None
+    # a depth video's timestamps, read once here rather than by every chunk
+    depth_pts: tuple[int, ...] | None = None
 
     def depth_frame(self, index: int) -> int:
         """The frame of the --depth source (from depth_offset) of converted frame `index`."""
@@ -221,12 +223,16 @@ def prepare_job(
         repeated=repeated,
         depth_index=depth_index,
     )
-    needed = job.depth_frame(len(pts) - 1) + 1  # --max-fps: the input's frames they span
-    if depth is not None and (have := len(DepthFrames(depth, depth_offset))) < needed:
-        raise UserError(
-            f"--depth {depth} has {have} frames from the start of the range, fewer than the "
-            f"{needed} input frames it spans"
-        )
+    if depth is not None:
+        depth_frames = DepthFrames(depth, depth_offset)
+        needed = job.depth_frame(len(pts) - 1) + 1  # --max-fps: the input's frames they span
+        if len(depth_frames) < needed:
+            raise UserError(
+                f"--depth {depth} has {len(depth_frames)} frames from the start of the range, "
+                f"fewer than the {needed} input frames it spans"
+            )
+        if depth_frames.files is None:
+            job = dataclasses.replace(job, depth_pts=tuple(depth_frames.pts))
     lock.hold(output, notify)  # before the work folder: never touch a live run's work
     open_workdir(job, overwrite, notify)
     return job
