@@ -117,7 +117,8 @@ def test_max_fps_takes_each_kept_frames_own_depth_map(capsys, tmp_path, fifty_fp
 
 def test_a_depth_video_is_read_like_a_folder_of_maps(capsys, tmp_path, fifty_fps, monkeypatch):
     """The same maps as a lossless video: the same frames out, with --max-fps and in chunks;
-    the depth video's timestamps are read once for the job, not once per chunk."""
+    the depth video's timestamps are read once for the job, not once per chunk, and its frames
+    decoded in one pass a chunk, not from a keyframe again for every batch."""
     import stereoconv.disparity.maps as maps_module
 
     levels = [16 if i % 2 else 4 for i in range(40)]
@@ -131,16 +132,21 @@ def test_a_depth_video_is_read_like_a_folder_of_maps(capsys, tmp_path, fifty_fps
             frame = av.VideoFrame.from_ndarray(np.full((64, 128), level, np.uint8), format="gray")
             out.mux(stream.encode(frame))
         out.mux(stream.encode())
-    reads = []
-    read_timestamps = maps_module.frame_timestamps
+    reads, decodes = [], []
+    read_timestamps, decode_range = maps_module.frame_timestamps, maps_module.decode_range
     monkeypatch.setattr(
         maps_module, "frame_timestamps", lambda *a, **k: reads.append(a) or read_timestamps(*a, **k)
     )
+    monkeypatch.setattr(
+        maps_module, "decode_range", lambda *a, **k: decodes.append(a) or decode_range(*a, **k)
+    )
     given = ["--depth-kind", "disparity-px", "--chunk-frames", "7", "--max-fps", "25"]
+    given += ["--batch-size", "2"]
     for depth, out in ((folder, "from-folder.mp4"), (video, "from-video.mp4")):
         code, err = run(capsys, "video", fifty_fps, tmp_path / out, "--depth", depth, *given)
         assert code == 0, err
     assert len(reads) == 1  # 3 chunks, one read
+    assert len(decodes) == 3  # one pass over the maps a chunk, not one a batch of 2
     a, b = decode_all(tmp_path / "from-folder.mp4")[0], decode_all(tmp_path / "from-video.mp4")[0]
     assert len(a) == len(b) == 20
     assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))

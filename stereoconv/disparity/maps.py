@@ -7,6 +7,7 @@ Everything here returns *relative disparity* (near = large, any scale) or, for
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -172,18 +173,26 @@ class DepthFrames:
 
     def read(self, first: int, stop: int) -> list[tuple[np.ndarray, np.ndarray]]:
         """(values, known) for frames first..stop-1 of the converted range."""
+        return list(self.stream(first, stop))
+
+    def stream(self, first: int, stop: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """(values, known) for frames first..stop-1 of the converted range, in order, as they
+        are read: a video is decoded once from the keyframe before `first`, not again from a
+        keyframe for every batch."""
         a, b = first + self.offset, stop + self.offset
         if b > self.count:
             raise UserError(
                 f"--depth {self.path} has {self.count} frames, fewer than the video's {b}"
             )
         if self.files is not None:
-            return [read_depth_values(p, self.zero_unknown) for p in self.files[a:b]]
-        out = []
+            for path in self.files[a:b]:
+                yield read_depth_values(path, self.zero_unknown)
+            return
+        count = 0
         for _, rgb in decode_range(self.path, self.pts[a], self.pts[b - 1], self.info):
             values = rgb[..., 0].astype(np.float32)
             known = values > 0 if self.zero_unknown else np.ones(values.shape, dtype=bool)
-            out.append((values, known))
-        if len(out) != b - a:
+            count += 1
+            yield values, known
+        if count != b - a:
             raise UserError(f"--depth {self.path}: frames {a}..{b - 1} could not all be decoded")
-        return out

@@ -119,6 +119,15 @@ def depth_batches(
             yield DepthBatch(indices, pts, x, given.to(device), True)
 
 
+def map_of(maps: Iterator[tuple[int, tuple]], source: int) -> tuple:
+    """The map of depth frame `source` from a stream of (frame, map) in order, those before it
+    passed by (frames --max-fps dropped, or the input could not decode)."""
+    for index, item in maps:
+        if index == source:
+            return item
+    raise AssertionError(f"depth frame {source} is not in the stream")  # stream() checks counts
+
+
 def host_batches(
     job: VideoJob, cfg: StereoConfig, first: int, stop: int
 ) -> Iterator[tuple[list[int], list[int], np.ndarray, torch.Tensor | None]]:
@@ -126,21 +135,23 @@ def host_batches(
     frames first..stop-1, batch by batch, decoded on the host."""
     index_of = {p: i for i, p in enumerate(job.pts[first:stop], start=first)}
     frames = decode_range(job.input, job.pts[first], job.pts[stop - 1], job.info)
-    depth_frames = None
+    maps = None
     if job.depth:
         zero_unknown = zero_is_unknown(cfg.depth_kind)
         depth_frames = DepthFrames(job.depth, job.depth_offset, zero_unknown, job.depth_pts)
+        # the depth source is at the input's rate: with --max-fps, the kept frames' maps
+        start, end = job.depth_frame(first), job.depth_frame(stop - 1) + 1
+        maps = enumerate(depth_frames.stream(start, end), start=start)
     decodable = ((index_of[p], p, f) for p, f in frames if p in index_of)
     for batch in batched(decodable, cfg.batch_size):
         indices, pts = [i for i, _, _ in batch], [p for _, p, _ in batch]
         rgb = np.stack([f for _, _, f in batch])
-        if depth_frames is None:
+        if maps is None:
             yield indices, pts, rgb, None
             continue
-        # the depth source is at the input's rate: with --max-fps, the kept frames' maps
-        sources = [job.depth_frame(i) for i in indices]
-        read = depth_frames.read(sources[0], sources[-1] + 1)
-        maps = [read[s - sources[0]] for s in sources]
+        batch_maps = [map_of(maps, job.depth_frame(i)) for i in indices]
         h, w = job.info.height, job.info.width
-        given = [depth_from_values(v, k, cfg.depth_kind, h, w, cfg.depth_scale) for v, k in maps]
+        given = [
+            depth_from_values(v, k, cfg.depth_kind, h, w, cfg.depth_scale) for v, k in batch_maps
+        ]
         yield indices, pts, rgb, torch.cat(given)
