@@ -97,3 +97,54 @@ def test_unreadable_depth_maps_are_user_errors(tmp_path):
     (tmp_path / "bad.pfm").write_bytes(b"P6\n1 1\n255\n")
     with pytest.raises(UserError, match="not a PFM"):
         load_depth_map(tmp_path / "bad.pfm", "depth", 4, 4)
+
+
+@pytest.mark.parametrize("pix_fmt", ["gray", "gray16le", "yuv444p"])
+def test_a_depth_videos_frames_give_the_values_rgb_would(tmp_path, pix_fmt):
+    """Gray depth videos are read without a colour conversion; what they give is what their
+    first RGB channel held (a colour one still goes through RGB)."""
+    import av
+
+    from stereoconv.disparity.maps import DepthFrames
+    from stereoconv.media.video import probe, to_rgb
+
+    high = pix_fmt == "gray16le"
+    rng = np.random.default_rng(3)
+    maps = rng.integers(
+        0, 65536 if high else 256, (3, 24, 40), dtype=np.uint16 if high else np.uint8
+    )
+    path = tmp_path / "depth.mkv"
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("ffv1", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 40, 24, pix_fmt
+        for m in maps:
+            fmt = "gray16le" if high else "gray"
+            out.mux(
+                stream.encode(av.VideoFrame.from_ndarray(m, format=fmt).reformat(format=pix_fmt))
+            )
+        out.mux(stream.encode())
+    got = DepthFrames(path, zero_unknown=True).read(0, 3)
+    info = probe(path)
+    with av.open(str(path)) as c:
+        want = [to_rgb(f, info.high_bit_depth, 0)[..., 0] for f in c.decode(video=0)]
+    for (values, known), rgb in zip(got, want, strict=True):
+        assert values.dtype == rgb.dtype and np.array_equal(values, rgb)
+        assert np.array_equal(known, rgb > 0)
+    if pix_fmt != "yuv444p":
+        assert np.array_equal(np.stack([v for v, _ in got]), maps)  # lossless, as written
+
+
+def test_a_batch_of_maps_is_each_map_alone():
+    """Maps of one size are converted in one go; a batch of mixed sizes map by map; both as
+    depth_from_values gives each map."""
+    from stereoconv.disparity.maps import depth_batch, depth_from_values
+
+    rng = np.random.default_rng(4)
+    maps = [rng.integers(0, 40, (h, w), dtype=np.uint8) for h, w in [(8, 12), (8, 12), (6, 9)]]
+    maps = [(v, v > 0) for v in maps]
+    one_by_one = [depth_from_values(v, k, "disparity-px", 16, 24, 0.5) for v, k in maps]
+    cpu = torch.device("cpu")
+    assert torch.equal(
+        depth_batch(maps[:2], "disparity-px", 16, 24, 0.5, cpu), torch.cat(one_by_one[:2])
+    )
+    assert torch.equal(depth_batch(maps, "disparity-px", 16, 24, 0.5, cpu), torch.cat(one_by_one))

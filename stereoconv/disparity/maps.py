@@ -7,9 +7,11 @@ Everything here returns *relative disparity* (near = large, any scale) or, for
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 
+import av
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -17,7 +19,7 @@ import torch.nn.functional as F
 from stereoconv.config import DEPTH_KINDS
 from stereoconv.errors import UserError
 from stereoconv.geometry import fill_unknown_disparity
-from stereoconv.media.video import decode_range, frame_timestamps, probe
+from stereoconv.media.video import VideoInfo, decode_range, frame_timestamps, probe, to_rgb
 
 MAP_SUFFIXES = (".png", ".npy", ".pfm", ".tif", ".tiff")
 
@@ -95,17 +97,21 @@ def depth_from_values(
     height: int | None = None,
     width: int | None = None,
     scale: float = 1.0,
+    device: torch.device | None = None,
 ) -> torch.Tensor:
-    """Raw depth-map values (H, W) and their known mask -> (1, height, width) float32: pixel
-    disparity for `disparity-px` (scaled with the width if the map is resized), relative
-    disparity otherwise; the map's own size if no size is given.
+    """Raw depth-map values (H, W), or a stack of maps of one size (B, H, W), and their known
+    masks -> (1 or B, height, width) float32 on `device` (the CPU if None): pixel disparity for
+    `disparity-px` (scaled with the width if the map is resized), relative disparity
+    otherwise; the map's own size if no size is given.
 
     Values are multiplied by `scale` first (16-bit PNGs often store disparity x 256). Unknown
     values are filled from the background side of each gap before resizing."""
     if kind not in DEPTH_KINDS:
         raise UserError(f"--depth-kind must be one of {', '.join(DEPTH_KINDS)}, not {kind!r}")
-    disparity = torch.from_numpy(np.asarray(values, dtype=np.float32))[None] * scale
-    known_t = torch.from_numpy(np.asarray(known, dtype=bool))[None]
+    disparity = values_to_device(values, device) * scale
+    known_t = torch.from_numpy(np.ascontiguousarray(known, dtype=bool)).to(device)
+    if disparity.ndim == 2:
+        disparity, known_t = disparity[None], known_t[None]
     if kind == "depth":
         disparity = torch.where(known_t, 1.0 / disparity.clamp_min(1e-6), disparity)
     disparity = fill_unknown_disparity(disparity, known_t)
@@ -116,6 +122,31 @@ def depth_from_values(
         if kind == "disparity-px":
             disparity = disparity * (width / map_w)
     return disparity
+
+
+def values_to_device(values: np.ndarray, device: torch.device | None) -> torch.Tensor:
+    """Map values as float32 on `device`: 8-bit maps cross as they are (a quarter of the
+    bytes) and become float there; torch has no uint16 on every device, so others convert
+    here."""
+    if values.dtype == np.uint8:
+        return torch.from_numpy(np.ascontiguousarray(values)).to(device).float()
+    return torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32)).to(device)
+
+
+def depth_batch(
+    maps: list[tuple[np.ndarray, np.ndarray]],
+    kind: str,
+    height: int,
+    width: int,
+    scale: float,
+    device: torch.device,
+) -> torch.Tensor:
+    """(values, known) of a batch of frames -> (B, height, width) as depth_from_values gives
+    each map, computed on `device`: maps of one size in one go (a folder may mix sizes)."""
+    if len({values.shape for values, _ in maps}) == 1:
+        values, known = np.stack([v for v, _ in maps]), np.stack([k for _, k in maps])
+        return depth_from_values(values, known, kind, height, width, scale, device)
+    return torch.cat([depth_from_values(v, k, kind, height, width, scale, device) for v, k in maps])
 
 
 def load_depth_map(
@@ -189,10 +220,19 @@ class DepthFrames:
                 yield read_depth_values(path, self.zero_unknown)
             return
         count = 0
-        for _, rgb in decode_range(self.path, self.pts[a], self.pts[b - 1], self.info):
-            values = rgb[..., 0].astype(np.float32)
+        convert = functools.partial(map_values, info=self.info)
+        for _, values in decode_range(self.path, self.pts[a], self.pts[b - 1], self.info, convert):
             known = values > 0 if self.zero_unknown else np.ones(values.shape, dtype=bool)
             count += 1
             yield values, known
         if count != b - a:
             raise UserError(f"--depth {self.path}: frames {a}..{b - 1} could not all be decoded")
+
+
+def map_values(frame: av.VideoFrame, info: VideoInfo) -> np.ndarray:
+    """A depth video's frame as its map's values (H, W), uint8 or uint16: a gray frame as it
+    is, a colour one by its first channel as RGB (what a depth map made gray keeps)."""
+    if frame.format.name in ("gray", "gray16le"):
+        values = frame.to_ndarray()  # the same values as RGB's first channel, without swscale
+        return np.ascontiguousarray(np.rot90(values, k=info.rotation // 90))
+    return np.ascontiguousarray(to_rgb(frame, info.high_bit_depth, info.rotation)[..., 0])

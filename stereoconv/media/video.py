@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -254,10 +254,15 @@ def decode_past_errors(container, stream) -> Iterator[av.VideoFrame]:
 
 
 def decode_range(
-    path: Path, first_pts: int, last_pts: int, info: VideoInfo
+    path: Path,
+    first_pts: int,
+    last_pts: int,
+    info: VideoInfo,
+    convert: Callable[[av.VideoFrame], np.ndarray] | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """(pts, RGB frame) for every decodable frame with first_pts <= pts <= last_pts, in order
-    and each pts once, seeking to the keyframe before the range first. Damaged packets are
+    """(pts, RGB frame, or what `convert` makes of the frame) for every decodable frame with
+    first_pts <= pts <= last_pts, in order and each pts once, seeking to the keyframe before
+    the range first. Damaged packets are
     passed by as FFmpeg does; the caller counts the frames that never come. Where the seek
     lands past the range's start (MPEG-TS seeks by bytes and can skip a whole GOP), the range
     is decoded from the start of the file instead."""
@@ -277,7 +282,10 @@ def decode_range(
                 if last is not None and frame.pts <= last:
                     continue  # a repeated or backward timestamp: its slot is filled already
                 last = frame.pts
-                yield frame.pts, to_rgb(frame, info.high_bit_depth, info.rotation)
+                if convert is not None:
+                    yield frame.pts, convert(frame)
+                else:
+                    yield frame.pts, to_rgb(frame, info.high_bit_depth, info.rotation)
         finally:
             frames.close()
         return

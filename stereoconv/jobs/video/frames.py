@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 from stereoconv.config import StereoConfig
 from stereoconv.converter import StereoConverter
-from stereoconv.disparity.maps import DepthFrames, depth_from_values, zero_is_unknown
+from stereoconv.disparity.maps import DepthFrames, depth_batch, zero_is_unknown
 from stereoconv.fileio import atomic_output
 from stereoconv.jobs.video.job import VideoJob
 from stereoconv.media.video import ColourTags, decode_range
@@ -111,12 +111,15 @@ def depth_batches(
     device = converter.device
     peak = 65535.0 if job.info.high_bit_depth else 255.0
     # decode while the GPU works
-    for indices, pts, rgb, given in prefetch(host_batches(job, converter.config, first, stop)):
+    cfg, h, w = converter.config, job.info.height, job.info.width
+    for indices, pts, rgb, maps in prefetch(host_batches(job, cfg, first, stop)):
         x = (to_device(rgb, device) / peak).permute(0, 3, 1, 2)
-        if given is None:
+        if maps is None:
             yield DepthBatch(indices, pts, x, converter.relative_disparity(x), False)
         else:
-            yield DepthBatch(indices, pts, x, given.to(device), True)
+            # on the device: at 1080p, filling the maps' gaps on the host was the job's bound
+            given = depth_batch(maps, cfg.depth_kind, h, w, cfg.depth_scale, device)
+            yield DepthBatch(indices, pts, x, given, True)
 
 
 def map_of(maps: Iterator[tuple[int, tuple]], source: int) -> tuple:
@@ -130,9 +133,9 @@ def map_of(maps: Iterator[tuple[int, tuple]], source: int) -> tuple:
 
 def host_batches(
     job: VideoJob, cfg: StereoConfig, first: int, stop: int
-) -> Iterator[tuple[list[int], list[int], np.ndarray, torch.Tensor | None]]:
-    """(indices, timestamps, RGB frames (B, H, W, 3), the --depth maps (B, H, W) or None) of
-    frames first..stop-1, batch by batch, decoded on the host."""
+) -> Iterator[tuple[list[int], list[int], np.ndarray, list[tuple[np.ndarray, np.ndarray]] | None]]:
+    """(indices, timestamps, RGB frames (B, H, W, 3), the --depth maps' (values, known) or
+    None) of frames first..stop-1, batch by batch, decoded on the host."""
     index_of = {p: i for i, p in enumerate(job.pts[first:stop], start=first)}
     frames = decode_range(job.input, job.pts[first], job.pts[stop - 1], job.info)
     maps = None
@@ -149,9 +152,4 @@ def host_batches(
         if maps is None:
             yield indices, pts, rgb, None
             continue
-        batch_maps = [map_of(maps, job.depth_frame(i)) for i in indices]
-        h, w = job.info.height, job.info.width
-        given = [
-            depth_from_values(v, k, cfg.depth_kind, h, w, cfg.depth_scale) for v, k in batch_maps
-        ]
-        yield indices, pts, rgb, torch.cat(given)
+        yield indices, pts, rgb, [map_of(maps, job.depth_frame(i)) for i in indices]
