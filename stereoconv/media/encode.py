@@ -134,7 +134,7 @@ class ChunkEncoderBase:
         """A picture in `fmt` as a frame of the encoder's pixel format and colour tags (RGB is
         converted by swscale; yuv420p, converted on the device, is taken as it is)."""
         s = self.settings
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(picture), format=fmt)
+        frame = frame_from_array(picture, fmt)
         if fmt != pix_fmt:
             matrix = s.colour.matrix if s.colour.matrix != 2 else None
             frame = frame.reformat(
@@ -171,6 +171,30 @@ class ChunkEncoderBase:
             except AV_ERRORS:
                 pass
         self._atomic.__exit__(RuntimeError, RuntimeError("aborted"), None)
+
+
+def frame_from_array(picture: np.ndarray, fmt: str) -> av.VideoFrame:
+    """A new frame holding `picture`, laid out as PyAV's arrays are: yuv420p (H * 3 // 2, W) as
+    I420 (even sides), rgb24 / rgb48le (H, W, 3). Copied plane by plane with numpy: PyAV's
+    from_ndarray copies row by row holding the GIL, 2.1 against 0.3 ms a 3840x1080 yuv420p frame
+    on the development machine, and the chunks' encoder threads share one GIL."""
+    if fmt == "yuv420p":
+        height, width = picture.shape[0] * 2 // 3, picture.shape[1]
+        flat, luma = picture.reshape(-1), width * height
+        planes = [
+            flat[:luma].reshape(height, width),
+            flat[luma : luma * 5 // 4].reshape(height // 2, width // 2),
+            flat[luma * 5 // 4 :].reshape(height // 2, width // 2),
+        ]
+    else:
+        height, width = picture.shape[:2]
+        packed = np.ascontiguousarray(picture, dtype="<u2" if fmt == "rgb48le" else np.uint8)
+        planes = [packed.view(np.uint8).reshape(height, -1)]
+    frame = av.VideoFrame(width, height, fmt)
+    for plane, rows in zip(frame.planes, planes, strict=True):
+        buffer = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)
+        buffer[: rows.shape[0], : rows.shape[1]] = rows
+    return frame
 
 
 def set_colour(cc, colour: ColourTags) -> None:
