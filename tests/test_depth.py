@@ -134,17 +134,23 @@ def test_a_depth_videos_frames_give_the_values_rgb_would(tmp_path, pix_fmt):
         assert np.array_equal(np.stack([v for v, _ in got]), maps)  # lossless, as written
 
 
-def test_a_batch_of_maps_is_each_map_alone():
+@pytest.mark.parametrize("kind", ["disparity-px", "depth", "relative-disparity"])
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_a_batch_of_maps_is_each_map_alone(kind, dtype):
     """Maps of one size are converted in one go; a batch of mixed sizes map by map; both as
-    depth_from_values gives each map."""
+    depth_from_values gives each map from float values (the path before batching), including a
+    map with a row of no known value (filled from its own frame's farthest value)."""
     from stereoconv.disparity.maps import depth_batch, depth_from_values
 
     rng = np.random.default_rng(4)
-    maps = [rng.integers(0, 40, (h, w), dtype=np.uint8) for h, w in [(8, 12), (8, 12), (6, 9)]]
+    shapes = [(8, 12), (8, 12), (6, 9)]
+    maps = [
+        rng.integers(0, 40, shape, dtype=dtype) * (257 if dtype == np.uint16 else 1)
+        for shape in shapes
+    ]
+    maps[1][3] = 0  # a row with nothing known
     maps = [(v, v > 0) for v in maps]
-    one_by_one = [depth_from_values(v, k, "disparity-px", 16, 24, 0.5) for v, k in maps]
+    one_by_one = [depth_from_values(v.astype(np.float32), k, kind, 16, 24, 0.5) for v, k in maps]
     cpu = torch.device("cpu")
-    assert torch.equal(
-        depth_batch(maps[:2], "disparity-px", 16, 24, 0.5, cpu), torch.cat(one_by_one[:2])
-    )
-    assert torch.equal(depth_batch(maps, "disparity-px", 16, 24, 0.5, cpu), torch.cat(one_by_one))
+    assert torch.equal(depth_batch(maps[:2], kind, 16, 24, 0.5, cpu), torch.cat(one_by_one[:2]))
+    assert torch.equal(depth_batch(maps, kind, 16, 24, 0.5, cpu), torch.cat(one_by_one))

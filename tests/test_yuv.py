@@ -128,3 +128,12 @@ def test_frames_are_filled_as_pyav_fills_them(fmt, shape, dtype):
     assert (ours.width, ours.height, ours.format.name) == (pyav.width, pyav.height, fmt)
     assert np.array_equal(ours.to_ndarray(), pyav.to_ndarray())
     assert np.array_equal(ours.to_ndarray(), picture)
+
+
+def test_a_frame_of_the_wrong_type_is_refused_not_wrapped():
+    from stereoconv.media.encode import frame_from_array
+
+    with pytest.raises(ValueError, match="rgb24 frames are uint8"):
+        frame_from_array(np.full((4, 6, 3), 300, np.int32), "rgb24")  # would wrap to 44
+    with pytest.raises(ValueError, match="yuv420p"):
+        frame_from_array(np.zeros((7, 4), np.uint8), "yuv420p")  # not H * 3 // 2 rows

@@ -232,7 +232,8 @@ class DepthFrames:
 def map_values(frame: av.VideoFrame, info: VideoInfo) -> np.ndarray:
     """A depth video's frame as its map's values (H, W), uint8 or uint16: a gray frame as it
     is, a colour one by its first channel as RGB (what a depth map made gray keeps)."""
-    if frame.format.name in ("gray", "gray16le"):
+    gray = {"gray": False, "gray16le": True}.get(frame.format.name)
+    if gray is not None and gray == info.high_bit_depth:  # as probed: the scale RGB would give
         values = frame.to_ndarray()  # the same values as RGB's first channel, without swscale
         return np.ascontiguousarray(np.rot90(values, k=info.rotation // 90))
     return np.ascontiguousarray(to_rgb(frame, info.high_bit_depth, info.rotation)[..., 0])

@@ -262,10 +262,9 @@ def decode_range(
 ) -> Iterator[tuple[int, np.ndarray]]:
     """(pts, RGB frame, or what `convert` makes of the frame) for every decodable frame with
     first_pts <= pts <= last_pts, in order and each pts once, seeking to the keyframe before
-    the range first. Damaged packets are
-    passed by as FFmpeg does; the caller counts the frames that never come. Where the seek
-    lands past the range's start (MPEG-TS seeks by bytes and can skip a whole GOP), the range
-    is decoded from the start of the file instead."""
+    the range first. Damaged packets are passed by as FFmpeg does; the caller counts the frames
+    that never come. Where the seek lands past the range's start (MPEG-TS seeks by bytes and can
+    skip a whole GOP), the range is decoded from the start of the file instead."""
     for seek in (True, False):
         frames = _frames_from(path, first_pts if seek else None)
         first = next(frames, None)
