@@ -69,7 +69,6 @@ CLIP_L14_TEXT = dict(
     projection_dim=768,
     hidden_act="quick_gelu",
 )
-SD15_SCHEDULER = SD1_SCHEDULER
 DAV2_SMALL_BACKBONE = dict(
     hidden_size=384,
     num_hidden_layers=12,
@@ -102,7 +101,7 @@ def build_sd15(device: torch.device, dtype: torch.dtype) -> SDComponents:
     for m in (unet, vae, text):
         m.to(dtype).eval().requires_grad_(False)
     # the tokenizer's vocabulary does not change the cost: a generated one stands in
-    return SDComponents(unet, vae, text, make_tiny_tokenizer(), DDIMScheduler(**SD15_SCHEDULER))
+    return SDComponents(unet, vae, text, make_tiny_tokenizer(), DDIMScheduler(**SD1_SCHEDULER))
 
 
 def build_depth(device: torch.device, dtype: torch.dtype):

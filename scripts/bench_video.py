@@ -28,7 +28,7 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).parent))
-from bench_gpu import CLIP_L14_TEXT, SD15_SCHEDULER, SD15_UNET, SD15_VAE, build_depth  # noqa: E402
+from bench_gpu import CLIP_L14_TEXT, SD15_UNET, SD15_VAE, build_depth  # noqa: E402
 
 
 def save_sd15(folder: Path) -> Path:
@@ -36,7 +36,7 @@ def save_sd15(folder: Path) -> Path:
     from diffusers import AutoencoderKL, DDIMScheduler, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel
 
-    from stereoconv.testing import make_tiny_tokenizer
+    from stereoconv.testing import SD1_SCHEDULER, make_tiny_tokenizer
 
     if (folder / "unet" / "config.json").exists():
         return folder
@@ -48,7 +48,7 @@ def save_sd15(folder: Path) -> Path:
     for name, module in parts.items():
         module.to(torch.float16).save_pretrained(folder / name)
     make_tiny_tokenizer().save_pretrained(folder / "tokenizer")
-    DDIMScheduler(**SD15_SCHEDULER).save_pretrained(folder / "scheduler")
+    DDIMScheduler(**SD1_SCHEDULER).save_pretrained(folder / "scheduler")
     return folder
 
 

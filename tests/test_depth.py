@@ -123,7 +123,7 @@ def test_a_depth_videos_frames_give_the_values_rgb_would(tmp_path, pix_fmt):
                 stream.encode(av.VideoFrame.from_ndarray(m, format=fmt).reformat(format=pix_fmt))
             )
         out.mux(stream.encode())
-    got = DepthFrames(path, zero_unknown=True).read(0, 3)
+    got = list(DepthFrames(path, zero_unknown=True).stream(0, 3))
     info = probe(path)
     with av.open(str(path)) as c:
         want = [to_rgb(f, info.high_bit_depth, 0)[..., 0] for f in c.decode(video=0)]

@@ -20,6 +20,7 @@ from stereoconv.config import DEPTH_KINDS
 from stereoconv.errors import UserError
 from stereoconv.geometry import fill_unknown_disparity
 from stereoconv.media.video import VideoInfo, decode_range, frame_timestamps, probe, to_rgb
+from stereoconv.tensors import float_on_device
 
 MAP_SUFFIXES = (".png", ".npy", ".pfm", ".tif", ".tiff")
 
@@ -108,7 +109,7 @@ def depth_from_values(
     values are filled from the background side of each gap before resizing."""
     if kind not in DEPTH_KINDS:
         raise UserError(f"--depth-kind must be one of {', '.join(DEPTH_KINDS)}, not {kind!r}")
-    disparity = values_to_device(values, device) * scale
+    disparity = float_on_device(values, device) * scale
     known_t = torch.from_numpy(np.ascontiguousarray(known, dtype=bool)).to(device)
     if disparity.ndim == 2:
         disparity, known_t = disparity[None], known_t[None]
@@ -122,15 +123,6 @@ def depth_from_values(
         if kind == "disparity-px":
             disparity = disparity * (width / map_w)
     return disparity
-
-
-def values_to_device(values: np.ndarray, device: torch.device | None) -> torch.Tensor:
-    """Map values as float32 on `device`: 8-bit maps cross as they are (a quarter of the
-    bytes) and become float there; torch has no uint16 on every device, so others convert
-    here."""
-    if values.dtype == np.uint8:
-        return torch.from_numpy(np.ascontiguousarray(values)).to(device).float()
-    return torch.from_numpy(np.ascontiguousarray(values, dtype=np.float32)).to(device)
 
 
 def depth_batch(
@@ -201,10 +193,6 @@ class DepthFrames:
 
     def __len__(self) -> int:
         return self.count - self.offset
-
-    def read(self, first: int, stop: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        """(values, known) for frames first..stop-1 of the converted range."""
-        return list(self.stream(first, stop))
 
     def stream(self, first: int, stop: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         """(values, known) for frames first..stop-1 of the converted range, in order, as they

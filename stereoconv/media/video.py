@@ -7,6 +7,7 @@ holds more than the frames a caller asks for at a time.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Callable, Iterator
@@ -265,6 +266,10 @@ def decode_range(
     the range first. Damaged packets are passed by as FFmpeg does; the caller counts the frames
     that never come. Where the seek lands past the range's start (MPEG-TS seeks by bytes and can
     skip a whole GOP), the range is decoded from the start of the file instead."""
+    if convert is None:
+        convert = functools.partial(
+            to_rgb, high_bit_depth=info.high_bit_depth, rotation=info.rotation
+        )
     for seek in (True, False):
         frames = _frames_from(path, first_pts if seek else None)
         first = next(frames, None)
@@ -281,10 +286,7 @@ def decode_range(
                 if last is not None and frame.pts <= last:
                     continue  # a repeated or backward timestamp: its slot is filled already
                 last = frame.pts
-                if convert is not None:
-                    yield frame.pts, convert(frame)
-                else:
-                    yield frame.pts, to_rgb(frame, info.high_bit_depth, info.rotation)
+                yield frame.pts, convert(frame)
         finally:
             frames.close()
         return

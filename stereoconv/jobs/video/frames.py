@@ -19,6 +19,7 @@ from stereoconv.jobs.video.job import VideoJob
 from stereoconv.media.video import ColourTags, decode_range
 from stereoconv.media.yuv import rgb_to_i420
 from stereoconv.runner.threads import prefetch
+from stereoconv.tensors import float_on_device
 
 
 @dataclass(frozen=True)
@@ -95,25 +96,17 @@ def save_depth_maps(folder: Path, indices: list[int], relative: torch.Tensor) ->
             Image.fromarray(values.astype(np.uint16)).save(tmp, format="PNG")
 
 
-def to_device(frames: np.ndarray, device: torch.device) -> torch.Tensor:
-    """uint8 frames cross as they are (a quarter of float32's bytes) and become float32 there;
-    torch has no uint16 on every device, so 16-bit frames become float32 here."""
-    if frames.dtype == np.uint8:
-        return torch.from_numpy(frames).to(device).float()
-    return torch.from_numpy(frames.astype(np.float32)).to(device)
-
-
 def depth_batches(
     job: VideoJob, converter: StereoConverter, first: int, stop: int
 ) -> Iterator[DepthBatch]:
     """Frames first..stop-1 in batches with their depth: the --depth maps as --depth-kind reads
     them, or the model's estimate. Frames and maps are decoded ahead, in a thread."""
-    device = converter.device
+    cfg, device = converter.config, converter.device
     peak = 65535.0 if job.info.high_bit_depth else 255.0
-    # decode while the GPU works
-    cfg, h, w = converter.config, job.info.height, job.info.width
+    h, w = job.info.height, job.info.width
+    # decoded ahead in a thread, while the GPU works
     for indices, pts, rgb, maps in prefetch(host_batches(job, cfg, first, stop)):
-        x = (to_device(rgb, device) / peak).permute(0, 3, 1, 2)
+        x = (float_on_device(rgb, device) / peak).permute(0, 3, 1, 2)
         if maps is None:
             yield DepthBatch(indices, pts, x, converter.relative_disparity(x), False)
         else:
