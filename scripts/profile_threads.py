@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import collections
 import os
-import runpy
 import sys
 import threading
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+from bench_video import run_cli  # noqa: E402
 
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -78,14 +81,9 @@ def main() -> None:
     helpers = [threading.Thread(target=f, daemon=True) for f in (sampler, gil_probe)]
     for helper in helpers:
         helper.start()
-    sys.argv = ["stereoconv", *args]
-    start, cpu_start = time.perf_counter(), time.process_time()
-    try:
-        runpy.run_module("stereoconv", run_name="__main__", alter_sys=True)
-    except SystemExit as exit:
-        if exit.code not in (0, None):
-            raise
-    wall, process = time.perf_counter() - start, time.process_time() - cpu_start
+    cpu_start = time.process_time()
+    wall = run_cli(args)
+    process = time.process_time() - cpu_start
     stop.set()
     for helper in helpers:
         helper.join()
