@@ -219,9 +219,8 @@ def diffusion_case(
     components, device, height, width, frames, repeats, flops=True, **settings
 ) -> dict:
     cfg = build_config(backend="diffusion", batch_size=frames, **{**BENCHMARK_SETTINGS, **settings})
-    pipe = StereoDiffusion(components, cfg)
-    counter = count_unet_images(pipe)
-    backend = DiffusionBackend(pipe)
+    backend = DiffusionBackend.of(components, cfg)
+    counter = count_unet_images(backend.pipeline)
     x, d = frames_and_disparity(frames, height, width, cfg.divergence, device)
     result = measure(lambda: backend(x, d), frames, repeats, device, counter, flops)
     result.update(size=f"{width}x{height}", frames_per_batch=frames)
@@ -233,9 +232,9 @@ def count_unet_images(pipe: StereoDiffusion) -> UNetCounter:
     counter = UNetCounter()
     predict = pipe.predict
 
-    def counted(x, t, step, views, cond, uncond, extra=None):
+    def counted(x, t, views, cond, uncond, extra=None, step=None):
         counter.images += x.shape[0] * (2 if uncond is not None else 1)
-        return predict(x, t, step, views, cond, uncond, extra)
+        return predict(x, t, views, cond, uncond, extra, step=step)
 
     pipe.predict = counted
     return counter
@@ -332,7 +331,7 @@ def profile_case(components, device, height, width, frames) -> dict:
     from torch.profiler import ProfilerActivity, profile
 
     cfg = build_config(backend="diffusion", batch_size=frames, **BENCHMARK_SETTINGS)
-    backend = DiffusionBackend(StereoDiffusion(components, cfg))
+    backend = DiffusionBackend.of(components, cfg)
     x, d = frames_and_disparity(frames, height, width, cfg.divergence, device)
     backend(x, d)  # warm-up
     sync(device)

@@ -34,9 +34,8 @@ def random_sd15_converter(config: StereoConfig, device: torch.device) -> StereoC
     from bench_gpu import build_depth, build_sd15
 
     from stereoconv.backends.diffusion import DiffusionBackend
-    from stereoconv.diffusion.pipeline import StereoDiffusion
 
-    backend = DiffusionBackend(StereoDiffusion(build_sd15(device, torch.bfloat16), config))
+    backend = DiffusionBackend.of(build_sd15(device, torch.bfloat16), config)
     return StereoConverter(config, device, build_depth(device, torch.float16), backend)
 
 
@@ -45,13 +44,12 @@ def tiny_converter(config: StereoConfig, device: torch.device) -> StereoConverte
     from stereoconv import testing as tiny_models
     from stereoconv.backends.diffusion import DiffusionBackend
     from stereoconv.diffusion.components import load_components
-    from stereoconv.diffusion.pipeline import StereoDiffusion
     from stereoconv.disparity.estimate import DepthEstimator
 
     folder = Path(tempfile.mkdtemp())
     sd = tiny_models.make_tiny_stable_diffusion(folder / "sd")
     da = tiny_models.make_tiny_depth_anything(folder / "da")
-    backend = DiffusionBackend(StereoDiffusion(load_components(str(sd), device), config))
+    backend = DiffusionBackend.of(load_components(str(sd), device), config)
     return StereoConverter(config, device, DepthEstimator(str(da), "cpu"), backend)
 
 

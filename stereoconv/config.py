@@ -113,6 +113,16 @@ def check_ranges(settings) -> None:
             raise UserError(why)
 
 
+def check_setting(name: str, value: float, option: str) -> None:
+    """One value of StereoConfig's field `name` inside the range the field declares, for an
+    option that takes several of them (preview's --divergences): the same bounds as the
+    setting's own option."""
+    meta = next(f.metadata for f in fields(StereoConfig) if f.name == name)
+    why = range_error(option, value, meta)
+    if why:
+        raise UserError(why)
+
+
 @dataclass(frozen=True)
 class StereoConfig:
     """The settings of a conversion; each field is the CLI option of the same name."""
@@ -371,3 +381,14 @@ def build_config(preset: str | None = None, **options: Any) -> StereoConfig:
 
 def to_dict(config: StereoConfig) -> dict[str, Any]:
     return dataclasses.asdict(config)
+
+
+# settings that change how fast a run goes, never the pixels it writes (frames do not depend on
+# their batch): work done under other values of them is reused, by a resumed video and by a
+# photo library alike
+SPEED_ONLY = ("batch_size",)
+
+
+def pixel_settings(config: StereoConfig) -> dict[str, Any]:
+    """The settings that decide an output's pixels: what makes finished work reusable."""
+    return {k: v for k, v in dataclasses.asdict(config).items() if k not in SPEED_ONLY}

@@ -14,28 +14,37 @@ from stereoconv.backends.warp import WarpBackend
 from stereoconv.config import StereoConfig
 from stereoconv.disparity.estimate import DepthEstimator, as_float_frames
 from stereoconv.errors import UserError
+from stereoconv.progress import Progress
 
 
-def make_backend(config: StereoConfig, device: torch.device):
+def make_backend(config: StereoConfig, device: torch.device, progress: Progress | None = None):
+    """The configured backend; `progress` hears the diffusion pipeline's UNet calls."""
     if config.backend == "warp":
         return WarpBackend(views=config.views, fill_sigma=config.fill_sigma)
     from stereoconv.backends.diffusion import DiffusionBackend
 
-    return DiffusionBackend.from_config(config, device)
+    return DiffusionBackend.from_config(config, device, progress)
 
 
 class StereoConverter:
     """Holds the models of one conversion (loaded once, on first use) and converts batches."""
 
     def __init__(
-        self, config: StereoConfig, device: torch.device, depth_estimator=None, backend=None
+        self,
+        config: StereoConfig,
+        device: torch.device,
+        depth_estimator=None,
+        backend=None,
+        progress: Progress | None = None,
     ):
         """depth_estimator, backend: ready-made models (benchmarks, tests); by default they
-        load from the config on first use."""
+        load from the config on first use. progress: hears the diffusion steps of each batch
+        (stereoconv.progress)."""
         self.config = config
         self.device = torch.device(device)
         self._depth_estimator = depth_estimator
         self._backend = backend
+        self.progress = progress
         self.max_batch: int | None = None  # lowered when the GPU runs out of memory
         self._oom_said = False
         self.notify: Callable[[str], None] = lambda text: None
@@ -49,7 +58,7 @@ class StereoConverter:
     @property
     def backend(self):
         if self._backend is None:
-            self._backend = make_backend(self.config, self.device)
+            self._backend = make_backend(self.config, self.device, self.progress)
         return self._backend
 
     def relative_disparity(self, frames: torch.Tensor) -> torch.Tensor:

@@ -35,7 +35,7 @@ def view_disparities(disparity: torch.Tensor, views: str) -> tuple[torch.Tensor,
 # --- row helpers ------------------------------------------------------------------------------
 
 
-def _nearest_valid_columns(valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def nearest_valid_columns(valid: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """For each pixel, the column of the nearest valid pixel to its left and to its right
     (itself if valid); -1 / W where there is none. valid: (B, H, W) bool."""
     w = valid.shape[-1]
@@ -51,7 +51,7 @@ def background_side_columns(valid: torch.Tensor, disparity: torch.Tensor) -> tor
     valid neighbour in its row on the background side (the smaller disparity), or the only
     valid side at a frame border. Rows with nothing valid point at column 0."""
     w = valid.shape[-1]
-    left, right = _nearest_valid_columns(valid)
+    left, right = nearest_valid_columns(valid)
     inf = torch.tensor(float("inf"), device=disparity.device, dtype=disparity.dtype)
     d_left = torch.where(left >= 0, disparity.gather(-1, left.clamp(0, w - 1)), inf)
     d_right = torch.where(right < w, disparity.gather(-1, right.clamp(0, w - 1)), inf)

@@ -222,3 +222,20 @@ def test_library_warnings_stay_off_the_terminal(tmp_path, photo, tiny_sd, tiny_d
     code, err = stereoconv_process("image", photo, out, "--model", tiny_sd, "--steps", "2", *common)
     assert code == 0 and out.is_file()
     assert err and all(line.startswith("stereoconv: note:") for line in err), err
+
+
+def test_depth_from_image_refuses_a_picture_over_max_megapixels(
+    capsys, tmp_path, photo, tiny_sd_depth, tiny_depth
+):
+    """--from-image reads the photo under --max-megapixels, as every picture command does."""
+    out = tmp_path / "out.png"
+    common = ["--model", tiny_sd_depth, "--depth-model", tiny_depth, "--steps", "2"]
+    common += ["--size", "64", "--device", "cpu"]
+    code, cap = run(
+        capsys, "depth", "a castle", out, "--from-image", photo, *common, "--max-megapixels", 0.002
+    )
+    err = cap.err.strip().splitlines()
+    assert code == 1 and "over the limit of 0.002: raise --max-megapixels" in err[-1], err
+    assert not out.exists()
+    code, cap = run(capsys, "depth", "a castle", out, "--from-image", photo, *common)
+    assert code == 0 and out.exists(), cap.err

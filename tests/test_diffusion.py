@@ -15,15 +15,17 @@ from stereoconv.diffusion.components import load_components
 from stereoconv.diffusion.inversion import ddim_inversion_step, ddim_invert, null_text_inversion
 from stereoconv.diffusion.pipeline import StereoDiffusion, depth_condition
 from stereoconv.diffusion.sampler import StereoSchedule, sample_stereo
+from stereoconv.diffusion.settings import DiffusionSettings
 from stereoconv.geometry import shift_latent
 
 CPU = torch.device("cpu")
 
 
 def settings(**kw):
+    """StereoDiffusion's own settings, from a config as the product builds them."""
     base = dict(backend="diffusion", steps=10, shift_fraction=0.2, spsmd_every=2, attention="uni")
     base.update(kw)
-    return build_config(**base)
+    return DiffusionSettings.of(build_config(**base))
 
 
 @pytest.fixture
@@ -119,7 +121,7 @@ def test_inversion_then_denoising_returns_the_latent(sd):
         sd.unet.conv_out.bias.mul_(0.01)
     pipe = StereoDiffusion(sd, settings(steps=50))
     cond, _ = pipe.prompt_embeddings("", 1)
-    model = lambda x, t, i, v: pipe.predict(x, t, i, v, cond, None)  # noqa: E731
+    model = lambda x, t, i, v: pipe.predict(x, t, v, cond, None, step=i)  # noqa: E731
     with torch.inference_mode():
         _, rec = invert_then_denoise(sd, model, z0, 50)
     assert relative_error(rec, z0) < 0.05
@@ -134,13 +136,11 @@ def test_null_text_inversion_lowers_the_reconstruction_error(sd):
     cond, uncond = pipe.prompt_embeddings("a red motorcycle in a garage", 2)
     sd.scheduler.set_timesteps(20)
     with torch.inference_mode():
-        trajectory = ddim_invert(
-            lambda z, t: pipe.predict(z, t, -1, 1, cond, None), z0, sd.scheduler
-        )
+        trajectory = ddim_invert(lambda z, t: pipe.predict(z, t, 1, cond, None), z0, sd.scheduler)
 
     def reconstruct(uncond_at):
         with torch.inference_mode():
-            model = lambda x, t, i, v: pipe.predict(x, t, i, v, cond, uncond_at(i))  # noqa: E731
+            model = lambda x, t, i, v: pipe.predict(x, t, v, cond, uncond_at(i), step=i)  # noqa: E731
             rec, _, _ = sample_stereo(
                 model, sd.scheduler, trajectory[-1], None, StereoSchedule(None)
             )
@@ -148,7 +148,7 @@ def test_null_text_inversion_lowers_the_reconstruction_error(sd):
 
     plain = reconstruct(lambda i: uncond)
     optimised = null_text_inversion(
-        lambda z, t, e: pipe.predict(z, t, -1, 1, e, None),
+        lambda z, t, e: pipe.predict(z, t, 1, e, None),
         [z.clone() for z in trajectory],
         cond,
         uncond,
@@ -281,9 +281,9 @@ def test_skip_pre_shift_starts_from_the_inversion_at_the_shift_step(sd):
     calls, shifts = [], []
     predict = pipe.predict
 
-    def counted(x, t, i, views, *args, **kwargs):
-        calls.append((i, x.shape[0]))
-        return predict(x, t, i, views, *args, **kwargs)
+    def counted(x, t, views, *args, step=None, **kwargs):
+        calls.append((step, x.shape[0]))
+        return predict(x, t, views, *args, step=step, **kwargs)
 
     def keep_shift(event):
         if event["event"] == "shift":
@@ -292,13 +292,13 @@ def test_skip_pre_shift_starts_from_the_inversion_at_the_shift_step(sd):
     pipe.predict = counted
     out = pipe.image_to_stereo(imgs, d, callback=keep_shift)
     # 8 inversion steps (to the level of step 2 of 10), then steps 2..9 with both views
-    assert [c for c in calls if c[0] == -1] == [(-1, 1)] * 8
-    assert [c[0] for c in calls if c[0] >= 0] == list(range(2, 10))
+    assert [c for c in calls if c[0] is None] == [(None, 1)] * 8
+    assert [c[0] for c in calls if c[0] is not None] == list(range(2, 10))
     sd.scheduler.set_timesteps(10)
     cond, _ = pipe.prompt_embeddings("", 1)
     z0 = sd.encode_images(imgs)
     with torch.inference_mode():
-        full = ddim_invert(lambda z, t: predict(z, t, -1, 1, cond, None), z0, sd.scheduler)
+        full = ddim_invert(lambda z, t: predict(z, t, 1, cond, None), z0, sd.scheduler)
     assert torch.allclose(shifts[0]["left"], full[-1 - 2], atol=1e-6)
     assert out.right.shape == (1, 3, 48, 64)
 
@@ -336,16 +336,16 @@ def test_fill_without_stereo_attention_equals_the_fill_beside_the_left_view(sd):
 
     sd.scheduler.set_timesteps(10)
     cond, uncond = pipe.prompt_embeddings("", 2)
-    start = pipe.config.shift_step
+    start = pipe.settings.shift_step
     with torch.inference_mode():
         latents = sd.encode_images(torch.cat([left, right]), 8)
         path = invert(
-            lambda z, t: pipe.predict(z, t, -1, 1, cond.repeat(2, 1, 1), None),
+            lambda z, t: pipe.predict(z, t, 1, cond.repeat(2, 1, 1), None),
             latents,
             sd.scheduler,
             start,
         )
-        model = lambda x, t, i, v: pipe.predict(x, t, i, v, cond, uncond)  # noqa: E731
+        model = lambda x, t, i, v: pipe.predict(x, t, v, cond, uncond, step=i)  # noqa: E731
         both = sample_fill(
             model, sd.scheduler, [z[:2] for z in path], [z[2:] for z in path], known, start
         )

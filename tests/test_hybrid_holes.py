@@ -44,7 +44,7 @@ def test_seam_reaches_only_into_the_background_side():
 def test_generated_pairs_keep_the_warp_fill_where_asked():
     """Text and depth to stereo composite with the same settings as images: holes narrower
     than min_width and, without border, the edge strips keep the warp backend's fill."""
-    from stereoconv.backends.diffusion import hybrid_right_view, warp_and_fill
+    from stereoconv.backends.diffusion import HybridSettings, hybrid_composite, warp_and_fill
 
     generator = torch.Generator().manual_seed(0)
     left = torch.rand(1, 3, 24, 64, generator=generator)
@@ -52,11 +52,17 @@ def test_generated_pairs_keep_the_warp_fill_where_asked():
     disparity[:, :, 20:30] = 6.0  # a near block: a 6 px hole beside it, and a strip at the edge
     disparity[:, :, 40:] = 2.0
     generated = torch.rand(1, 3, 24, 64, generator=generator)
-    _, base, _ = warp_and_fill(left, disparity, 3.0)
-    everywhere, holes = hybrid_right_view(left, disparity, generated, 2.0, 3.0, 0, True)
+
+    def composite(min_width: int, border: bool):
+        settings = HybridSettings(fill_min_width=min_width, fill_border=border)
+        plan = warp_and_fill(left, disparity, settings)
+        return hybrid_composite(plan, generated, settings.seam), plan.holes
+
+    base = warp_and_fill(left, disparity, HybridSettings()).base
+    everywhere, holes = composite(0, True)
     assert holes.any() and not torch.allclose(everywhere, base)
-    kept, none = hybrid_right_view(left, disparity, generated, 2.0, 3.0, 64, False)
+    kept, none = composite(64, False)
     assert not none.any() and torch.equal(kept, base)
-    wide_only, some = hybrid_right_view(left, disparity, generated, 2.0, 3.0, 5, True)
-    narrow = hybrid_right_view(left, disparity, generated, 2.0, 3.0, 7, True)[1]
+    wide_only, some = composite(5, True)
+    narrow = composite(7, True)[1]
     assert some.sum() > narrow.sum()  # the 6 px hole is generated at 5, not at 7

@@ -3,6 +3,7 @@
 import hashlib
 import io
 import json
+import sys
 
 import numpy as np
 import pillow_heif
@@ -12,7 +13,7 @@ from PIL import Image, ImageCms, TiffImagePlugin
 from stereoconv.cli.convert import FORMAT_CHOICES
 from stereoconv.cli.main import main
 from stereoconv.converter import StereoConverter
-from stereoconv.jobs.library import FORMATS, MANIFEST, batched
+from stereoconv.jobs.library import FORMATS, MANIFEST, batched_by
 
 pillow_heif.register_heif_opener()
 SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
@@ -341,8 +342,8 @@ def test_photos_of_one_size_go_through_together(capsys, tmp_path, tiny_depth, mo
 
 def test_batched_groups_consecutive_equal_keys():
     items = [1, 1, 1, 2, 2, 1]
-    assert list(batched(items, key=lambda x: x, size=2)) == [[1, 1], [1], [2, 2], [1]]
-    assert list(batched([], key=lambda x: x, size=3)) == []
+    assert list(batched_by(items, key=lambda x: x, size=2)) == [[1, 1], [1], [2, 2], [1]]
+    assert list(batched_by([], key=lambda x: x, size=3)) == []
 
 
 def test_out_dir_inside_in_dir_is_not_read_as_input(capsys, tmp_path, tiny_depth):
@@ -357,17 +358,24 @@ def test_out_dir_inside_in_dir_is_not_read_as_input(capsys, tmp_path, tiny_depth
     assert sorted(outputs_of(out)) == ["p0.png", "p1.png"]
 
 
-def test_progress_bar_and_quiet(capsys, tmp_path, tiny_depth):
+def test_progress_bar_on_a_terminal_only_and_quiet(capsys, monkeypatch, tmp_path, tiny_depth):
+    """A bar on a terminal; none into a pipe or a log (no carriage-return lines); none with
+    --quiet, which also drops the summary."""
     photos = tmp_path / "photos"
     photos.mkdir()
     Image.fromarray(picture(16, 20)).save(photos / "p.png")
     argv = ["images", photos, tmp_path / "a", "--backend", "warp", "--device", "cpu"]
-    argv += ["--depth-model", tiny_depth]
-    assert main([str(a) for a in argv]) == 0
+    argv = [str(a) for a in argv + ["--depth-model", tiny_depth]]
+    assert main(argv) == 0
+    assert capsys.readouterr().err == "stereoconv: converted 1 photo\n"  # a pipe: no bar
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    argv[2] = str(tmp_path / "b")
+    assert main(argv) == 0
     err = capsys.readouterr().err
     assert "photos: 100%" in err and "1/1" in err and "file/s" in err
     assert err.endswith("stereoconv: converted 1 photo\n")
-    assert main([str(a) for a in argv] + ["--quiet", "--overwrite"]) == 0
+    argv[2] = str(tmp_path / "c")
+    assert main(argv + ["--quiet"]) == 0
     assert capsys.readouterr().err == ""
 
 

@@ -23,7 +23,6 @@ from stereoconv.backends.warp import WarpBackend
 from stereoconv.config import build_config
 from stereoconv.diffusion.components import load_components
 from stereoconv.diffusion.inversion import ddim_invert
-from stereoconv.diffusion.pipeline import StereoDiffusion
 from stereoconv.diffusion.sampler import StereoSchedule, sample_stereo
 from stereoconv.geometry import fill_unknown_disparity, forward_warp
 from tests.clips import psnr, write_clip
@@ -108,7 +107,7 @@ def test_hybrid_changes_only_the_holes_and_keeps_the_background(components, moto
     left, right, d = motorcycle_window(motorcycle)
     frames = torch.from_numpy(left).permute(2, 0, 1)[None].float() / 255
     cfg = build_config(None, backend="diffusion", steps=10, **settings)
-    hybrid = DiffusionBackend(StereoDiffusion(components, cfg))
+    hybrid = DiffusionBackend.of(components, cfg)
     with torch.inference_mode():
         _, ours = hybrid(frames, d)
         _, warp = WarpBackend(fill_sigma=cfg.fill_sigma)(frames, d)

@@ -12,6 +12,7 @@ import torch
 from stereoconv.config import VideoOptions, build_config
 from stereoconv.converter import StereoConverter
 from stereoconv.jobs.video.job import prepare_job
+from stereoconv.progress import silent
 from stereoconv.runner import local as video_job
 from stereoconv.runner.local import convert_video
 from tests.clips import decode_all, numbered_frame, read_number, write_clip
@@ -46,11 +47,11 @@ def test_an_error_in_one_chunk_ends_the_job_and_a_rerun_resumes(
 ):
     real, calls = video_job.convert_chunk, []
 
-    def failing(job, converter, chunk, on_frames=None):
+    def failing(job, converter, chunk, progress=silent):
         if chunk.index == 1:
             raise RuntimeError("chunk 1 fails")
         calls.append(chunk.index)
-        return real(job, converter, chunk, on_frames)
+        return real(job, converter, chunk, progress)
 
     monkeypatch.setattr(video_job, "convert_chunk", failing)
     with pytest.raises(RuntimeError, match="chunk 1 fails"):
@@ -59,9 +60,9 @@ def test_an_error_in_one_chunk_ends_the_job_and_a_rerun_resumes(
     done = sorted(calls)
     assert 1 not in done and 0 in done
 
-    def counted(job, converter, chunk, on_frames=None):
+    def counted(job, converter, chunk, progress=silent):
         calls.append(chunk.index)
-        return real(job, converter, chunk, on_frames)
+        return real(job, converter, chunk, progress)
 
     calls.clear()
     monkeypatch.setattr(video_job, "convert_chunk", counted)

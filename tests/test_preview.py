@@ -46,3 +46,18 @@ def test_bad_settings_are_one_line(capsys, tmp_path):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1 and "--convergences takes" in err[0], err
     assert not (tmp_path / "s.png").exists()
+
+
+def test_settings_out_of_range_are_refused_as_the_single_options_are(capsys, tmp_path):
+    """--divergences and --convergences take the ranges of --divergence and --convergence."""
+    src = write_clip(tmp_path / "clip.mp4", [numbered_frame(i) for i in range(3)])
+    out = str(tmp_path / "s.png")
+    for option, values, why in (
+        ("--divergences", "2,50", "--divergences must be <= 25, not 50"),
+        ("--divergences", "-1", "--divergences must be >= 0, not -1"),
+        ("--convergences", "0.5,1.5", "--convergences must be <= 1, not 1.5"),
+    ):
+        code = main(["preview", str(src), out, option, values])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 1 and err == [f"stereoconv: error: {why}"], err
+    assert not (tmp_path / "s.png").exists()

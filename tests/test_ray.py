@@ -176,9 +176,7 @@ def library_on(actors, photos, out, tiny_depth):
 
     config = build_config(backend="warp", depth_model=str(tiny_depth), batch_size=4)
     converter = StereoConverter(config, "cpu")
-    return convert_library(
-        converter, photos, out, skip_errors=True, quiet=True, mapper=ray_photo_batches(actors)
-    )
+    return convert_library(converter, photos, out, ray_photo_batches(actors), skip_errors=True)
 
 
 def test_a_poisoned_photo_is_reported_and_the_rest_done(cluster, tmp_path, tiny_depth):

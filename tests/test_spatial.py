@@ -86,6 +86,27 @@ def encode_view(frames, settings):
     return [(p.pts, p.dts, bytes(p)) for p in packets]
 
 
+def test_spatial_views_pin_the_encoder_threads_as_every_chunk(tmp_path):
+    """x265's frame threads change its output, and by default they follow the CPUs the process
+    may use: the two views' encoders pin them as the main HEVC encoder does, so a spatial video
+    is the same file on any machine (and a resumed or distributed job splices matching
+    chunks)."""
+    from fractions import Fraction
+
+    from stereoconv.media.encode import ENCODER_THREADS, X265_FRAME_THREADS, EncoderSettings
+    from stereoconv.media.video import ColourTags
+
+    settings = EncoderSettings(
+        "libx265", 20, "ultrafast", "yuv420p", 64, 96, Fraction(1, 25), Fraction(25),
+        ColourTags(), "spatial",
+    )  # fmt: skip
+    options = encoder.x265_options(settings)
+    assert options["threads"] == str(ENCODER_THREADS)
+    assert X265_FRAME_THREADS in options["x265-params"].split(":")
+    frames = [np.full((48, 64, 3), 20 * i, np.uint8) for i in range(6)]
+    assert encode_view(frames, settings) == encode_view(frames, settings)
+
+
 def decode_annexb(path, **options):
     with av.open(str(path), format="hevc") as container:
         stream = container.streams.video[0]

@@ -312,6 +312,8 @@ def test_known_depth_scene_is_stable_and_matches_the_right_eye(capsys, tmp_path)
 
 
 def test_resume_converts_only_missing_chunks(capsys, tmp_path, numbered, tiny_depth, monkeypatch):
+    """Chunks done are kept, also when the rerun asks for another --batch-size (it changes
+    speed, not frames: stereoconv.config.pixel_settings, as the photo library decides)."""
     import stereoconv.runner.local as video_job  # where convert_video finds convert_chunk
 
     out = tmp_path / "resume.mp4"
@@ -319,11 +321,11 @@ def test_resume_converts_only_missing_chunks(capsys, tmp_path, numbered, tiny_de
     real = video_job.convert_chunk
     calls = []
 
-    def failing(job, converter, chunk, on_frames=None):
+    def failing(job, converter, chunk, progress):
         if chunk.index == 3:
             raise KeyboardInterrupt  # as Ctrl-C in the middle of the job
         calls.append(chunk.index)
-        return real(job, converter, chunk, on_frames)
+        return real(job, converter, chunk, progress)
 
     monkeypatch.setattr(video_job, "convert_chunk", failing)
     code, _, err = run(capsys, *args)
@@ -339,7 +341,7 @@ def test_resume_converts_only_missing_chunks(capsys, tmp_path, numbered, tiny_de
     monkeypatch.setattr(
         video_job, "convert_chunk", lambda *a, **k: (calls.append(a[2].index), real(*a, **k))[1]
     )
-    code, _, err = run(capsys, *args)
+    code, _, err = run(capsys, *args, "--batch-size", "3")
     assert code == 0, err
     assert calls == [3, 4] and any("resuming: 3 of 5" in line for line in err)
     assert [read_number(f) for f in decode_all(out)[0]] == list(range(50))
@@ -441,7 +443,7 @@ def test_memory_stays_flat_chunk_after_chunk(tmp_path, tiny_depth):
     job = prepare_job(config, src, tmp_path / "o.mp4", options, notify=print)
     after, done = [], [0]
 
-    def at_chunk_end(frames: int) -> None:  # progress comes a batch at a time
+    def at_chunk_end(stage: str, frames: int, total: int | None) -> None:  # a batch at a time
         done[0] += frames
         if done[0] % 30 == 0:
             gc.collect()

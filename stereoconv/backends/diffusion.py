@@ -9,21 +9,52 @@ blended over `seam` pixels. `composite = none` returns both views as decoded, as
 
 from __future__ import annotations
 
+import dataclasses
 import math
+from dataclasses import dataclass
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
 
 from stereoconv.backends.warp import CRACK_WIDTH, fill_holes, warp_view
-from stereoconv.config import StereoConfig
-from stereoconv.diffusion.components import (
-    DEFAULT_SD_MODEL,
-    SDComponents,
-    load_components,
-    pick_dtype,
-)
+from stereoconv.config import DEFAULT_SD_MODEL, StereoConfig
+from stereoconv.diffusion.components import SDComponents, load_components, pick_dtype
 from stereoconv.diffusion.pipeline import StereoDiffusion, StereoOutput
-from stereoconv.geometry import WarpResult, _nearest_valid_columns, background_side_columns
+from stereoconv.diffusion.settings import DiffusionSettings
+from stereoconv.geometry import WarpResult, background_side_columns, nearest_valid_columns
+from stereoconv.progress import Progress
+
+
+@dataclass(frozen=True)
+class HybridSettings:
+    """The diffusion backend's own settings: where StereoDiffusion works and how its result
+    joins the warped frame (each is the config field of the same name)."""
+
+    composite: str = "hybrid"  # hybrid: the warped frame, diffusion in the holes; none: decoded
+    fill_min_width: int = 12  # holes narrower than this keep the warp's fill
+    fill_border: bool = True  # generate the strips at the frame's edges too
+    fill_margin: int = 16  # edge-replicated margin left and right of the working image, px
+    seam: float = 2.0  # blend width into the background side of each hole, px
+    fill_sigma: float = 3.0  # the warp fill's smoothing (holes that are not generated)
+    max_side: int = 768  # diffusion works at most at this long side
+
+    @classmethod
+    def of(cls, config: StereoConfig, **overrides) -> HybridSettings:
+        names = [f.name for f in dataclasses.fields(cls)]
+        return cls(**{name: getattr(config, name) for name in names} | overrides)
+
+
+def load_model(config: StereoConfig, device: torch.device, default: str = DEFAULT_SD_MODEL):
+    """The configured Stable Diffusion model (or the command's `default`), its VAE, on `device`
+    at the configured precision, compiled if asked: the one loader of every command."""
+    device = torch.device(device)
+    components = load_components(
+        config.model or default, device, pick_dtype(device, config.precision), vae=config.vae
+    )
+    if config.compile:
+        compile_unet(components)
+    return components
 
 
 def working_size(height: int, width: int, max_side: int) -> tuple[int, int]:
@@ -46,14 +77,14 @@ def pad_to_multiple(x: torch.Tensor, multiple: int = 8) -> torch.Tensor:
 
 def hole_runs(holes: torch.Tensor) -> torch.Tensor:
     """The length of the horizontal run of holes each hole pixel belongs to (0 elsewhere)."""
-    before, after = _nearest_valid_columns(~holes)
+    before, after = nearest_valid_columns(~holes)
     return torch.where(holes, after - before - 1, torch.zeros_like(before))
 
 
 def border_runs(holes: torch.Tensor) -> torch.Tensor:
     """Hole pixels whose horizontal run touches the frame's left or right edge: what lies
     outside the left camera's view, rather than background a foreground object hides."""
-    before, after = _nearest_valid_columns(~holes)
+    before, after = nearest_valid_columns(~holes)
     return holes & ((before < 0) | (after >= holes.shape[-1]))
 
 
@@ -87,38 +118,36 @@ def seam_alpha(holes: torch.Tensor, disparity: torch.Tensor, seam: float) -> tor
     return alpha.unsqueeze(1)
 
 
-def hybrid_right_view(
-    left: torch.Tensor,
-    disparity: torch.Tensor,
-    generated: torch.Tensor,
-    seam: float,
-    fill_sigma: float = 3.0,
-    min_width: int = 0,
-    border: bool = True,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """The left frame forward-warped at sub-pixel precision wherever the left view sees the
-    surface, `generated` in the holes at least `min_width` px wide (never in a crack; in the
-    frame-edge strips only if `border`), blended `seam` pixels into their background side;
-    other holes take the warp backend's fill. Returns (right view, generated holes)."""
-    warped, base, holes = warp_and_fill(left, disparity, fill_sigma, min_width, border)
-    alpha = seam_alpha(holes, warped.disparity, seam)
-    return base * (1 - alpha) + generated * alpha, holes
+class HybridPlan(NamedTuple):
+    """What every hybrid starts from: the sub-pixel warp, the warp backend's right view (holes
+    filled from the background) and the holes worth generating."""
+
+    warped: WarpResult
+    base: torch.Tensor  # (B, 3, H, W)
+    holes: torch.Tensor  # (B, H, W) bool
 
 
 def warp_and_fill(
-    frames: torch.Tensor,
-    disparity: torch.Tensor,
-    fill_sigma: float,
-    min_width: int = 0,
-    border: bool = True,
-) -> tuple[WarpResult, torch.Tensor, torch.Tensor]:
-    """What every hybrid starts from: the sub-pixel warp, the warp backend's right view (holes
-    filled from the background) and the holes worth generating (at least `min_width` px wide,
-    never narrower than a crack; the frame-edge strips only if `border`)."""
+    frames: torch.Tensor, disparity: torch.Tensor, settings: HybridSettings
+) -> HybridPlan:
+    """The warp, its filled view and the holes at least `fill_min_width` px wide (never
+    narrower than a crack; the frame-edge strips only if `fill_border`)."""
     warped = warp_view(frames, disparity)
-    base = fill_holes(warped.image, warped.holes, warped.disparity, fill_sigma)
-    min_width = max(min_width, CRACK_WIDTH + 1)
-    return warped, base, generation_holes(warped.holes, min_width, border)
+    base = fill_holes(warped.image, warped.holes, warped.disparity, settings.fill_sigma)
+    min_width = max(settings.fill_min_width, CRACK_WIDTH + 1)
+    return HybridPlan(warped, base, generation_holes(warped.holes, min_width, settings.fill_border))
+
+
+def hybrid_composite(plan: HybridPlan, generated: torch.Tensor, seam: float) -> torch.Tensor:
+    """The hybrid right view: the warped frame wherever the left view sees the surface,
+    `generated` (held to the warp's colour at the hole borders) in the holes of the plan,
+    blended `seam` pixels into their background side; other holes keep the warp's fill. The
+    one composite of every command (image, video, text and depth to stereo)."""
+    if not plan.holes.any():
+        return plan.base
+    alpha = seam_alpha(plan.holes, plan.warped.disparity, seam)
+    generated = align_to_border(generated, plan.base, plan.warped)
+    return plan.base * (1 - alpha) + generated * alpha
 
 
 def align_to_border(
@@ -157,22 +186,23 @@ class DiffusionBackend:
 
     name = "diffusion"
 
-    def __init__(self, pipeline: StereoDiffusion):
+    def __init__(self, pipeline: StereoDiffusion, settings: HybridSettings = HybridSettings()):
         self.pipeline = pipeline
-        self.config = pipeline.config
+        self.settings = settings
 
     @classmethod
-    def from_config(cls, config: StereoConfig, device: torch.device) -> DiffusionBackend:
-        device = torch.device(device)
-        components = load_components(
-            config.model or DEFAULT_SD_MODEL,
-            device,
-            pick_dtype(device, config.precision),
-            vae=config.vae,
-        )
-        if config.compile:
-            compile_unet(components)
-        return cls(StereoDiffusion(components, config))
+    def of(
+        cls, components: SDComponents, config: StereoConfig, progress: Progress | None = None
+    ) -> DiffusionBackend:
+        """The backend of a config's settings on loaded components."""
+        pipeline = StereoDiffusion(components, DiffusionSettings.of(config), progress)
+        return cls(pipeline, HybridSettings.of(config))
+
+    @classmethod
+    def from_config(
+        cls, config: StereoConfig, device: torch.device, progress: Progress | None = None
+    ) -> DiffusionBackend:
+        return cls.of(load_model(config, device), config, progress)
 
     @property
     def components(self) -> SDComponents:
@@ -184,7 +214,7 @@ class DiffusionBackend:
         """Run StereoDiffusion at the working size; views and disparity come back at the frames'
         size."""
         height, width = frames.shape[-2:]
-        wh, ww = working_size(height, width, self.config.max_side)
+        wh, ww = working_size(height, width, self.settings.max_side)
         small = F.interpolate(frames, size=(wh, ww), mode="bilinear", antialias=True)
         d_small = F.interpolate(disparity.unsqueeze(1), size=(wh, ww), mode="bilinear")
         d_small = d_small.squeeze(1) * (ww / width)
@@ -205,10 +235,10 @@ class DiffusionBackend:
         """The generated right view at the frames' size: StereoDiffusion at the working size,
         the holes generated beside the left view, the rest held to `warped` (sample_fill)."""
         height, width = frames.shape[-2:]
-        wh, ww = working_size(height, width, self.config.max_side)
+        wh, ww = working_size(height, width, self.settings.max_side)
         # an edge-replicated margin left and right, known: the frame-edge strips are then not
         # painted at the edge of the latent, where the networks see their zero padding
-        m = self.config.fill_margin
+        m = self.settings.fill_margin
 
         def small(x: torch.Tensor) -> torch.Tensor:
             x = F.interpolate(x, size=(wh, ww), mode="bilinear", antialias=True)
@@ -226,16 +256,12 @@ class DiffusionBackend:
     def __call__(
         self, frames: torch.Tensor, disparity: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.config.composite != "hybrid":
+        if self.settings.composite != "hybrid":
             out = self.generate(frames, disparity)
             return out.left, out.right
         # the warp backend's right view; diffusion only where the left view cannot see
-        cfg = self.config
-        warped, base, holes = warp_and_fill(
-            frames, disparity, cfg.fill_sigma, cfg.fill_min_width, cfg.fill_border
-        )
-        if not holes.any():
-            return frames, base
-        alpha = seam_alpha(holes, warped.disparity, cfg.seam)
-        generated = align_to_border(self.fill(frames, base, holes), base, warped)
-        return frames, base * (1 - alpha) + generated * alpha
+        plan = warp_and_fill(frames, disparity, self.settings)
+        if not plan.holes.any():
+            return frames, plan.base
+        generated = self.fill(frames, plan.base, plan.holes)
+        return frames, hybrid_composite(plan, generated, self.settings.seam)

@@ -11,9 +11,9 @@ import torch.nn.functional as F
 
 from stereoconv.geometry import (
     WarpResult,
-    _nearest_valid_columns,
     background_side_columns,
     forward_warp,
+    nearest_valid_columns,
     view_disparities,
 )
 
@@ -87,7 +87,7 @@ def _crack_fill(image: torch.Tensor, holes: torch.Tensor) -> tuple[torch.Tensor,
     colour of its sides): linear interpolation between the two sides. Returns the interpolated
     colours and the crack mask."""
     w = holes.shape[-1]
-    before, after = _nearest_valid_columns(~holes)
+    before, after = nearest_valid_columns(~holes)
     cols = torch.arange(w, device=holes.device)
     cracks = holes & (before >= 0) & (after < w) & (after - before - 1 <= CRACK_WIDTH)
     a = _gather_columns(image, before.clamp(0, w - 1))

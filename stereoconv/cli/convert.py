@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from stereoconv.cli.bars import Bars
 from stereoconv.cli.options import (
     GIVEN_DEPTH,
     VIDEO_ONLY,
@@ -41,11 +42,13 @@ def image(input_path: Path, output: str, depth, overwrite, name_tag, **kwargs) -
     from stereoconv.jobs.image import convert_image, output_name
     from stereoconv.layout import name_tag as tag_of
 
-    converter = make_converter(kwargs)
-    out, tag = Path(output), tag_of(converter.config.layout, name_tag)
-    if names_a_folder(output):
-        out = out / output_name(input_path, tag)
-    report(convert_image(converter, input_path, out, depth=depth, overwrite=overwrite))
+    with Bars() as bars:
+        converter = make_converter(kwargs, progress=bars)
+        out, tag = Path(output), tag_of(converter.config.layout, name_tag)
+        if names_a_folder(output):
+            out = out / output_name(input_path, tag)
+        written = convert_image(converter, input_path, out, depth=depth, overwrite=overwrite)
+    report(written)
 
 
 @click.command("images")
@@ -95,15 +98,19 @@ def images(
         check_report_path(report, in_dir, out_dir)
     device = kwargs.get("device")  # Ray workers pick theirs from the same request
     converter = make_converter(kwargs)
-    mapper = None
     if workers > 1 or ray_address:
         from stereoconv.runner.ray import photo_mapper
 
         mapper = photo_mapper(converter.config, workers, ray_address, device)
+    else:
+        from stereoconv.runner.local import local_batches
+
+        mapper = local_batches(converter)
     tag = tag_of(converter.config.layout, name_tag)
-    outcome = convert_library(
-        converter, in_dir, out_dir, fmt, overwrite, skip_errors, quiet, mapper, tag
-    )
+    with Bars(quiet, stages=("checking", "photos")) as bars:
+        outcome = convert_library(
+            converter, in_dir, out_dir, mapper, fmt, overwrite, skip_errors, tag, bars
+        )
     if report is not None:
         from stereoconv.report.write import write_images_report
 
@@ -166,8 +173,6 @@ def video(
 ) -> None:
     """Convert a video IN to a stereo video OUT (.mp4, .mov, .mkv, or a folder to put
     IN_LR.mp4 ... in), audio kept."""
-    from tqdm import tqdm
-
     from stereoconv.jobs.video.convergence import plan_convergence
     from stereoconv.jobs.video.job import output_name, prepare_job
     from stereoconv.layout import name_tag as tag_of
@@ -195,16 +200,16 @@ def video(
         note,
         collect_stats=report is not None,
     )
-    if converter.config.auto_convergence:
-        note("--convergence auto: measuring the depth at the frame borders, shot by shot")
-        job = plan_convergence(job, converter)
-    with tqdm(total=len(job.pts), unit="frame", disable=quiet, dynamic_ncols=True) as bar:
+    with Bars(quiet, stages=("convergence", "frames")) as bars:
+        if converter.config.auto_convergence:
+            note("--convergence auto: measuring the depth at the frame borders, shot by shot")
+            job = plan_convergence(job, converter, bars)
         if workers == 1 and not ray_address:
-            notes, totals = convert_video(converter, job, bar.update)
+            notes, totals = convert_video(converter, job, bars)
         else:
             from stereoconv.runner.ray import convert_video_on_ray
 
-            notes, totals = convert_video_on_ray(job, workers, ray_address, bar.update, device)
+            notes, totals = convert_video_on_ray(job, workers, ray_address, bars, device)
     for text in notes:
         note(text)
     click.echo(
@@ -260,8 +265,8 @@ def preview(
     each at every divergence and convergence asked (a row per frame, a column per setting)."""
     from stereoconv.jobs.preview import parse_values, preview_video
 
-    divergence_list = parse_values(divergences, "--divergences")
-    convergence_list = parse_values(convergences, "--convergences", auto=True)
+    divergence_list = parse_values(divergences, "--divergences", "divergence")
+    convergence_list = parse_values(convergences, "--convergences", "convergence", auto=True)
     converter = make_converter(kwargs)
     report(
         preview_video(

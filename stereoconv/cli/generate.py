@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+from stereoconv.cli.bars import Bars
 from stereoconv.cli.options import (
     GIVEN_DEPTH,
     VIDEO_ONLY,
@@ -33,8 +34,10 @@ def text(text_prompt: str, output: Path, width, height, overwrite, **kwargs) -> 
     """Generate a stereo picture OUT from a text PROMPT (StereoDiffusion, T2SI)."""
     from stereoconv.jobs.generate import text_to_stereo
 
-    converter = make_converter(kwargs, diffusion=True)
-    report(text_to_stereo(converter, text_prompt, output, height, width, overwrite))
+    with Bars() as bars:
+        converter = make_converter(kwargs, diffusion=True, progress=bars)
+        written = text_to_stereo(converter, text_prompt, output, height, width, overwrite)
+    report(written)
 
 
 @click.command()
@@ -56,5 +59,7 @@ def depth(args: tuple[str, ...], from_image, size, overwrite, **kwargs) -> None:
         raise UserError(f"depth takes {usage}, got {len(args)} arguments")
     depth_map = None if from_image else Path(args[0])
     prompt, output = args[-2], Path(args[-1])
-    converter = make_converter(kwargs, diffusion=True)
-    report(depth_to_stereo(converter, prompt, output, depth_map, from_image, size, overwrite))
+    with Bars() as bars:
+        converter = make_converter(kwargs, diffusion=True, progress=bars)
+        written = depth_to_stereo(converter, prompt, output, depth_map, from_image, size, overwrite)
+    report(written)

@@ -149,8 +149,9 @@ def note(text: str) -> None:
     click.echo(f"stereoconv: {text}", err=True)
 
 
-def make_converter(kwargs: dict, diffusion: bool = False):
-    """The converter of the settings in kwargs (popped), on the device asked or the best one."""
+def make_converter(kwargs: dict, diffusion: bool = False, progress=None):
+    """The converter of the settings in kwargs (popped), on the device asked or the best one;
+    `progress` (stereoconv.progress) hears its diffusion steps."""
     from stereoconv.converter import StereoConverter
     from stereoconv.models import pick_device
 
@@ -161,7 +162,7 @@ def make_converter(kwargs: dict, diffusion: bool = False):
             "note: the diffusion backend on the CPU takes minutes per picture; --backend warp "
             "is fast"
         )
-    converter = StereoConverter(config, device)
+    converter = StereoConverter(config, device, progress=progress)
     converter.notify = note
     return converter
 

@@ -19,8 +19,6 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from stereoconv.config import ATTENTION_MODES  # noqa: F401  (defined there)
-
 
 @dataclass(frozen=True)
 class StereoStep:

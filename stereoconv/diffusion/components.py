@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 
 import torch
 
-from stereoconv.config import DEFAULT_DEPTH2IMG_MODEL, DEFAULT_SD_MODEL  # noqa: F401
 from stereoconv.errors import UserError
 from stereoconv.models import DiffusersConfig, load_pretrained
 

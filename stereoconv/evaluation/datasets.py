@@ -24,9 +24,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from stereoconv.config import StereoConfig
 from stereoconv.disparity.maps import read_depth_values
 from stereoconv.errors import UserError
 from stereoconv.media.images import read_image
+
+# the benchmarks' own pictures are read under the product's default limit
+MAX_MEGAPIXELS = StereoConfig.max_megapixels
 
 MOTORCYCLE = "skimage:motorcycle"
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm")
@@ -101,7 +105,9 @@ def checked(scene: Scene) -> Scene:
 
 def _load_files(name: str, left: Path, right: Path, disparity: Path | None, **meta) -> Scene:
     d = read_disparity(disparity) if disparity is not None else None
-    return checked(Scene(name, read_image(left), read_image(right), d, meta))
+    return checked(
+        Scene(name, read_image(left, MAX_MEGAPIXELS), read_image(right, MAX_MEGAPIXELS), d, meta)
+    )
 
 
 def _source(name: str, *args, **meta) -> SceneSource:
@@ -143,7 +149,7 @@ def middlebury2003_scene(folder: Path) -> SceneSource:
     def load() -> Scene:
         raw = np.asarray(Image.open(paths[2]).convert("L"), dtype=np.float32)
         disparity = np.where(raw > 0, raw / scale, np.nan).astype(np.float32)
-        left, right = read_image(paths[0]), read_image(paths[1])
+        left, right = read_image(paths[0], MAX_MEGAPIXELS), read_image(paths[1], MAX_MEGAPIXELS)
         return checked(Scene(folder.name, left, right, disparity, {"disparity_scale": scale}))
 
     return SceneSource(folder.name, load)

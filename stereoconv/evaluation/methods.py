@@ -21,8 +21,11 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from stereoconv.config import StereoConfig
-from stereoconv.diffusion.attention import ATTENTION_MODES
+from stereoconv.backends.diffusion import DiffusionBackend, HybridSettings, load_model
+from stereoconv.backends.warp import WarpBackend
+from stereoconv.config import ATTENTION_MODES, StereoConfig
+from stereoconv.diffusion.pipeline import StereoDiffusion
+from stereoconv.diffusion.settings import DiffusionSettings
 from stereoconv.errors import UserError
 from stereoconv.evaluation.classical import CLASSICAL_METHODS
 
@@ -92,24 +95,29 @@ class Method:
                 name += f":{key}={value}"
         return name
 
-    def config(self, base: StereoConfig) -> StereoConfig:
-        """The diffusion settings of this method: the run's own, with this method's switches."""
+    def overrides(self, base: StereoConfig) -> dict:
+        """The settings this method changes from the run's own, by config field name."""
         every = (self.spsmd_every or base.spsmd_every or 10) if self.spsmd else 0
         extra = {
             field: getattr(self, attr)
             for attr, field, _ in EXTRA_SWITCHES.values()
             if getattr(self, attr) is not None
         }
-        return dataclasses.replace(
-            base,
-            backend="diffusion",
-            views="right",
+        return dict(
             attention=self.attention,
             spsmd_every=every,
             deblur=self.deblur,
             composite=self.composite,
             **extra,
         )
+
+    def settings(self, base: StereoConfig) -> tuple[DiffusionSettings, HybridSettings]:
+        """The diffusion method's records: the run's own settings with this method's switches."""
+        changes = self.overrides(base)
+        own = {f.name for f in dataclasses.fields(DiffusionSettings)}
+        diffusion = DiffusionSettings.of(base, **{k: v for k, v in changes.items() if k in own})
+        hybrid = HybridSettings.of(base, **{k: v for k, v in changes.items() if k not in own})
+        return diffusion, hybrid
 
 
 def diffusion_method(spec: str, base: StereoConfig) -> Method:
@@ -226,31 +234,17 @@ class MethodRunner:
     def backend(self, method: Method):
         if method not in self._backends:
             if method.family == "warp":
-                from stereoconv.backends.warp import WarpBackend
-
                 backend = WarpBackend(views="right", fill_sigma=self.config.fill_sigma)
             else:
-                from stereoconv.backends.diffusion import DiffusionBackend
-                from stereoconv.diffusion.pipeline import StereoDiffusion
-
-                backend = DiffusionBackend(
-                    StereoDiffusion(self.components, method.config(self.config))
-                )
+                diffusion, hybrid = method.settings(self.config)
+                backend = DiffusionBackend(StereoDiffusion(self.components, diffusion), hybrid)
             self._backends[method] = backend
         return self._backends[method]
 
     @property
     def components(self):
         if self._components is None:
-            from stereoconv.diffusion.components import (
-                DEFAULT_SD_MODEL,
-                load_components,
-                pick_dtype,
-            )
-
-            model = self.config.model or DEFAULT_SD_MODEL
-            dtype = pick_dtype(self.device, self.config.precision)
-            self._components = load_components(model, self.device, dtype, vae=self.config.vae)
+            self._components = load_model(self.config, self.device)
         return self._components
 
     def right_view(self, method: Method, left: np.ndarray, disparity: np.ndarray) -> np.ndarray:

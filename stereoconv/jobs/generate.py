@@ -2,29 +2,27 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from stereoconv.backends.diffusion import hybrid_right_view
-from stereoconv.config import StereoConfig
-from stereoconv.converter import StereoConverter
-from stereoconv.diffusion.components import (
-    DEFAULT_DEPTH2IMG_MODEL,
-    DEFAULT_SD_MODEL,
-    load_components,
-    pick_dtype,
+from stereoconv.backends.diffusion import (
+    HybridSettings,
+    hybrid_composite,
+    load_model,
+    warp_and_fill,
 )
+from stereoconv.config import DEFAULT_DEPTH2IMG_MODEL, DEFAULT_SD_MODEL, StereoConfig
+from stereoconv.converter import StereoConverter
 from stereoconv.diffusion.pipeline import StereoDiffusion, StereoOutput
+from stereoconv.diffusion.settings import DiffusionSettings
 from stereoconv.disparity.maps import load_depth_map
 from stereoconv.disparity.plan import DisparityPlan
 from stereoconv.errors import UserError
 from stereoconv.fileio import check_output
 from stereoconv.jobs.image import output_paths, refuse_spatial, write_views
 from stereoconv.media.images import check_writable_suffix, read_image
-from stereoconv.progress import unet_calls, unet_progress
 
 
 def check_size(height: int, width: int) -> None:
@@ -33,35 +31,27 @@ def check_size(height: int, width: int) -> None:
             raise UserError(f"{name} must be a multiple of 8 and at least 64, not {value}")
 
 
-def finish(converter: StereoConverter, out: StereoOutput) -> tuple[torch.Tensor, torch.Tensor]:
+def finish(cfg: StereoConfig, out: StereoOutput) -> tuple[torch.Tensor, torch.Tensor]:
     """The configured composite of a generated pair: the generated left view is the frame."""
-    cfg = converter.config
     if cfg.composite == "none":
         return out.left, out.right
-    right, _ = hybrid_right_view(
-        out.left,
-        out.disparity,
-        out.right,
-        cfg.seam,
-        cfg.fill_sigma,
-        cfg.fill_min_width,
-        cfg.fill_border,
-    )
-    return out.left, right
+    settings = HybridSettings.of(cfg)
+    plan = warp_and_fill(out.left, out.disparity, settings)
+    return out.left, hybrid_composite(plan, out.right, settings.seam)
 
 
-def generation_settings(cfg: StereoConfig) -> StereoConfig:
+def generation_settings(cfg: StereoConfig) -> DiffusionSettings:
     """Text and depth to stereo sample from noise: unguided SD samples are incoherent, so they
     take their own guidance scale (text_guidance), not image to stereo's."""
-    return dataclasses.replace(cfg, guidance=cfg.text_guidance)
+    return DiffusionSettings.of(cfg, guidance=cfg.text_guidance)
 
 
-def diffusion_components(converter: StereoConverter, default_model: str):
-    """The configured (or the command's default) Stable Diffusion model on the job's device."""
-    cfg, device = converter.config, converter.device
-    return load_components(
-        cfg.model or default_model, device, pick_dtype(device, cfg.precision), vae=cfg.vae
-    )
+def generator(converter: StereoConverter, default_model: str) -> StereoDiffusion:
+    """StereoDiffusion for text and depth to stereo on the configured (or the command's
+    default) model."""
+    cfg = converter.config
+    components = load_model(cfg, converter.device, default_model)
+    return StereoDiffusion(components, generation_settings(cfg), converter.progress)
 
 
 def prepare_outputs(output: Path, layout: str, overwrite: bool, inputs: list[Path]) -> list[Path]:
@@ -88,18 +78,15 @@ def text_to_stereo(
     outputs = prepare_outputs(output, cfg.layout, overwrite, [])
     if height or width:  # a bad size fails before the model loads
         check_size(height or 64, width or 64)
-    components = diffusion_components(converter, DEFAULT_SD_MODEL)
-    height, width = height or components.default_size, width or components.default_size
+    pipeline = generator(converter, DEFAULT_SD_MODEL)
+    size = pipeline.components.default_size
+    height, width = height or size, width or size
 
     def disparity_of(image: torch.Tensor) -> torch.Tensor:
         return DisparityPlan.of(cfg).still(converter.relative_disparity(image))
 
-    settings = generation_settings(cfg)
-    with unet_progress(components.unet, unet_calls(settings, "text")):
-        out = StereoDiffusion(components, settings).text_to_stereo(
-            prompt, height, width, disparity_of
-        )
-    write_views(outputs, *finish(converter, out), cfg)
+    out = pipeline.text_to_stereo(prompt, height, width, disparity_of)
+    write_views(outputs, *finish(cfg, out), cfg)
     return outputs
 
 
@@ -119,11 +106,12 @@ def depth_to_stereo(
     outputs = prepare_outputs(output, cfg.layout, overwrite, [source])
     device = converter.device
     if from_image is not None:
-        rgb = read_image(from_image)
+        rgb = read_image(from_image, cfg.max_megapixels)
         relative = converter.relative_disparity(torch.from_numpy(rgb)[None])
     else:
         relative = load_depth_map(source, "relative-disparity")
-    components = diffusion_components(converter, DEFAULT_DEPTH2IMG_MODEL)
+    pipeline = generator(converter, DEFAULT_DEPTH2IMG_MODEL)
+    components = pipeline.components
     if not components.depth_conditioned:
         raise UserError(
             f"--model {cfg.model or DEFAULT_DEPTH2IMG_MODEL!r} is not depth-conditioned: "
@@ -136,8 +124,6 @@ def depth_to_stereo(
     relative = F.interpolate(relative[None].float(), size=(gh, gw), mode="bilinear")[0]
     relative = relative.to(device)
     disparity = DisparityPlan.of(cfg).still(relative)
-    settings = generation_settings(cfg)
-    with unet_progress(components.unet, unet_calls(settings, "depth")):
-        out = StereoDiffusion(components, settings).depth_to_stereo(relative, disparity, prompt)
-    write_views(outputs, *finish(converter, out), cfg)
+    out = pipeline.depth_to_stereo(relative, disparity, prompt)
+    write_views(outputs, *finish(cfg, out), cfg)
     return outputs

@@ -15,7 +15,6 @@ from stereoconv.errors import UserError
 from stereoconv.fileio import check_output
 from stereoconv.layout import capped_views, pack
 from stereoconv.media.images import WRITABLE, check_writable_suffix, read_image, write_image
-from stereoconv.progress import unet_calls, unet_progress
 
 
 def pair_paths(output: Path) -> tuple[Path, Path]:
@@ -80,13 +79,7 @@ def convert_image(
         raise UserError(f"output {output} is the depth map; choose another name")
     rgb = read_image(input_path, converter.config.max_megapixels)
     disparity = frame_disparity(converter, rgb, depth)
-    frames = torch.from_numpy(rgb)[None]
-    if converter.config.backend == "diffusion":
-        unet = converter.backend.components.unet
-        with unet_progress(unet, unet_calls(converter.config, "image")):
-            left, right = converter.views(frames, disparity)
-    else:
-        left, right = converter.views(frames, disparity)
+    left, right = converter.views(torch.from_numpy(rgb)[None], disparity)
     write_views(outputs, left, right, converter.config)
     return outputs
 

@@ -11,7 +11,6 @@ encoder quality. The stereoconv version is recorded, not compared.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -21,7 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from stereoconv import __version__, lock
-from stereoconv.config import StereoConfig
+from stereoconv.config import StereoConfig, pixel_settings
 from stereoconv.converter import StereoConverter
 from stereoconv.errors import UserError
 from stereoconv.fileio import atomic_output
@@ -36,7 +35,7 @@ from stereoconv.media.images import (
     upright_size,
     write_bytes,
 )
-from stereoconv.runner.local import local_batches
+from stereoconv.progress import Progress, silent
 
 MANIFEST = ".stereoconv-manifest.json"
 MANIFEST_VERSION = 1
@@ -57,7 +56,9 @@ class Task:
 
 
 @dataclass
-class Report:
+class LibraryOutcome:
+    """What a library run did with each photo."""
+
     converted: list[PurePosixPath] = field(default_factory=list)  # inputs
     up_to_date: list[PurePosixPath] = field(default_factory=list)  # inputs
     left_alone: list[tuple[PurePosixPath, str]] = field(default_factory=list)  # (output, why)
@@ -139,9 +140,7 @@ def output_names(
 
 
 def settings_of(config: StereoConfig, fmt: str) -> dict[str, Any]:
-    settings = dataclasses.asdict(config)
-    del settings["batch_size"]
-    return {**settings, "format": fmt, "quality": QUALITY.get(fmt)}
+    return {**pixel_settings(config), "format": fmt, "quality": QUALITY.get(fmt)}
 
 
 def settings_hash(settings: dict[str, Any]) -> str:
@@ -233,7 +232,7 @@ def plan(
     manifest: dict,
     overwrite: bool,
     fail: Callable[[PurePosixPath, str], None],
-    report: Report,
+    report: LibraryOutcome,
     tag: str = "",
 ) -> list[Task]:
     """The tasks to run. Up-to-date inputs and left-alone outputs go to the report; unreadable
@@ -272,7 +271,7 @@ def plan(
 # --- converting ----------------------------------------------------------------------------------
 
 
-def batched(items: Iterable, key: Callable, size: int) -> Iterator[list]:
+def batched_by(items: Iterable, key: Callable, size: int) -> Iterator[list]:
     """Consecutive items with equal key(item), at most `size` a batch."""
     batch: list = []
     for item in items:
@@ -304,34 +303,37 @@ def convert_library(
     converter: StereoConverter,
     in_dir: Path,
     out_dir: Path,
+    mapper: BatchMapper,
     requested: str = "same",
     overwrite: bool = False,
     skip_errors: bool = False,
-    quiet: bool = False,
-    mapper: BatchMapper | None = None,
     tag: str = "",
-) -> Report:
+    progress: Progress = silent,
+) -> LibraryOutcome:
     """Convert every photo under in_dir that is not up to date in out_dir. A bad photo raises
-    UserError, or with skip_errors is listed in the report and passed by. The manifest is saved
+    UserError, or with skip_errors is listed in the outcome and passed by. The manifest is saved
     after each batch and when the run stops, so finished work is kept. mapper: where batches are
-    converted (default: with `converter`, in this process). tag: the stereo tag in every
-    output name (stereoconv.layout.name_tag)."""
-    from tqdm import tqdm
-
+    converted (runner.local.local_batches: in this process). tag: the stereo tag in every
+    output name (stereoconv.layout.name_tag). progress: ("checking", ...) while the photos are
+    planned, then ("photos", ...)."""
     config = converter.config
     in_dir, out_dir = Path(in_dir), Path(out_dir)
     sources = check_request(config, in_dir, out_dir, requested)
     manifest = load_manifest(out_dir)
-    report = Report()
+    report = LibraryOutcome()
 
     def fail(source: PurePosixPath, why: str) -> None:
         if not skip_errors:
             raise UserError(why)
         report.failed.append((source, why))
 
-    checking = tqdm(sources, desc="checking", unit="file", disable=quiet, leave=False)
+    def checking() -> Iterator[PurePosixPath]:
+        for source in sources:
+            yield source
+            progress("checking", 1, len(sources))
+
     tasks = plan(
-        in_dir, out_dir, checking, config, requested, manifest, overwrite, fail, report, tag
+        in_dir, out_dir, checking(), config, requested, manifest, overwrite, fail, report, tag
     )
     tasks.sort(key=lambda t: (t.size_hint, str(t.source)))
     if tasks:  # one run writes OUT_DIR at a time; planning wrote nothing, so a bad photo found
@@ -348,13 +350,12 @@ def convert_library(
                     stop.append(exc)
                     return
                 report.failed.append((task.source, str(exc)))
-                bar.update(1)
+                progress("photos", 1, len(tasks))
 
     before = dict(manifest["outputs"])
-    bar = tqdm(total=len(tasks), unit="file", desc="photos", disable=quiet or not tasks)
     try:
-        batches = batched(read_all(), lambda tp: tp[1].rgb.shape, config.batch_size)
-        for batch, results in (mapper or local_batches(converter))(batches, config.layout):
+        batches = batched_by(read_all(), lambda tp: tp[1].rgb.shape, config.batch_size)
+        for batch, results in mapper(batches, config.layout):
             for (task, _), result in zip(batch, results, strict=True):
                 if isinstance(result, UserError):  # a photo its worker could not convert
                     fail(task.source, str(result))
@@ -367,11 +368,10 @@ def convert_library(
                 except UserError as exc:
                     fail(task.source, str(exc))
             save_manifest(out_dir, manifest)
-            bar.update(len(batch))
+            progress("photos", len(batch), len(tasks))
         if stop:
             raise stop[0]
     finally:
-        bar.close()
         if manifest["outputs"] != before:  # stopped by an error or Ctrl-C: keep what was written
             save_manifest(out_dir, manifest)
         lock.release(out_dir, folder=True)

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw
 
+from stereoconv.config import check_setting
 from stereoconv.converter import StereoConverter
 from stereoconv.disparity.plan import DisparityPlan
 from stereoconv.errors import UserError
@@ -27,18 +28,21 @@ from stereoconv.media.video import decode_range, frame_timestamps, probe
 LABEL_HEIGHT = 18  # pixels of caption above each column
 
 
-def parse_values(text: str, option: str, auto: bool = False) -> list[float | str]:
-    """A comma-separated list of numbers (and `auto` where allowed)."""
+def parse_values(text: str, option: str, setting: str, auto: bool = False) -> list[float | str]:
+    """A comma-separated list of numbers (and `auto` where allowed), each within the range of
+    the config field `setting` (--divergences: that of --divergence)."""
     values: list[float | str] = []
     for item in (part.strip() for part in text.split(",")):
         if auto and item == "auto":
             values.append("auto")
             continue
         try:
-            values.append(float(item))
+            value = float(item)
         except ValueError:
             allowed = "numbers or auto" if auto else "numbers"
             raise UserError(f"{option} takes comma-separated {allowed}, not {item!r}") from None
+        check_setting(setting, value, option.lstrip("-"))
+        values.append(value)
     return values
 
 

@@ -13,7 +13,6 @@ from pathlib import Path
 import av
 import numpy as np
 
-from stereoconv.config import CODECS, ENCODER_PRESETS  # noqa: F401  (defined there)
 from stereoconv.fileio import atomic_output
 from stereoconv.media.video import AV_ERRORS, ColourTags
 from stereoconv.runner.threads import Background
@@ -79,6 +78,9 @@ def choose_codec(requested: str, width: int, high_bit_depth: bool) -> tuple[str,
 # same command would give other frames elsewhere, and a resumed or distributed job would splice
 # chunks that do not match.
 ENCODER_THREADS = 4
+# x265's own frame threads (its wavefront threads leave the output alone): every HEVC encoder
+# of the product passes this, the spatial video's two views included
+X265_FRAME_THREADS = f"frame-threads={ENCODER_THREADS // 2}"
 
 
 def _codec_options(settings: EncoderSettings) -> dict[str, str]:
@@ -92,7 +94,7 @@ def _codec_options(settings: EncoderSettings) -> dict[str, str]:
         if params:
             options["x264-params"] = ":".join(params)
     else:
-        options["x265-params"] = f"log-level=0:frame-threads={ENCODER_THREADS // 2}"
+        options["x265-params"] = f"log-level=0:{X265_FRAME_THREADS}"
         if settings.high_bit_depth:
             options["profile"] = "main10"
     return options

@@ -42,9 +42,6 @@ def to_rgb8(image: Image.Image) -> np.ndarray:
     return np.array(image.convert("RGB"), dtype=np.uint8)
 
 
-DEFAULT_MAX_MEGAPIXELS = 100.0
-
-
 def check_pixels(path: Path, width: int, height: int, max_megapixels: float) -> None:
     """Refuse pictures larger than the limit before decoding them (a 30000x30000 PNG would take
     gigabytes of memory at every stage); the limit is the --max-megapixels setting."""
@@ -76,8 +73,9 @@ def open_header(path: Path) -> Image.Image:
         Image.MAX_IMAGE_PIXELS = limit
 
 
-def read_image(path: Path, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> np.ndarray:
-    """An image file as (H, W, 3) uint8 RGB, EXIF orientation applied."""
+def read_image(path: Path, max_megapixels: float) -> np.ndarray:
+    """An image file as (H, W, 3) uint8 RGB, EXIF orientation applied; larger than
+    `max_megapixels` (the --max-megapixels setting) refused."""
     enable_heif()
     path = Path(path)
     if not path.exists():
@@ -200,7 +198,7 @@ def _metadata(im: Image.Image) -> Metadata:
     )
 
 
-def read_photo(path: Path, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> Photo:
+def read_photo(path: Path, max_megapixels: float) -> Photo:
     """A photo (JPEG, PNG, WebP, TIFF, HEIC, ...) as upright RGB with its metadata."""
     enable_heif()
     path = Path(path)
@@ -214,7 +212,7 @@ def read_photo(path: Path, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> Ph
         raise UserError(f"cannot read image {path}: {_why(exc)}") from None
 
 
-def upright_size(path: Path, max_megapixels: float = DEFAULT_MAX_MEGAPIXELS) -> tuple[int, int]:
+def upright_size(path: Path, max_megapixels: float) -> tuple[int, int]:
     """(height, width) of a photo as displayed, from its header only. A hint for grouping photos
     of one size (a reader that rotates on open, as Pillow's TIFF reader does, can make it wrong;
     nothing depends on it being right)."""

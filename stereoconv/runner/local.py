@@ -4,7 +4,7 @@ the CPU is the bottleneck), and a photo library's batches."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 from stereoconv.converter import StereoConverter
@@ -13,6 +13,7 @@ from stereoconv.jobs.video.chunk import convert_chunk
 from stereoconv.jobs.video.finish import finish_job
 from stereoconv.jobs.video.job import Chunk, VideoJob
 from stereoconv.media.encode import ENCODER_THREADS
+from stereoconv.progress import Progress, silent
 from stereoconv.tensors import own_stream
 
 
@@ -30,7 +31,7 @@ def chunks_at_once(converter: StereoConverter) -> int:
 def convert_video(
     converter: StereoConverter,
     job: VideoJob,
-    progress: Callable[[int], None] | None = None,
+    progress: Progress = silent,
     at_once: int | None = None,
 ) -> tuple[list[str], dict]:
     """Convert every chunk that is not done yet, in one process, then join. Chunks are
@@ -42,8 +43,8 @@ def convert_video(
     for chunk in job.chunks:
         if not job.is_done(chunk):
             todo.append(chunk)
-        elif progress is not None:
-            progress(chunk.stop - chunk.first)
+        else:
+            progress("frames", chunk.stop - chunk.first, len(job.pts))
     at_once = min(len(todo), at_once or chunks_at_once(converter))
     if at_once <= 1:
         for chunk in todo:
@@ -68,7 +69,7 @@ def chunk_on_own_stream(
     job: VideoJob,
     converter: StereoConverter,
     chunk: Chunk,
-    progress: Callable[[int], None] | None,
+    progress: Progress,
 ) -> None:
     """convert_chunk on a CUDA stream of its own, so that chunks in threads do not wait on each
     other's work (at 1080p with the warp backend: 75 -> 116 fps, docs/benchmarks.md)."""

@@ -28,6 +28,7 @@ from stereoconv.jobs.photos import encode_batch
 from stereoconv.jobs.video.chunk import convert_chunk
 from stereoconv.jobs.video.job import Chunk, VideoJob
 from stereoconv.jobs.video.records import ChunkRecord
+from stereoconv.progress import Progress, silent
 
 ConverterFactory = Callable[[StereoConfig, torch.device], StereoConverter]
 CHUNKS_IN_FLIGHT_PER_WORKER = 2
@@ -180,7 +181,7 @@ def make_actors(
 def run_chunks(
     job: VideoJob,
     actors: list,
-    progress: Callable[[int], None] | None = None,
+    progress: Progress = silent,
     on_chunk: Callable[[Chunk], None] | None = None,
 ) -> list[Chunk]:
     """Convert the job's missing chunks on the actors, each actor holding at most
@@ -191,8 +192,7 @@ def run_chunks(
     from ray.exceptions import RayActorError
 
     todo = [c for c in job.chunks if not job.is_done(c)]
-    if progress is not None:
-        progress(sum(c.stop - c.first for c in job.chunks if job.is_done(c)))
+    progress("frames", sum(c.stop - c.first for c in job.chunks if job.is_done(c)), len(job.pts))
     live = list(range(len(actors)))
     load = dict.fromkeys(live, 0)
     pending: dict = {}
@@ -216,8 +216,7 @@ def run_chunks(
             continue
         keep_chunk(job, chunk, data, stats)
         done.append(chunk)
-        if progress is not None:
-            progress(chunk.stop - chunk.first)
+        progress("frames", chunk.stop - chunk.first, len(job.pts))
         if on_chunk is not None:
             on_chunk(chunk)
     return done
@@ -284,7 +283,7 @@ def alive(actor) -> bool:
 
 
 def convert_video_on_ray(
-    job: VideoJob, workers: int, address: str | None, progress: Callable[[int], None], device=None
+    job: VideoJob, workers: int, address: str | None, progress: Progress = silent, device=None
 ):
     """The chunks on Ray actors (one GPU each where the cluster has GPUs), then the join."""
     from stereoconv.jobs.video.finish import finish_job

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 
 from stereoconv.converter import StereoConverter
@@ -21,6 +19,7 @@ from stereoconv.jobs.video.records import ChunkRecord, FrameRecord, ViewChanges
 from stereoconv.layout import capped_views, pack, stack_views
 from stereoconv.media.encode import ChunkEncoder
 from stereoconv.media.spatial.encoder import SpatialChunkEncoder
+from stereoconv.progress import Progress, silent
 from stereoconv.report.stats import frame_stats
 
 
@@ -28,10 +27,11 @@ def convert_chunk(
     job: VideoJob,
     converter: StereoConverter,
     chunk: Chunk,
-    on_frames: Callable[[int], None] | None = None,
+    progress: Progress = silent,
 ) -> ChunkRecord:
     """Convert one chunk to its file in the work folder; returns its statistics, also written
-    beside it (a resumed job reads them back)."""
+    beside it (a resumed job reads them back). `progress` hears ("frames", n, the job's frames)
+    after each batch."""
     cfg, device = converter.config, converter.device
     plan = DisparityPlan.of(cfg, given=job.depth is not None)
     shots, changes = ShotTracker(plan), ViewChanges()
@@ -66,8 +66,7 @@ def convert_chunk(
             # 7. Pack the views and encode them
             first_pts = batch.pts[0] if first_pts is None else first_pts
             encoder.write(packed_frames(left, right, job), batch.pts)
-            if on_frames is not None:
-                on_frames(len(batch.indices))
+            progress("frames", len(batch.indices), len(job.pts))
         count = encoder.close()
     except BaseException:
         encoder.abort()

@@ -9,9 +9,12 @@ from stereoconv.converter import StereoConverter
 from stereoconv.disparity.plan import DisparityPlan, ShotTracker
 from stereoconv.jobs.video.frames import depth_batches
 from stereoconv.jobs.video.job import VideoJob
+from stereoconv.progress import Progress, silent
 
 
-def plan_convergence(job: VideoJob, converter: StereoConverter) -> VideoJob:
+def plan_convergence(
+    job: VideoJob, converter: StereoConverter, progress: Progress = silent
+) -> VideoJob:
     """--convergence auto: a first pass over the depth of every frame finds, per shot, the
     screen plane that keeps the border bands behind it (at least the configured convergence;
     for disparity given in pixels, the least shift of it that does); the plan is part of the
@@ -25,6 +28,7 @@ def plan_convergence(job: VideoJob, converter: StereoConverter) -> VideoJob:
         cuts += batch_cuts
         for r, (lo, hi) in zip(batch.relative, smoothed, strict=True):
             nearness.append(plan.nearness(r, lo, hi))
+        progress("convergence", len(batch.indices), len(job.pts))
     planes, default = plan.shot_planes(nearness, cuts)
     per_frame = dict(zip(decoded, planes, strict=True))
     every = tuple(per_frame.get(i, default) for i in range(len(job.pts)))

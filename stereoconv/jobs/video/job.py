@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stereoconv import __version__, lock
-from stereoconv.config import StereoConfig, VideoOptions
+from stereoconv.config import StereoConfig, VideoOptions, pixel_settings
 from stereoconv.disparity.maps import DepthFrames
 from stereoconv.errors import UserError
 from stereoconv.fileio import atomic_output
@@ -99,7 +99,7 @@ class VideoJob:
         stat = self.input.stat()
         data = {
             "input": [str(self.input.resolve()), stat.st_size, stat.st_mtime_ns],
-            "config": dataclasses.asdict(self.config),
+            "config": pixel_settings(self.config),
             # --strict decides only whether a damaged input is joined: the chunks are the same
             "options": {k: v for k, v in dataclasses.asdict(self.options).items() if k != "strict"},
             "frames": [len(self.pts), self.pts[0], self.pts[-1]],

@@ -11,14 +11,21 @@ from pathlib import Path
 import av
 import numpy as np
 
-from stereoconv.media.encode import ChunkEncoderBase, EncoderSettings, set_colour
+from stereoconv.media.encode import (
+    ENCODER_THREADS,
+    X265_FRAME_THREADS,
+    ChunkEncoderBase,
+    EncoderSettings,
+    set_colour,
+)
 from stereoconv.media.spatial.hevc import MvHevcError, annexb
 from stereoconv.media.spatial.mvhevc import ViewJoiner
 
 
 def x265_options(settings) -> dict[str, str]:
     """x265 settings that give both views the same GOP structure: no scene-cut keyframes,
-    fixed B-frames, closed GOPs, keyframes every two seconds; no encoder-info SEI."""
+    fixed B-frames, closed GOPs, keyframes every two seconds; no encoder-info SEI; the thread
+    counts pinned as for every chunk (media/encode.py), so the file is the same on any CPUs."""
     fps = float(settings.frame_rate or 30)
     keyint = max(1, round(2 * fps))
     params = [
@@ -33,8 +40,14 @@ def x265_options(settings) -> dict[str, str]:
         "aud=0",
         "hash=0",
         "repeat-headers=1",
+        X265_FRAME_THREADS,
     ]
-    return {"crf": str(settings.crf), "preset": settings.preset, "x265-params": ":".join(params)}
+    return {
+        "crf": str(settings.crf),
+        "preset": settings.preset,
+        "threads": str(ENCODER_THREADS),
+        "x265-params": ":".join(params),
+    }
 
 
 class SpatialChunkEncoder(ChunkEncoderBase):
