@@ -248,7 +248,7 @@ def warp_video_case(depth, device, height, width, frames, preset) -> dict:
     import numpy as np
 
     from stereoconv.converter import StereoConverter
-    from stereoconv.jobs.video.job import VideoOptions, prepare_job
+    from stereoconv.jobs.video.job import VideoOptions, open_workdir, prepare_job
     from stereoconv.runner.local import convert_video
 
     tmp = Path(tempfile.mkdtemp())
@@ -270,6 +270,7 @@ def warp_video_case(depth, device, height, width, frames, preset) -> dict:
         job = prepare_job(
             cfg, src, tmp / f"{run}.mp4", options, overwrite=True, notify=lambda text: None
         )
+        open_workdir(job, True, lambda text: None)
         sync(device)
         t0 = time.perf_counter()
         convert_video(converter, job)

@@ -25,7 +25,7 @@ import torch
 from stereoconv.config import StereoConfig, build_config
 from stereoconv.converter import StereoConverter
 from stereoconv.jobs.video.finish import finish_job
-from stereoconv.jobs.video.job import VideoOptions, prepare_job
+from stereoconv.jobs.video.job import VideoOptions, open_workdir, prepare_job
 from stereoconv.runner.local import convert_video
 
 
@@ -68,7 +68,9 @@ def make_clip(path: Path, frames: int, size: int = 512) -> Path:
 
 def new_job(config, clip, out: Path, chunk: int, max_frames=None):
     options = VideoOptions(chunk_frames=chunk, max_frames=max_frames)
-    return prepare_job(config, clip, out, options, overwrite=True, notify=lambda t: None)
+    job = prepare_job(config, clip, out, options, overwrite=True, notify=lambda t: None)
+    open_workdir(job, True, lambda t: None)
+    return job
 
 
 def timed(fn) -> float:

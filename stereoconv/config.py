@@ -51,6 +51,7 @@ ENCODER_PRESETS = (
 )
 COMPOSITES = ("hybrid", "none")
 FILL_STARTS = ("invert", "noise")
+TEMPORAL_FILLS = ("carry", "off")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 VIEWS = ("right", "both")
 # the settings that take one of a closed set of values (the CLI offers them as choices)
@@ -62,6 +63,7 @@ CHOICES = {
     "attention": ATTENTION_MODES,
     "composite": COMPOSITES,
     "fill_start": FILL_STARTS,
+    "temporal_fill": TEMPORAL_FILLS,
     "precision": PRECISIONS,
 }
 
@@ -244,6 +246,12 @@ class StereoConfig:
         min=0,
         max=256,
     )
+    temporal_fill: str = setting(
+        "carry",
+        "video, hybrid composite: carry (what was painted is carried into the next frames "
+        "along the motion; only newly revealed holes are painted, on crops around them) | off "
+        "(every frame painted on its own over the whole frame, as photos are)",
+    )
     max_side: int = setting(
         768, "diffusion works at most at this long side (aspect kept)", min=64, max=16384
     )
@@ -273,6 +281,7 @@ class StereoConfig:
         _check_choice("attention", self.attention, ATTENTION_MODES)
         _check_choice("composite", self.composite, COMPOSITES)
         _check_choice("fill-start", self.fill_start, FILL_STARTS)
+        _check_choice("temporal-fill", self.temporal_fill, TEMPORAL_FILLS)
         _check_choice("precision", self.precision, PRECISIONS)
         if self.backend == "diffusion" and self.views != "right":
             raise UserError("--views both needs the warp backend (diffusion keeps the left view)")

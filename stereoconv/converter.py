@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import torch
 
+from stereoconv.backends.views import StereoViews
 from stereoconv.backends.warp import WarpBackend
 from stereoconv.config import StereoConfig
 from stereoconv.disparity.estimate import DepthEstimator, as_float_frames
@@ -66,12 +67,29 @@ class StereoConverter:
         estimate = lambda x: self.depth_estimator(x, batch_size=len(x)).to(self.device)  # noqa: E731
         return self._in_batches(estimate, frames)
 
-    def views(
-        self, frames: torch.Tensor, disparity: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """(left, right) views, (B, 3, H, W) float in [0, 1], of frames and pixel disparity."""
+    def views(self, frames: torch.Tensor, disparity: torch.Tensor) -> StereoViews:
+        """The views, (B, 3, H, W) float in [0, 1], of frames and pixel disparity, with the
+        right view's holes."""
         x = as_float_frames(torch.as_tensor(frames)).to(self.device)
-        return self._in_batches(self.backend, x, disparity.to(self.device))
+        return self._in_batches(self.backend.convert, x, disparity.to(self.device))
+
+    def video_views(self) -> Callable[[torch.Tensor, torch.Tensor, list[bool]], StereoViews]:
+        """The views of a video's frames fed in order, batch by batch with their cuts: the
+        temporally coherent fill (backends.carry) where the config asks for it, which keeps
+        the frame before (take one per chunk); otherwise each frame on its own (views)."""
+        cfg = self.config
+        carry = cfg.temporal_fill == "carry" and cfg.composite == "hybrid"
+        if cfg.backend != "diffusion" or not carry:
+            return lambda frames, disparity, cuts: self.views(frames, disparity)
+        from stereoconv.backends.carry import CarryFill
+
+        fill = CarryFill(self.backend)
+
+        def views(frames: torch.Tensor, disparity: torch.Tensor, cuts: list[bool]) -> StereoViews:
+            x = as_float_frames(torch.as_tensor(frames)).to(self.device)
+            return fill(x, disparity.to(self.device), cuts)
+
+        return views
 
     def _in_batches(self, fn, *batch: torch.Tensor):
         """fn over the batch in pieces of at most self.max_batch frames. When the GPU runs out
@@ -95,6 +113,11 @@ class StereoConverter:
                 if not self._oom_said:
                     self.notify(f"GPU out of memory: going on with batches of {size} frames")
                     self._oom_said = True
-        if isinstance(parts[0], tuple):
-            return tuple(torch.cat(p) for p in zip(*parts, strict=True))
+        if isinstance(parts[0], tuple):  # a NamedTuple of tensors (or None), part by part
+            return type(parts[0])(*(concat(p) for p in zip(*parts, strict=True)))
         return torch.cat(parts)
+
+
+def concat(parts: tuple) -> torch.Tensor | None:
+    """Tensors joined along the batch; None where every part is None."""
+    return None if parts[0] is None else torch.cat(parts)

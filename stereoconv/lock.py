@@ -4,15 +4,17 @@ that writes it.
 The lock is an advisory `flock` on that file, so the kernel lets it go when its process ends in
 any way (also `kill -9`): a lock left by a dead run is simply taken over. A second live run on
 the same output reads the holder's process id from the file and stops with one line, before it
-touches the output or the work folder. Locks are held until release_all(), which the command
-line calls when a command ends.
+touches the output or the work folder. A command holds its output's lock for as long as it
+works on it (`with holding(output): ...`); release_all(), which the command line calls when a
+command ends, gives back any lock an interrupted command still holds.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from stereoconv.errors import UserError
@@ -69,6 +71,18 @@ def hold(
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     _held[path] = fd
     return path
+
+
+@contextmanager
+def holding(
+    output: Path, notify: Callable[[str], None] = lambda text: None, folder: bool = False
+) -> Iterator[Path]:
+    """The lock of `output` held while the block runs (see hold), given back after it."""
+    path = hold(output, notify, folder)
+    try:
+        yield path
+    finally:
+        release(output, folder)
 
 
 def release(output: Path, folder: bool = False) -> None:

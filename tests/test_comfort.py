@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import torch
 
+from stereoconv.backends.warp import WarpBackend
 from stereoconv.config import build_config
 from stereoconv.converter import StereoConverter
 from stereoconv.disparity.comfort import shot_convergence
 from stereoconv.jobs.video.convergence import plan_convergence
-from stereoconv.jobs.video.job import VideoOptions, prepare_job
+from stereoconv.jobs.video.job import VideoOptions, open_workdir, prepare_job
 from stereoconv.report.stats import frame_stats
 from stereoconv.runner.local import convert_video
 from tests.clips import texture, write_clip
@@ -59,8 +60,9 @@ def run(tmp_path, name, **settings):
     )
     if config.auto_convergence:
         job = plan_convergence(job, converter)
+    open_workdir(job, False, print)
     _, totals = convert_video(converter, job)
-    return job, totals["frames_stats"]
+    return job, totals.frames_stats
 
 
 def test_violations_are_found_and_auto_convergence_removes_them(tmp_path):
@@ -86,7 +88,8 @@ def test_shot_convergence_is_constant_per_shot_and_not_below_the_base():
 def test_frame_stats_measure_parallax_and_holes():
     d = torch.zeros(1, 10, 100)
     d[..., 40:60] = 5.0  # a block 5 px in front opens 5 px of holes behind it
-    stats = dataclasses.asdict(frame_stats(d, 100)[0])  # a Parallax record
+    holes = WarpBackend().convert(torch.zeros(1, 3, 10, 100), d).holes  # the backend's
+    stats = dataclasses.asdict(frame_stats(d, 100, holes)[0])  # a Parallax record
     assert stats["near_pct"] == 5.0 and stats["far_pct"] == 0.0
     assert not stats["violation"]
     assert stats["holes"] == pytest.approx(5 / 100)

@@ -153,7 +153,9 @@ def test_method_names_and_sets():
     assert all(m.composite == "none" for m in parse_methods("table2", cfg))
     (m,) = parse_methods("diffusion:attention=bi:spsmd=off:composite=pure", cfg)
     assert (m.attention, m.spsmd, m.deblur, m.composite) == ("bi", False, cfg.deblur, "none")
-    assert m.config(cfg).spsmd_every == 0 and m.config(cfg).backend == "diffusion"
+    diffusion, hybrid = m.settings(cfg)  # the run's own records, with the method's switches
+    assert diffusion.spsmd_every == 0 and diffusion.attention == "bi"
+    assert hybrid.composite == "none" and hybrid.max_side == cfg.max_side
     for bad, message in [
         ("warpp", "unknown method 'warpp'"),
         ("diffusion:attn=bi", "unknown diffusion switch 'attn'"),

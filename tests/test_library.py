@@ -13,7 +13,8 @@ from PIL import Image, ImageCms, TiffImagePlugin
 from stereoconv.cli.convert import FORMAT_CHOICES
 from stereoconv.cli.main import main
 from stereoconv.converter import StereoConverter
-from stereoconv.jobs.library import FORMATS, MANIFEST, batched_by
+from stereoconv.jobs.library import FORMATS, batched_by
+from stereoconv.jobs.manifest import MANIFEST
 
 pillow_heif.register_heif_opener()
 SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()

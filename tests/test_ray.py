@@ -12,7 +12,7 @@ import ray
 from stereoconv.cli.main import main
 from stereoconv.config import build_config
 from stereoconv.jobs.video.finish import finish_job
-from stereoconv.jobs.video.job import VideoOptions, prepare_job
+from stereoconv.jobs.video.job import VideoOptions, open_workdir, prepare_job
 from stereoconv.runner.ray import make_actors, run_chunks
 from tests.clips import decode_all, numbered_frame, read_number, write_clip
 from tests.hostile import dying_factory
@@ -61,7 +61,9 @@ def assert_identical(path, reference):
 def job_for(clip, out, tiny_depth):
     config = build_config(backend="warp", depth_model=str(tiny_depth))
     options = VideoOptions(chunk_frames=10)
-    return prepare_job(config, clip, out, options, notify=lambda text: None)
+    job = prepare_job(config, clip, out, options, notify=lambda text: None)
+    open_workdir(job, False, lambda text: None)
+    return job
 
 
 def test_two_workers_give_the_single_process_frames_bit_for_bit(

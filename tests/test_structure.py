@@ -1,5 +1,6 @@
 """The package's shape (docs/architecture.md): small modules and functions, no import cycle
-among stereoconv's modules, and a command line that answers --help without loading torch."""
+among stereoconv's modules, imports that point down the layers only, no private name used
+outside its module, and a command line that answers --help without loading torch."""
 
 from __future__ import annotations
 
@@ -104,6 +105,94 @@ def test_no_import_cycle():
 def test_the_cycle_finder_finds_one():
     assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+# the layers, bottom first: a module imports its own package, or a package of a lower layer
+# (the leaves of layer 0 import one another; the cycle test keeps them in order)
+LAYERS = [
+    {"stereoconv", "errors", "config", "fileio", "tensors", "progress", "lock", "models",
+     "overlap", "geometry", "layout", "testing"},
+    {"media", "diffusion"},
+    {"disparity", "backends"},
+    {"converter", "report"},
+    {"jobs"},
+    {"runner", "evaluation"},
+    {"cli"},
+    {"__main__"},
+]  # fmt: skip
+
+
+def layer_of(module: str) -> tuple[int, str]:
+    """(layer, top-level part) of a dotted module name of the package."""
+    parts = module.split(".")
+    top = parts[1] if len(parts) > 1 else "stereoconv"
+    return next(i for i, names in enumerate(LAYERS) if top in names), top
+
+
+def test_every_package_has_a_layer():
+    tops = {layer_of(name)[1] for name in modules()}
+    assert tops <= set().union(*LAYERS)
+
+
+def test_imports_point_down_the_layers():
+    """media and disparity know nothing of jobs, runners or the command line; jobs know no
+    runner; nothing imports the command line."""
+    known = modules()
+    upward = []
+    for name, path in known.items():
+        layer, top = layer_of(name)
+        for target in imports(name, path, known):
+            target_layer, target_top = layer_of(target)
+            if target_top != top and (target_layer > layer or (target_layer == layer > 0)):
+                upward.append(f"{name} -> {target}")
+    assert not upward, upward
+
+
+def private_uses(name: str, path: Path, known: dict[str, Path]) -> list[str]:
+    """Names with a leading underscore that `name` takes from another module of the package:
+    imported by name, or read as an attribute of a module it imported."""
+    found, aliases = [], set()
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("stereoconv"):
+            for alias in node.names:
+                if f"{node.module}.{alias.name}" in known:
+                    aliases.add(alias.asname or alias.name)  # a module
+                elif alias.name.startswith("_") and not alias.name.startswith("__"):
+                    found.append(f"{name}: {node.module}.{alias.name}")
+        elif isinstance(node, ast.Import):
+            aliases |= {
+                a.asname for a in node.names if a.name.startswith("stereoconv") and a.asname
+            }
+    for node in ast.walk(tree):
+        if (
+            isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in aliases
+            and node.attr.startswith("_")
+        ):
+            found.append(f"{name}: {node.value.id}.{node.attr}")
+    return found
+
+
+def test_no_private_name_crosses_a_module():
+    known = modules()
+    crossing = [use for name, path in known.items() for use in private_uses(name, path, known)]
+    assert not crossing, crossing
+
+
+def test_the_checks_find_what_they_look_for(tmp_path):
+    """The layer and private-name checks on a made-up module."""
+    assert layer_of("stereoconv.media.video") == (1, "media")
+    fake = tmp_path / "m.py"
+    fake.write_text("from stereoconv.geometry import _hidden\nfrom stereoconv import geometry\n"
+                    "geometry._other()\n")  # fmt: skip
+    known = {"stereoconv.geometry": fake, "stereoconv.media.m": fake}
+    uses = private_uses("stereoconv.media.m", fake, known)
+    assert uses == [
+        "stereoconv.media.m: stereoconv.geometry._hidden",
+        "stereoconv.media.m: geometry._other",
+    ]
 
 
 def run_python(code: str) -> str:

@@ -433,7 +433,7 @@ def test_memory_stays_flat_chunk_after_chunk(tmp_path, tiny_depth):
 
     from stereoconv.config import VideoOptions, build_config
     from stereoconv.converter import StereoConverter
-    from stereoconv.jobs.video.job import prepare_job
+    from stereoconv.jobs.video.job import open_workdir, prepare_job
     from stereoconv.runner.local import convert_video
 
     src = write_clip(tmp_path / "c.mp4", [numbered_frame(i) for i in range(900)])
@@ -441,6 +441,7 @@ def test_memory_stays_flat_chunk_after_chunk(tmp_path, tiny_depth):
     converter = StereoConverter(config, torch.device("cpu"))
     options = VideoOptions(chunk_frames=30, preset="ultrafast")
     job = prepare_job(config, src, tmp_path / "o.mp4", options, notify=print)
+    open_workdir(job, False, print)
     after, done = [], [0]
 
     def at_chunk_end(stage: str, frames: int, total: int | None) -> None:  # a batch at a time
@@ -450,7 +451,7 @@ def test_memory_stays_flat_chunk_after_chunk(tmp_path, tiny_depth):
             after.append(resident_mib())
 
     _, totals = convert_video(converter, job, at_chunk_end)
-    assert totals["frames"] == 900 and len(after) == 30
+    assert totals.frames == 900 and len(after) == 30
     early, late = statistics.mean(after[2:12]), statistics.mean(after[-10:])
     print(f"\nresident after chunks 3-12: {early:.1f} MiB, after the last 10: {late:.1f} MiB")
     # chunks 3-12 and 21-30 are 18 chunks apart: a leak of 0.5 MiB a chunk is about 9 MiB

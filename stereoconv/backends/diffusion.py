@@ -17,6 +17,8 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from stereoconv.backends.crops import paint_boxes, same_size_groups
+from stereoconv.backends.views import StereoViews
 from stereoconv.backends.warp import CRACK_WIDTH, fill_holes, warp_view
 from stereoconv.config import DEFAULT_SD_MODEL, StereoConfig
 from stereoconv.diffusion.components import SDComponents, load_components, pick_dtype
@@ -231,9 +233,18 @@ class DiffusionBackend:
         left = back(out.left) if out.left is not None else None
         return StereoOutput(left, back(out.right), disparity, out.holes)
 
-    def fill(self, frames: torch.Tensor, warped: torch.Tensor, holes: torch.Tensor) -> torch.Tensor:
+    def fill(
+        self,
+        frames: torch.Tensor,
+        warped: torch.Tensor,
+        holes: torch.Tensor,
+        sparse: bool = False,
+    ) -> tuple[torch.Tensor, float]:
         """The generated right view at the frames' size: StereoDiffusion at the working size,
-        the holes generated beside the left view, the rest held to `warped` (sample_fill)."""
+        the holes generated beside the left view, the rest held to `warped` (sample_fill);
+        `sparse`: the UNet works only on boxes of the latent around the holes (crops.paint_boxes),
+        elsewhere the view is `warped` at the working size. Returns the view and the UNet
+        image-evaluations it cost per frame (a latent of the working size counts 1)."""
         height, width = frames.shape[-2:]
         wh, ww = working_size(height, width, self.settings.max_side)
         # an edge-replicated margin left and right, known: the frame-edge strips are then not
@@ -244,24 +255,53 @@ class DiffusionBackend:
             x = F.interpolate(x, size=(wh, ww), mode="bilinear", antialias=True)
             return pad_to_multiple(F.pad(x.clamp(0, 1), (m, m, 0, 0), mode="replicate"))
 
+        f = self.components.vae_scale_factor
         h_small = F.interpolate(holes.unsqueeze(1).float(), size=(wh, ww), mode="area")
         h_small = pad_to_multiple(F.pad(h_small, (m, m, 0, 0)).squeeze(1)) > 0
-        known = latent_known(h_small, self.components.vae_scale_factor)
-        right = self.pipeline.fill_right(small(frames), small(warped), known)
-        right = right[..., :wh, m : m + ww]
-        if (wh, ww) == (height, width):
-            return right
-        return F.interpolate(right, size=(height, width), mode="bicubic").clamp(0, 1)
+        known = latent_known(h_small, f)
+        left, right = small(frames), small(warped)
+        lh, lw = known.shape[-2:]
+        boxes = [(0, lh, 0, lw)]
+        if sparse:  # one frame: its own boxes
+            assert len(frames) == 1, "sparse fills take one frame at a time"
+            boxes = paint_boxes(
+                ~known[0], 2 ** (len(self.components.unet.config.block_out_channels) - 1)
+            )
+        out, before = right.clone(), self.pipeline.latent_pixels
+        for group in same_size_groups(boxes, self.pipeline.settings.batch_size):
+            crop = lambda x, b, k=f: x[..., b[0] * k : b[1] * k, b[2] * k : b[3] * k]  # noqa: E731
+            filled = self.pipeline.fill_right(
+                torch.cat([crop(left, b) for b in group]),
+                torch.cat([crop(right, b) for b in group]),
+                torch.cat([crop(known, b, 1) for b in group]),
+            )
+            for b, view in zip(group, filled.split(len(frames)), strict=True):
+                crop(out, b).copy_(view)
+        evaluations = (self.pipeline.latent_pixels - before) / (lh * lw * len(frames))
+        out = out[..., :wh, m : m + ww]
+        if (wh, ww) != (height, width):
+            out = F.interpolate(out, size=(height, width), mode="bicubic").clamp(0, 1)
+        return out, evaluations
+
+    def convert(self, frames: torch.Tensor, disparity: torch.Tensor) -> StereoViews:
+        n = len(frames)
+        if self.settings.composite != "hybrid":
+            before = self.pipeline.latent_pixels
+            out = self.generate(frames, disparity)
+            wh, ww = working_size(*frames.shape[-2:], self.settings.max_side)
+            area = n * math.ceil(wh / 8) * math.ceil(ww / 8)  # the padded working latent
+            cost = torch.full((n,), (self.pipeline.latent_pixels - before) / area)
+            return StereoViews(out.left, out.right, warp_view(frames, disparity).holes, cost)
+        # the warp backend's right view; diffusion only where the left view cannot see
+        plan = warp_and_fill(frames, disparity, self.settings)
+        if not plan.holes.any():
+            return StereoViews(frames, plan.base, plan.warped.holes, torch.zeros(n))
+        generated, evaluations = self.fill(frames, plan.base, plan.holes)
+        right = hybrid_composite(plan, generated, self.settings.seam)
+        cost = torch.full((len(frames),), evaluations)
+        return StereoViews(frames, right, plan.warped.holes, cost)
 
     def __call__(
         self, frames: torch.Tensor, disparity: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.settings.composite != "hybrid":
-            out = self.generate(frames, disparity)
-            return out.left, out.right
-        # the warp backend's right view; diffusion only where the left view cannot see
-        plan = warp_and_fill(frames, disparity, self.settings)
-        if not plan.holes.any():
-            return frames, plan.base
-        generated = self.fill(frames, plan.base, plan.holes)
-        return frames, hybrid_composite(plan, generated, self.settings.seam)
+        return self.convert(frames, disparity)[:2]

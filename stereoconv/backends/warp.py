@@ -9,6 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from stereoconv.backends.views import StereoViews
 from stereoconv.geometry import (
     WarpResult,
     background_side_columns,
@@ -149,15 +150,23 @@ class WarpBackend:
         self.views = views
         self.fill_sigma = fill_sigma
 
+    def filled_view(self, frames: torch.Tensor, disparity: torch.Tensor) -> WarpResult:
+        """One warped view of `frames` by `disparity`, holes filled (their mask kept)."""
+        warped = warp_view(frames, disparity)
+        filled = fill_holes(warped.image, warped.holes, warped.disparity, self.fill_sigma)
+        return warped._replace(image=filled)
+
     def synthesise(self, frames: torch.Tensor, disparity: torch.Tensor) -> torch.Tensor:
         """One warped view of `frames` by `disparity`, holes filled."""
-        warped = warp_view(frames, disparity)
-        return fill_holes(warped.image, warped.holes, warped.disparity, self.fill_sigma)
+        return self.filled_view(frames, disparity).image
+
+    def convert(self, frames: torch.Tensor, disparity: torch.Tensor) -> StereoViews:
+        d_left, d_right = view_disparities(disparity, self.views)
+        right = self.filled_view(frames, d_right)
+        left = frames if self.views == "right" else self.synthesise(frames, d_left)
+        return StereoViews(left, right.image, right.holes)
 
     def __call__(
         self, frames: torch.Tensor, disparity: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        d_left, d_right = view_disparities(disparity, self.views)
-        right = self.synthesise(frames, d_right)
-        left = frames if self.views == "right" else self.synthesise(frames, d_left)
-        return left, right
+        return self.convert(frames, disparity)[:2]

@@ -173,10 +173,9 @@ def video(
 ) -> None:
     """Convert a video IN to a stereo video OUT (.mp4, .mov, .mkv, or a folder to put
     IN_LR.mp4 ... in), audio kept."""
-    from stereoconv.jobs.video.convergence import plan_convergence
-    from stereoconv.jobs.video.job import output_name, prepare_job
+    from stereoconv import lock
+    from stereoconv.jobs.video.job import open_workdir, output_name, prepare_job
     from stereoconv.layout import name_tag as tag_of
-    from stereoconv.runner.local import convert_video
 
     options = video_options_from(kwargs)
     device = kwargs.get("device")  # Ray workers pick theirs from the same request
@@ -200,27 +199,40 @@ def video(
         note,
         collect_stats=report is not None,
     )
-    with Bars(quiet, stages=("convergence", "frames")) as bars:
-        if converter.config.auto_convergence:
-            note("--convergence auto: measuring the depth at the frame borders, shot by shot")
-            job = plan_convergence(job, converter, bars)
-        if workers == 1 and not ray_address:
-            notes, totals = convert_video(converter, job, bars)
-        else:
-            from stereoconv.runner.ray import convert_video_on_ray
-
-            notes, totals = convert_video_on_ray(job, workers, ray_address, bars, device)
+    # one writer per output: held before the work folder, so a live run's work is never touched
+    with lock.holding(job.output, note), Bars(quiet, stages=("convergence", "frames")) as bars:
+        open_workdir(job, overwrite, note)
+        job, notes, totals = run_video_job(job, converter, workers, ray_address, device, bars)
     for text in notes:
         note(text)
+    work = ""
+    if converter.config.backend == "diffusion":
+        work = f"; UNet image-evaluations per frame: {totals.unet_evaluations_per_frame:.1f}"
     click.echo(
-        f"wrote {job.output} ({totals['frames']} frames; flicker of the right view relative to "
-        f"the left: {totals['flicker_ratio']:.2f})"
+        f"wrote {job.output} ({totals.frames} frames; flicker of the right view relative to "
+        f"the left: {totals.flicker_ratio:.2f}{work})"
     )
     if report is not None:
         from stereoconv.report.write import write_video_report
 
         for path in write_video_report(report, job, totals, notes):
             click.echo(f"wrote {path}")
+
+
+def run_video_job(job, converter, workers: int, ray_address, device, bars: Bars):
+    """--convergence auto's first pass, every chunk here or on Ray, the join: (the job with
+    its plan, notes, totals)."""
+    from stereoconv.jobs.video.convergence import plan_convergence
+    from stereoconv.runner.local import convert_video
+
+    if converter.config.auto_convergence:
+        note("--convergence auto: measuring the depth at the frame borders, shot by shot")
+        job = plan_convergence(job, converter, bars)
+    if workers == 1 and not ray_address:
+        return job, *convert_video(converter, job, bars)
+    from stereoconv.runner.ray import convert_video_on_ray
+
+    return job, *convert_video_on_ray(job, workers, ray_address, bars, device)
 
 
 @click.command()

@@ -79,8 +79,8 @@ def convert_image(
         raise UserError(f"output {output} is the depth map; choose another name")
     rgb = read_image(input_path, converter.config.max_megapixels)
     disparity = frame_disparity(converter, rgb, depth)
-    left, right = converter.views(torch.from_numpy(rgb)[None], disparity)
-    write_views(outputs, left, right, converter.config)
+    views = converter.views(torch.from_numpy(rgb)[None], disparity)
+    write_views(outputs, views.left, views.right, converter.config)
     return outputs
 
 

@@ -12,7 +12,6 @@ encoder quality. The stereoconv version is recorded, not compared.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
@@ -23,8 +22,13 @@ from stereoconv import __version__, lock
 from stereoconv.config import StereoConfig, pixel_settings
 from stereoconv.converter import StereoConverter
 from stereoconv.errors import UserError
-from stereoconv.fileio import atomic_output
 from stereoconv.jobs.image import output_paths, refuse_spatial
+from stereoconv.jobs.manifest import (
+    load_manifest,
+    save_manifest,
+    settings_hash,
+    sha256_file,
+)
 from stereoconv.jobs.photos import BatchMapper
 from stereoconv.media.images import (
     PHOTO_FORMATS,
@@ -37,8 +41,6 @@ from stereoconv.media.images import (
 )
 from stereoconv.progress import Progress, silent
 
-MANIFEST = ".stereoconv-manifest.json"
-MANIFEST_VERSION = 1
 FORMATS = ("same", *PHOTO_FORMATS)
 SHOWN_PATHS = 10  # how many left-alone outputs a report names before "... and N more"
 
@@ -143,46 +145,7 @@ def settings_of(config: StereoConfig, fmt: str) -> dict[str, Any]:
     return {**pixel_settings(config), "format": fmt, "quality": QUALITY.get(fmt)}
 
 
-def settings_hash(settings: dict[str, Any]) -> str:
-    text = json.dumps(settings, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 # --- the manifest --------------------------------------------------------------------------------
-
-
-def load_manifest(out_dir: Path) -> dict[str, Any]:
-    """The manifest of OUT_DIR, less the records of outputs that are gone; empty if none."""
-    path = out_dir / MANIFEST
-    empty = {"stereoconv_manifest": MANIFEST_VERSION, "settings": {}, "outputs": {}}
-    if not path.exists():
-        return empty
-    try:
-        manifest = json.loads(path.read_text())
-        outputs = manifest["outputs"]
-        manifest.setdefault("settings", {})
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        why = f"{path} is not a stereoconv manifest; move it away to start over"
-        raise UserError(why) from None
-    manifest["outputs"] = {k: v for k, v in outputs.items() if (out_dir / k).is_file()}
-    return manifest
-
-
-def save_manifest(out_dir: Path, manifest: dict[str, Any]) -> None:
-    """Write the manifest atomically, keeping only the settings that some output uses."""
-    used = {record["settings"] for record in manifest["outputs"].values()}
-    settings = {k: v for k, v in manifest["settings"].items() if k in used}
-    text = json.dumps({**manifest, "settings": settings}, indent=1, sort_keys=True)
-    with atomic_output(out_dir / MANIFEST) as tmp:
-        tmp.write_text(text + "\n")
 
 
 def output_state(task: Task, output: PurePosixPath, manifest: dict, out_dir: Path) -> str:
@@ -311,21 +274,20 @@ def convert_library(
     progress: Progress = silent,
 ) -> LibraryOutcome:
     """Convert every photo under in_dir that is not up to date in out_dir. A bad photo raises
-    UserError, or with skip_errors is listed in the outcome and passed by. The manifest is saved
-    after each batch and when the run stops, so finished work is kept. mapper: where batches are
-    converted (runner.local.local_batches: in this process). tag: the stereo tag in every
+    UserError, or with skip_errors is listed in the outcome and passed by. mapper: where batches
+    are converted (runner.local.local_batches: in this process). tag: the stereo tag in every
     output name (stereoconv.layout.name_tag). progress: ("checking", ...) while the photos are
     planned, then ("photos", ...)."""
     config = converter.config
     in_dir, out_dir = Path(in_dir), Path(out_dir)
     sources = check_request(config, in_dir, out_dir, requested)
     manifest = load_manifest(out_dir)
-    report = LibraryOutcome()
+    outcome = LibraryOutcome()
 
     def fail(source: PurePosixPath, why: str) -> None:
         if not skip_errors:
             raise UserError(why)
-        report.failed.append((source, why))
+        outcome.failed.append((source, why))
 
     def checking() -> Iterator[PurePosixPath]:
         for source in sources:
@@ -333,49 +295,70 @@ def convert_library(
             progress("checking", 1, len(sources))
 
     tasks = plan(
-        in_dir, out_dir, checking(), config, requested, manifest, overwrite, fail, report, tag
+        in_dir, out_dir, checking(), config, requested, manifest, overwrite, fail, outcome, tag
     )
     tasks.sort(key=lambda t: (t.size_hint, str(t.source)))
     if tasks:  # one run writes OUT_DIR at a time; planning wrote nothing, so a bad photo found
-        lock.hold(out_dir, folder=True)  # there leaves no OUT_DIR behind
+        with lock.holding(out_dir, folder=True):  # there leaves no OUT_DIR behind
+            run = LibraryRun(in_dir, out_dir, config, manifest, outcome, fail, progress)
+            run.convert(tasks, mapper, skip_errors)
+    return outcome
 
-    stop: list[UserError] = []  # the bad photo that ends the run, once the batch before it is done
 
-    def read_all() -> Iterator[tuple[Task, Photo]]:
-        for task in tasks:
-            try:
-                yield task, read_photo(in_dir / task.source, config.max_megapixels)
-            except UserError as exc:
-                if not skip_errors:
-                    stop.append(exc)
-                    return
-                report.failed.append((task.source, str(exc)))
-                progress("photos", 1, len(tasks))
+@dataclass
+class LibraryRun:
+    """The converting half of a library run: photos read in order, converted batch by batch,
+    written with their manifest records. The manifest is saved after each batch and when the
+    run stops, so finished work is kept."""
 
-    before = dict(manifest["outputs"])
-    try:
-        batches = batched_by(read_all(), lambda tp: tp[1].rgb.shape, config.batch_size)
-        for batch, results in mapper(batches, config.layout):
-            for (task, _), result in zip(batch, results, strict=True):
-                if isinstance(result, UserError):  # a photo its worker could not convert
-                    fail(task.source, str(result))
-                    continue
-                task_files, stats = result
+    in_dir: Path
+    out_dir: Path
+    config: StereoConfig
+    manifest: dict
+    outcome: LibraryOutcome
+    fail: Callable[[PurePosixPath, str], None]
+    progress: Progress
+
+    def convert(self, tasks: list[Task], mapper: BatchMapper, skip_errors: bool) -> None:
+        stop: list[UserError] = []  # the bad photo that ends the run, after the batch before it
+
+        def read_all() -> Iterator[tuple[Task, Photo]]:
+            for task in tasks:
                 try:
-                    write_task(task, task_files, out_dir, manifest)
-                    report.converted.append(task.source)
-                    report.stats.append((task.source, task.outputs, stats))
+                    yield task, read_photo(self.in_dir / task.source, self.config.max_megapixels)
                 except UserError as exc:
-                    fail(task.source, str(exc))
-            save_manifest(out_dir, manifest)
-            progress("photos", len(batch), len(tasks))
-        if stop:
-            raise stop[0]
-    finally:
-        if manifest["outputs"] != before:  # stopped by an error or Ctrl-C: keep what was written
-            save_manifest(out_dir, manifest)
-        lock.release(out_dir, folder=True)
-    return report
+                    if not skip_errors:
+                        stop.append(exc)
+                        return
+                    self.outcome.failed.append((task.source, str(exc)))
+                    self.progress("photos", 1, len(tasks))
+
+        before = dict(self.manifest["outputs"])
+        try:
+            batches = batched_by(read_all(), lambda tp: tp[1].rgb.shape, self.config.batch_size)
+            for batch, results in mapper(batches, self.config.layout):
+                self.keep(batch, results)
+                save_manifest(self.out_dir, self.manifest)
+                self.progress("photos", len(batch), len(tasks))
+            if stop:
+                raise stop[0]
+        finally:
+            if self.manifest["outputs"] != before:  # stopped by an error or Ctrl-C: keep it
+                save_manifest(self.out_dir, self.manifest)
+
+    def keep(self, batch: list[tuple[Task, Photo]], results: list) -> None:
+        """Write each converted photo of a batch; a photo its worker could not convert fails."""
+        for (task, _), result in zip(batch, results, strict=True):
+            if isinstance(result, UserError):
+                self.fail(task.source, str(result))
+                continue
+            task_files, stats = result
+            try:
+                write_task(task, task_files, self.out_dir, self.manifest)
+                self.outcome.converted.append(task.source)
+                self.outcome.stats.append((task.source, task.outputs, stats))
+            except UserError as exc:
+                self.fail(task.source, str(exc))
 
 
 def write_task(task: Task, files: list[bytes], out_dir: Path, manifest: dict) -> None:

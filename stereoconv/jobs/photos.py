@@ -44,8 +44,9 @@ def convert_batch(converter: StereoConverter, photos: list[Photo]) -> list[tuple
     frames = torch.from_numpy(np.stack([p.rgb for p in photos]))
     relative = converter.relative_disparity(frames)
     disparity = DisparityPlan.of(converter.config).still(relative)  # each photo its own shot
-    left, right = converter.views(frames, disparity)
-    stats = [asdict(s) for s in frame_stats(disparity, disparity.shape[-1])]  # for --report
+    views = converter.views(frames, disparity)
+    left, right = views.left, views.right
+    stats = [asdict(s) for s in frame_stats(disparity, disparity.shape[-1], views.holes)]
     return [(left[i : i + 1], right[i : i + 1], stats[i]) for i in range(len(photos))]
 
 

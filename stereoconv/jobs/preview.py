@@ -24,6 +24,7 @@ from stereoconv.jobs.image import to_uint8
 from stereoconv.layout import pack
 from stereoconv.media.images import check_writable_suffix, write_image
 from stereoconv.media.video import decode_range, frame_timestamps, probe
+from stereoconv.report.summary import pick_evenly
 
 LABEL_HEIGHT = 18  # pixels of caption above each column
 
@@ -44,15 +45,6 @@ def parse_values(text: str, option: str, setting: str, auto: bool = False) -> li
         check_setting(setting, value, option.lstrip("-"))
         values.append(value)
     return values
-
-
-def pick_evenly(items: list, count: int) -> list:
-    """`count` items spread evenly over the list, first and last included."""
-    if count >= len(items):
-        return list(items)
-    if count == 1:
-        return [items[len(items) // 2]]
-    return [items[round(i * (len(items) - 1) / (count - 1))] for i in range(count)]
 
 
 def preview_frames(path: Path, start: float | None, end: float | None, count: int) -> list:
@@ -101,8 +93,8 @@ def contact_sheet(
                     auto_convergence=auto,
                 )
                 disparity = setting.still(relative)
-                left, right = converter.views(x, disparity)
-                packed = pack(left, right, cfg.layout, cfg.vr180_hfov)
+                views = converter.views(x, disparity)
+                packed = pack(views.left, views.right, cfg.layout, cfg.vr180_hfov)
                 scale = cell_width / packed.shape[-1]
                 size = (max(1, round(packed.shape[-2] * scale)), cell_width)
                 small = F.interpolate(packed, size=size, mode="bilinear", antialias=True)

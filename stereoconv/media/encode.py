@@ -15,7 +15,7 @@ import numpy as np
 
 from stereoconv.fileio import atomic_output
 from stereoconv.media.video import AV_ERRORS, ColourTags
-from stereoconv.runner.threads import Background
+from stereoconv.overlap import Background
 
 H264_MAX_WIDTH = 4096  # level 5.2; wider H.264 does not play on most hardware decoders
 MATROSKA_STEREO_MODE = {

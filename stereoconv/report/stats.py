@@ -13,7 +13,6 @@ import numpy as np
 import torch
 
 from stereoconv.disparity.comfort import VIOLATION_SHARE, border_bands
-from stereoconv.geometry import forward_warp
 
 # --- flicker -------------------------------------------------------------------------------------
 
@@ -62,17 +61,17 @@ class Parallax:
     holes: float | None  # share of the right view the left view cannot see; None: not measured
 
 
-def frame_stats(disparity: torch.Tensor, width: int, holes: bool = True) -> list[Parallax]:
+def frame_stats(
+    disparity: torch.Tensor, width: int, holes: torch.Tensor | None = None
+) -> list[Parallax]:
     """Per frame of (B, H, W) pixel disparity: nearest and farthest parallax in % of the view
     width, the share of each border band in front of the screen, whether it violates the
-    window, and the share of the right view that the left view cannot see (holes)."""
+    window, and the share of the right view that the left view cannot see (the backend's
+    `holes`, (B, H, W), if given)."""
     left, right = border_bands(disparity)
     front_left = (left > 0.5).float().mean(1)
     front_right = (right > 0.5).float().mean(1)
-    hole_share = None
-    if holes:
-        warped = forward_warp(torch.zeros_like(disparity).unsqueeze(1), disparity)
-        hole_share = warped.holes.float().mean((1, 2))
+    hole_share = None if holes is None else holes.float().mean((1, 2))
     out = []
     for i in range(disparity.shape[0]):
         d = disparity[i]

@@ -163,11 +163,12 @@ def photo_row(
 
 
 def pick_evenly(items: Sequence, count: int) -> list:
-    """At most `count` items spread evenly over the sequence, first and last included."""
+    """At most `count` items spread evenly over the sequence, first and last included (one
+    item: the middle one)."""
     if len(items) <= count:
         return list(items)
     if count == 1:
-        return [items[0]]
+        return [items[len(items) // 2]]
     step = (len(items) - 1) / (count - 1)
     return [items[round(k * step)] for k in range(count)]
 

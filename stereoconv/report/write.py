@@ -215,10 +215,11 @@ def video_plots(frames: Sequence[dict], divergence: float | None, backend: str) 
     }
 
 
-def video_report_data(job, totals: Mapping[str, Any], notes: Sequence[str]) -> dict:
-    """Everything the report says about a video job, as JSON-ready data."""
+def video_report_data(job, totals, notes: Sequence[str]) -> dict:
+    """Everything the report says about a video job (a jobs.video VideoJob and its
+    VideoTotals), as JSON-ready data."""
     cfg, info = job.config, job.info
-    frames = sorted(totals["frames_stats"], key=lambda f: f["index"])
+    frames = sorted(totals.frames_stats, key=lambda f: f["index"])
     if not frames:
         raise UserError("no per-frame statistics to report (the job ran without collect_stats)")
     given_px = cfg.depth_kind == "disparity-px" and job.depth is not None
@@ -248,16 +249,19 @@ def video_report_data(job, totals: Mapping[str, Any], notes: Sequence[str]) -> d
             "violation_share_pct": VIOLATION_SHARE * 100,
         },
         "flicker": {
-            "left": totals["flicker_left"],
-            "right": totals["flicker_right"],
-            "ratio": totals["flicker_ratio"],
+            "left": totals.flicker_left,
+            "right": totals.flicker_right,
+            "ratio": totals.flicker_ratio,
         },
+        "unet_evaluations_per_frame": (
+            totals.unet_evaluations_per_frame if cfg.backend == "diffusion" else None
+        ),
         **summary,
         "thumbnails": thumbnail_frames(summary["shots"], frames),
         "decoding": {
-            "expected_frames": totals.get("expected_frames"),
-            "lost_frames": totals.get("lost_frames", 0),
-            "repeated_frames": totals.get("repeated_frames", 0),
+            "expected_frames": totals.expected_frames,
+            "lost_frames": totals.lost_frames,
+            "repeated_frames": totals.repeated_frames,
         },
         "notes": list(notes),
         "provenance": provenance(cfg, dataclasses.asdict(job.options), created),
@@ -265,9 +269,7 @@ def video_report_data(job, totals: Mapping[str, Any], notes: Sequence[str]) -> d
     }
 
 
-def write_video_report(
-    path: Path, job, totals: Mapping[str, Any], notes: Sequence[str]
-) -> list[Path]:
+def write_video_report(path: Path, job, totals, notes: Sequence[str]) -> list[Path]:
     """The report of a finished video job (stereoconv.jobs.video.VideoJob with collect_stats)
     and its totals: PATH (HTML) and PATH.json. Returns the files written."""
     from stereoconv.report.html import render_video

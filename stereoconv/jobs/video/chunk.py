@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import torch
 
+from stereoconv.backends.views import StereoViews
 from stereoconv.converter import StereoConverter
 from stereoconv.disparity.plan import DisparityPlan, ShotTracker
 from stereoconv.disparity.shots import WINDOW
@@ -35,8 +36,9 @@ def convert_chunk(
     cfg, device = converter.config, converter.device
     plan = DisparityPlan.of(cfg, given=job.depth is not None)
     shots, changes = ShotTracker(plan), ViewChanges()
+    views_of = converter.video_views()  # the chunk's own: a coherent fill keeps its frames
     frames_stats: list[FrameRecord] = []
-    first_pts = None
+    first_pts, evaluations = None, 0.0
     encoder = open_encoder(job, chunk)
     try:
         # 0. Decode from up to WINDOW frames before the chunk: the state of its first frame
@@ -55,13 +57,16 @@ def convert_chunk(
             if job.save_depth is not None and not batch.given:
                 save_depth_maps(job.save_depth, batch.indices, batch.relative)
             # 4. The two views
-            left, right = converter.views(batch.frames, disparity)
+            views = views_of(batch.frames, disparity, cuts)
+            left, right = views.left, views.right
+            cost = views.unet_evaluations
+            evaluations += 0.0 if cost is None else float(cost.sum())
             # 5. Flicker: each view's change from the frame before
             per_frame = changes.add(left, right)
             # 6. Per-frame statistics (--report)
             if job.collect_stats:
                 frames_stats += frame_records(
-                    job, plan, batch, cuts, disparity, convergence, per_frame
+                    job, plan, batch, cuts, disparity, views, convergence, per_frame
                 )
             # 7. Pack the views and encode them
             first_pts = batch.pts[0] if first_pts is None else first_pts
@@ -72,7 +77,9 @@ def convert_chunk(
         encoder.abort()
         raise
     # 8. The chunk's statistics, atomically beside its video
-    record = ChunkRecord(count, chunk.stop - chunk.first, first_pts, changes.sums, frames_stats)
+    record = ChunkRecord(
+        count, chunk.stop - chunk.first, first_pts, changes.sums, frames_stats, evaluations
+    )
     record.write(job.chunk_stats(chunk))
     return record
 
@@ -98,21 +105,24 @@ def frame_records(
     batch: DepthBatch,
     cuts: list[bool],
     disparity: torch.Tensor,
+    views: StereoViews,
     convergence: torch.Tensor | None,
     per_frame: torch.Tensor,
 ) -> list[FrameRecord]:
     """The statistics of a batch's frames: the parallax of their disparity and, with
-    --convergence auto, of what the configured screen plane would give; where they are; their
-    flicker terms (the chunk's first frame has none)."""
+    --convergence auto, of what the configured screen plane would give; the share of the
+    backend's holes and the UNet work of each; where they are; their flicker terms (the
+    chunk's first frame has none)."""
     width, n = job.info.width, len(batch.indices)
-    measured = frame_stats(disparity, width)
+    measured = frame_stats(disparity, width, views.holes)
+    costs = [None] * n if views.unet_evaluations is None else views.unet_evaluations.tolist()
     fixed: list = [None] * n
     if convergence is not None:
-        fixed = frame_stats(plan.without_auto(disparity, convergence, width), width, holes=False)
+        fixed = frame_stats(plan.without_auto(disparity, convergence, width), width)
     changes = [None] * (n - per_frame.shape[0]) + per_frame.tolist()
     records = []
-    for i, pts, cut, stat, other, change in zip(
-        batch.indices, batch.pts, cuts, measured, fixed, changes, strict=True
+    for i, pts, cut, stat, other, change, cost in zip(
+        batch.indices, batch.pts, cuts, measured, fixed, changes, costs, strict=True
     ):
         records.append(
             FrameRecord(
@@ -125,6 +135,7 @@ def frame_records(
                 change_right=None if change is None else change[1],
                 violation_without_auto=None if other is None else other.violation,
                 near_pct_without_auto=None if other is None else other.near_pct,
+                unet_evaluations=cost,
             )
         )
     return records

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 import shutil
 
-from stereoconv import lock
 from stereoconv.errors import UserError
 from stereoconv.jobs.video.job import VideoJob
-from stereoconv.jobs.video.records import ChunkRecord
+from stereoconv.jobs.video.records import ChunkRecord, VideoTotals
 from stereoconv.media.join import join_chunks
 from stereoconv.media.spatial.vexu import SpatialMetadata
 from stereoconv.report.stats import flicker_ratio
@@ -29,9 +28,9 @@ def damage_note(expected: int, lost: int, repeated: int) -> str | None:
     return "damaged input: " + "; ".join(parts)
 
 
-def finish_job(job: VideoJob) -> tuple[list[str], dict]:
-    """Join the chunks into the output and remove the work folder. Returns notes and totals
-    (frames, flicker of each view and their ratio)."""
+def finish_job(job: VideoJob) -> tuple[list[str], VideoTotals]:
+    """Join the chunks into the output and remove the work folder. Returns notes and the
+    job's totals."""
     stats = [ChunkRecord.read(job.chunk_stats(c)) for c in job.chunks]
     chunks = [
         (job.chunk_video(c), s.first_pts)
@@ -76,16 +75,15 @@ def finish_job(job: VideoJob) -> tuple[list[str], dict]:
     pairs = sum(s.flicker.pairs for s in stats)
     left = sum(s.flicker.left for s in stats) / max(pairs, 1)
     right = sum(s.flicker.right for s in stats) / max(pairs, 1)
-    totals = {
-        "frames": frames,
-        "expected_frames": expected,
-        "lost_frames": expected - frames,
-        "repeated_frames": job.repeated,
-        "flicker_left": left,
-        "flicker_right": right,
-        "flicker_ratio": flicker_ratio(left, right, undefined=1.0),
-        "frames_stats": [f.to_json() for s in stats for f in s.frames_stats],
-    }
+    totals = VideoTotals(
+        frames,
+        expected,
+        job.repeated,
+        left,
+        right,
+        flicker_ratio(left, right, undefined=1.0),
+        [f.to_json() for s in stats for f in s.frames_stats],
+        sum(s.unet_evaluations for s in stats),
+    )
     shutil.rmtree(job.workdir, ignore_errors=True)
-    lock.release(job.output)
     return notes, totals

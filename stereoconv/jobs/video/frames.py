@@ -18,7 +18,7 @@ from stereoconv.fileio import atomic_output
 from stereoconv.jobs.video.job import VideoJob
 from stereoconv.media.video import ColourTags, decode_range
 from stereoconv.media.yuv import rgb_to_i420
-from stereoconv.runner.threads import prefetch
+from stereoconv.overlap import prefetch
 from stereoconv.tensors import float_on_device
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from stereoconv import __version__, lock
+from stereoconv import __version__
 from stereoconv.config import StereoConfig, VideoOptions, pixel_settings
 from stereoconv.disparity.maps import DepthFrames
 from stereoconv.errors import UserError
@@ -181,7 +181,8 @@ def prepare_job(
     notify: Callable[[str], None] = print,
     collect_stats: bool = False,
 ) -> VideoJob:
-    """Validate everything, read the frame timestamps and set up (or reopen) the work folder."""
+    """Validate everything and read the frame timestamps; nothing is written (the caller takes
+    the output's lock, then opens the work folder: open_workdir)."""
     input_path, output = Path(input_path), Path(output)
     check_output(config, input_path, output)
     info = probe(input_path)
@@ -233,8 +234,6 @@ def prepare_job(
             )
         if depth_frames.files is None:
             job = dataclasses.replace(job, depth_pts=tuple(depth_frames.pts))
-    lock.hold(output, notify)  # before the work folder: never touch a live run's work
-    open_workdir(job, overwrite, notify)
     return job
 
 

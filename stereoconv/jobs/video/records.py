@@ -33,6 +33,8 @@ class FrameRecord:
     # --convergence auto: what the configured screen plane would have given
     violation_without_auto: bool | None = None
     near_pct_without_auto: float | None = None
+    # the diffusion backend: UNet image-evaluations it cost (backends.views.StereoViews)
+    unet_evaluations: float | None = None
 
     def to_json(self) -> dict:
         out = dataclasses.asdict(self.parallax)
@@ -47,6 +49,8 @@ class FrameRecord:
             change_left=self.change_left,
             change_right=self.change_right,
         )
+        if self.unet_evaluations is not None:
+            out["unet_evaluations"] = self.unet_evaluations
         return out
 
     @classmethod
@@ -99,6 +103,7 @@ class ChunkRecord:
     first_pts: int | None
     flicker: Flicker
     frames_stats: list[FrameRecord] = field(default_factory=list)
+    unet_evaluations: float = 0.0  # of all its frames (StereoViews.unet_evaluations)
 
     def to_json(self) -> str:
         return json.dumps(
@@ -108,6 +113,7 @@ class ChunkRecord:
                 "first_pts": self.first_pts,
                 "flicker": dataclasses.asdict(self.flicker),
                 "frames_stats": [f.to_json() for f in self.frames_stats],
+                "unet_evaluations": self.unet_evaluations,
             }
         )
 
@@ -120,4 +126,30 @@ class ChunkRecord:
         data = json.loads(Path(path).read_text())
         frames = [FrameRecord.from_json(f) for f in data.get("frames_stats", [])]
         flicker = Flicker(**data["flicker"])
-        return cls(data["frames"], data["expected"], data["first_pts"], flicker, frames)
+        evaluations = data.get("unet_evaluations", 0.0)
+        return cls(
+            data["frames"], data["expected"], data["first_pts"], flicker, frames, evaluations
+        )
+
+
+@dataclass(frozen=True)
+class VideoTotals:
+    """What a finished video job measured, over all its chunks."""
+
+    frames: int  # converted
+    expected_frames: int  # the input's frames in the range
+    repeated_frames: int  # packets whose timestamp another had: dropped
+    flicker_left: float  # mean change of each view from the frame before
+    flicker_right: float
+    flicker_ratio: float  # right / left: 1.0 means the synthesised eye changes as the input
+    frames_stats: list[dict]  # FrameRecord.to_json() of every frame, for --report
+    unet_evaluations: float = 0.0  # UNet image-evaluations of all frames (diffusion backend)
+
+    @property
+    def lost_frames(self) -> int:
+        """Frames of the range that could not be decoded."""
+        return self.expected_frames - self.frames
+
+    @property
+    def unet_evaluations_per_frame(self) -> float:
+        return self.unet_evaluations / max(self.frames, 1)
