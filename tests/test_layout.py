@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from stereoconv.layout import anaglyph, pack, packed_size
-from stereoconv.layouts import layout_of
+from stereoconv.layout import anaglyph, arrange, pack, packed_size
+from stereoconv.layouts import RECORDS, layout_of
 
 
 @pytest.fixture
@@ -36,10 +36,18 @@ def test_half_layouts_squeeze_each_view_into_its_half(views):
     assert torch.allclose(htb[..., 4:, :], torch.tensor(0.7))
 
 
-@pytest.mark.parametrize("layout", ["sbs", "half-sbs", "tb", "half-tb", "anaglyph"])
+@pytest.mark.parametrize("layout", [r for r in RECORDS if r.files == 1], ids=lambda r: r.name)
 def test_packed_size_matches_pack(views, layout):
-    layout = layout_of(layout)
     assert pack(*views, layout).shape[-2:] == packed_size(9, 15, layout)
+
+
+def test_arrange_caps_then_packs_or_keeps_the_two_views(views):
+    left, right = views
+    (packed,) = arrange(left, right, layout_of("tb"), 12, 90.0)  # 18 x 15 packed: too tall
+    h, w = packed.shape[-2:]
+    assert max(h, w) <= 12 and h % 2 == 0 and w % 2 == 0
+    pair = arrange(left, right, layout_of("pair"), None, 90.0)
+    assert len(pair) == 2 and pair[0] is left and pair[1] is right  # two files, uncapped
 
 
 def test_anaglyph_puts_the_left_view_in_red_and_the_right_in_cyan():

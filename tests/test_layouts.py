@@ -120,8 +120,10 @@ def test_h264_frame_packing_sei_is_the_records(tmp_path, layout):
 
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
+    # three frames: libx265 gives a two-frame stream random DTS (FFmpeg 8.1), which fails the
+    # spatial join or the MP4 muxer now and then; a bug of its own, not the layouts'
     folder = tmp_path_factory.mktemp("clip")
-    return write_clip(folder / "clip.mp4", [numbered_frame(i, 32, 64) for i in range(2)])
+    return write_clip(folder / "clip.mp4", [numbered_frame(i, 32, 64) for i in range(3)])
 
 
 def convert(capsys, clip, out, layout: Layout, tiny_depth) -> None:
