@@ -128,7 +128,7 @@ def output_format(source: PurePosixPath, requested: str) -> str:
 def output_names(
     source: PurePosixPath, requested: str, layout: Layout, tag: str = ""
 ) -> list[PurePosixPath]:
-    """Relative output names: the input's, with the stereo tag (stereoconv.layout.name_tag)
+    """Relative output names: the input's, with the stereo tag (stereoconv.layouts.name_tag)
     and the format's suffix (the input's own one for `same`); two files `_L`, `_R` for the
     `pair` layout, one file for `mpo` (both need no tag)."""
     fmt = output_format(source, requested)
@@ -317,7 +317,7 @@ def convert_library(
     UserError, or with skip_errors is listed in the report and passed by. The manifest is saved
     after each batch and when the run stops, so finished work is kept. mapper: where batches are
     converted (default: with `converter`, in this process). tag: the stereo tag in every
-    output name (stereoconv.layout.name_tag)."""
+    output name (stereoconv.layouts.name_tag)."""
     from tqdm import tqdm
 
     config = converter.config

@@ -99,7 +99,7 @@ def contact_sheet(
                 )
                 disparity = setting.still(relative)
                 left, right = converter.views(x, disparity)
-                # no --max-size: the cell's own size is smaller
+                # not capped to --max-size: each cell is scaled to cell_width below
                 (packed,) = arrange(left, right, layout, None, cfg.vr180_hfov)
                 scale = cell_width / packed.shape[-1]
                 size = (max(1, round(packed.shape[-2] * scale)), cell_width)
