@@ -26,6 +26,7 @@ from stereoconv.config import build_config
 from stereoconv.diffusion.components import SDComponents
 from stereoconv.diffusion.pipeline import StereoDiffusion
 from stereoconv.layout import pack
+from stereoconv.layouts import layout_of
 from stereoconv.testing import IMAGENET_MEAN, IMAGENET_STD, SD1_SCHEDULER, make_tiny_tokenizer
 
 # The benchmark settings of docs/benchmarks.md: the default preset as it was when its tables were
@@ -300,7 +301,7 @@ def warp_case(depth, device, height, width, frames, repeats) -> dict:
         rel = depth(x, batch_size=frames)
         d = relative_to_pixels(rel, width, cfg.divergence, cfg.convergence)
         left, right = backend(x.permute(0, 3, 1, 2).float() / 255, d)
-        return pack(left, right, "sbs")
+        return pack(left, right, layout_of("sbs"))
 
     result = measure(run, frames, repeats, device)
     result.update(size=f"{width}x{height}", frames_per_batch=frames)

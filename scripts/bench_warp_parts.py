@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_video import make_clip  # noqa: E402
 
 from stereoconv.jobs.video.frames import to_array, to_i420_array  # noqa: E402
+from stereoconv.layouts import layout_of  # noqa: E402
 from stereoconv.media.encode import EncoderSettings, _codec_options  # noqa: E402
 from stereoconv.media.video import ColourTags, decode_range, probe  # noqa: E402
 
@@ -69,8 +70,9 @@ def swscale_fps(rgb: np.ndarray, copies: int) -> float:
 
 def x264_fps(frames: list[av.VideoFrame], preset: str, copies: int, work_dir: Path) -> float:
     h, w = frames[0].height, frames[0].width
+    sbs = layout_of("sbs")
     settings = EncoderSettings(
-        "libx264", 18, preset, "yuv420p", w, h, Fraction(1, 24), Fraction(24), ColourTags(), "sbs"
+        "libx264", 18, preset, "yuv420p", w, h, Fraction(1, 24), Fraction(24), ColourTags(), sbs
     )
 
     def work() -> int:

@@ -23,12 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from stereoconv.errors import UserError
+from stereoconv.layouts import RECORDS
 
 # --- choices and default models -----------------------------------------------------------------
-# stereo layouts (stereoconv.layout): sbs-rl is full SBS with the eyes swapped (cross-eyed
-# viewing); spatial is Apple spatial video (MV-HEVC, video only); vr180 each eye's picture on a
-# half sphere (equirectangular), side by side
-LAYOUTS = ("sbs", "half-sbs", "tb", "half-tb", "anaglyph", "pair", "spatial", "sbs-rl", "vr180")
+# stereo layouts: the names of their records (stereoconv.layouts), in the records' order
+LAYOUTS = tuple(layout.name for layout in RECORDS)
 DEPTH_KINDS = ("disparity-px", "relative-disparity", "depth")  # what a --depth file holds
 ATTENTION_MODES = ("uni", "bi", "off")  # stereo self-attention (diffusion.attention)
 DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
@@ -38,17 +37,9 @@ BACKENDS = ("warp", "diffusion")
 CODECS = ("libx264", "libx265")
 # x264's and x265's speed presets, fastest first
 ENCODER_PRESETS = (
-    "ultrafast",
-    "superfast",
-    "veryfast",
-    "faster",
-    "fast",
-    "medium",
-    "slow",
-    "slower",
-    "veryslow",
+    "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
     "placebo",
-)
+)  # fmt: skip
 COMPOSITES = ("hybrid", "none")
 FILL_STARTS = ("invert", "noise")
 TEMPORAL_FILLS = ("carry", "off")

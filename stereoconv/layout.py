@@ -1,4 +1,5 @@
-"""Stereo layouts: how the two views are packed into one picture (or kept as two).
+"""The pixels of the stereo layouts (their records: layouts.py): how the two views are packed
+into one picture (or kept as two), capped to --max-size, and vr180's half sphere.
 
 All functions take and return (B, 3, H, W) float tensors in [0, 1].
 """
@@ -11,35 +12,9 @@ import torch
 import torch.nn.functional as F
 
 from stereoconv.config import StereoConfig
-from stereoconv.errors import UserError
+from stereoconv.layouts import Layout
 
 VR180_HFOV = StereoConfig.vr180_hfov  # the field of view a vr180 picture covers by default
-
-# File-name tags by which players (DeoVR, SKYBOX, Pigasus, HereSphere, Quest's gallery) tell
-# stereo files from flat ones. pair has its own (_L, _R); spatial video is signalled inside
-# the file (vexu), as Apple's players expect.
-# vr180: `_180_LR`, 180 degrees then the eyes' order, the tag DeoVR and SKYBOX document.
-NAME_TAGS = {
-    "sbs": "_LR",
-    "half-sbs": "_3dh",
-    "tb": "_TB",
-    "half-tb": "_3dv",
-    "anaglyph": "_anaglyph",
-    "sbs-rl": "_RL",
-    "vr180": "_180_LR",
-}
-
-
-def name_tag(layout: str, requested: str) -> str:
-    """The tag for names stereoconv chooses: `auto` the layout's, `none` no tag, or the given
-    literal tag (such as _SBS)."""
-    if requested == "none":
-        return ""
-    if requested == "auto":
-        return NAME_TAGS.get(layout, "")
-    if not requested or "/" in requested or "\\" in requested:
-        raise UserError(f"--name-tag must be auto, none or a tag such as _SBS, not {requested!r}")
-    return requested
 
 
 # Dubois' least-squares red-cyan anaglyph matrices (E. Dubois, "A projection method to generate
@@ -52,25 +27,20 @@ _DUBOIS_RIGHT = torch.tensor(
 )
 
 
-def packed_size(height: int, width: int, layout: str, hfov: float = VR180_HFOV) -> tuple[int, int]:
+def packed_size(
+    height: int, width: int, layout: Layout, hfov: float = VR180_HFOV
+) -> tuple[int, int]:
     """Height and width of one packed frame for views of height x width (`hfov`: the field of
-    view of the vr180 layout, degrees)."""
-    if layout == "vr180":
-        side = vr180_side(width, hfov)
-        return side, 2 * side
-    if layout in ("sbs", "sbs-rl"):
-        return height, 2 * width
-    if layout == "half-sbs":
-        return height, 2 * (width // 2)
-    if layout == "tb":
-        return 2 * height, width
-    if layout == "half-tb":
-        return 2 * (height // 2), width
-    if layout in ("anaglyph", "pair"):
-        return height, width
-    if layout == "spatial":  # the views stacked for the MV-HEVC encoder, each of even height
+    view of the vr180 layout, degrees); a file's, for the views kept as two files."""
+    if layout.projection == "equirect-180":
+        height = width = vr180_side(width, hfov)
+    if layout.packing == "side-by-side":
+        return height, 2 * (width // 2 if layout.half else width)
+    if layout.packing == "top-bottom":
+        return 2 * (height // 2 if layout.half else height), width
+    if layout.packing == "stacked":  # each view of even height for the MV-HEVC encoder
         return 2 * (height + height % 2), width
-    raise ValueError(f"unknown layout {layout!r}")
+    return height, width  # anaglyph, two files
 
 
 # --- vr180: a perspective picture on the front half of a sphere -------------------------------
@@ -129,7 +99,7 @@ def equirect_180(view: torch.Tensor, hfov: float, side: int) -> torch.Tensor:
 
 
 def view_size_within(
-    height: int, width: int, layout: str, max_size: int | None, hfov: float = VR180_HFOV
+    height: int, width: int, layout: Layout, max_size: int | None, hfov: float = VR180_HFOV
 ) -> tuple[int, int]:
     """The size to scale views of height x width to (aspect kept, even sides) so that their
     packed frame is at most max_size pixels on its long side; the views' own size when they
@@ -145,7 +115,7 @@ def view_size_within(
 
 
 def capped_views(
-    left: torch.Tensor, right: torch.Tensor, layout: str, max_size: int | None, hfov: float
+    left: torch.Tensor, right: torch.Tensor, layout: Layout, max_size: int | None, hfov: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The views scaled down so that their packed frame is at most max_size pixels on its long
     side (--max-size); as they are without a cap or when they fit."""
@@ -183,30 +153,39 @@ def anaglyph(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:
     return _linear_to_srgb(mixed)
 
 
+def arrange(
+    left: torch.Tensor, right: torch.Tensor, layout: Layout, max_size: int | None, hfov: float
+) -> tuple[torch.Tensor, ...]:
+    """The pictures the layout stores for two views: the views scaled down so that their packed
+    frame is at most max_size pixels on its long side (--max-size; None: as they are), then
+    packed into one picture, or kept as one picture each for a layout of two files (pair).
+    The one step from views to pictures of images, photos, video chunks and previews."""
+    left, right = capped_views(left, right, layout, max_size, hfov)
+    if layout.files == 2:
+        return left, right
+    return (pack(left, right, layout, hfov),)
+
+
 def pack(
-    left: torch.Tensor, right: torch.Tensor, layout: str, hfov: float = VR180_HFOV
+    left: torch.Tensor, right: torch.Tensor, layout: Layout, hfov: float = VR180_HFOV
 ) -> torch.Tensor:
-    """Pack two views into one frame per the layout (not for "pair", which stays two files);
+    """Pack two views into one frame per the layout (not for pair, which stays two files);
     `hfov`: the horizontal field of view the views cover in the vr180 layout, degrees."""
-    h, w = left.shape[-2:]
-    if layout == "vr180":
-        side = vr180_side(w, hfov)
-        return torch.cat([equirect_180(v, hfov, side) for v in (left, right)], dim=-1)
-    if layout == "sbs":
-        return torch.cat([left, right], dim=-1)
-    if layout == "sbs-rl":
-        return torch.cat([right, left], dim=-1)
-    if layout == "half-sbs":
-        return torch.cat([_squeeze(left, h, w // 2), _squeeze(right, h, w // 2)], dim=-1)
-    if layout == "tb":
-        return torch.cat([left, right], dim=-2)
-    if layout == "half-tb":
-        return torch.cat([_squeeze(left, h // 2, w), _squeeze(right, h // 2, w)], dim=-2)
-    if layout == "anaglyph":
+    if layout.packing == "anaglyph":
         return anaglyph(left, right)
-    if layout == "spatial":
-        raise UserError("--layout spatial is Apple spatial video: use `stereoconv video` to .mov")
-    raise ValueError(f"layout {layout!r} is not a packed layout")
+    if layout.packing == "stacked":
+        return stack_views(left, right)
+    if layout.packing not in ("side-by-side", "top-bottom"):
+        raise ValueError(f"layout {layout.name!r} is not a packed layout")
+    views = (right, left) if layout.right_first else (left, right)
+    if layout.projection == "equirect-180":
+        side = vr180_side(left.shape[-1], hfov)
+        views = tuple(equirect_180(v, hfov, side) for v in views)
+    h, w = views[0].shape[-2:]
+    across = layout.packing == "side-by-side"
+    if layout.half:
+        views = tuple(_squeeze(v, *((h, w // 2) if across else (h // 2, w))) for v in views)
+    return torch.cat(views, dim=-1 if across else -2)
 
 
 def stack_views(left: torch.Tensor, right: torch.Tensor) -> torch.Tensor:

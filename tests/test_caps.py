@@ -13,6 +13,7 @@ from PIL import Image
 
 from stereoconv.cli.main import main
 from stereoconv.layout import view_size_within
+from stereoconv.layouts import layout_of
 from stereoconv.media.video import cap_frame_rate, capped_rate
 from tests.clips import audio_duration, decode_all, numbered_frame, psnr, read_number, write_clip
 
@@ -49,15 +50,17 @@ def test_cap_keeps_the_first_frame_of_each_slot():
 
 
 def test_view_size_keeps_aspect_and_even_sides():
-    assert view_size_within(1080, 1920, "sbs", None) == (1080, 1920)
-    assert view_size_within(1080, 1920, "sbs", 4096) == (1080, 1920)  # 3840 fits
-    h, w = view_size_within(2160, 3840, "sbs", 4096)
+    sbs, tb = layout_of("sbs"), layout_of("tb")
+    assert view_size_within(1080, 1920, sbs, None) == (1080, 1920)
+    assert view_size_within(1080, 1920, sbs, 4096) == (1080, 1920)  # 3840 fits
+    h, w = view_size_within(2160, 3840, sbs, 4096)
     assert (h, w) == (1152, 2048) and 2 * w <= 4096
-    h, w = view_size_within(1081, 1921, "tb", 1000)
+    h, w = view_size_within(1081, 1921, tb, 1000)
     assert h % 2 == 0 and w % 2 == 0 and 2 * h <= 1000 and abs(w / h - 1921 / 1081) < 0.01
-    for layout in ("vr180", "half-sbs", "spatial", "anaglyph"):
+    for name in ("vr180", "half-sbs", "spatial", "anaglyph"):
         from stereoconv.layout import packed_size
 
+        layout = layout_of(name)
         h, w = view_size_within(720, 1280, layout, 1000)
         assert max(packed_size(h, w, layout)) <= 1000 and abs(w / h - 1280 / 720) < 0.02
 

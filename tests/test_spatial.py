@@ -181,10 +181,11 @@ def test_stacked_views_are_what_the_encoder_is_sized_for():
     import torch
 
     from stereoconv.layout import packed_size, stack_views
+    from stereoconv.layouts import layout_of
 
     left, right = torch.rand(2, 1, 3, 9, 15).unbind(0)  # odd height: each view padded to 10
     stacked = stack_views(left, right)
-    assert stacked.shape[-2:] == packed_size(9, 15, "spatial") == (20, 15)
+    assert stacked.shape[-2:] == packed_size(9, 15, layout_of("spatial")) == (20, 15)
     assert torch.equal(stacked[..., :9, :], left) and torch.equal(stacked[..., 10:19, :], right)
 
 

@@ -111,7 +111,7 @@ def test_the_cycle_finder_finds_one():
 # (the leaves of layer 0 import one another; the cycle test keeps them in order)
 LAYERS = [
     {"stereoconv", "errors", "config", "fileio", "tensors", "progress", "lock", "models",
-     "overlap", "geometry", "layout", "testing"},
+     "overlap", "geometry", "layout", "layouts", "motion", "testing"},
     {"media", "diffusion"},
     {"disparity", "backends"},
     {"converter", "report"},

@@ -15,13 +15,13 @@ from PIL import Image
 from stereoconv.cli.main import main
 from stereoconv.layout import (
     equirect_180,
-    name_tag,
     pack,
     packed_size,
     project,
     ray,
     vr180_side,
 )
+from stereoconv.layouts import layout_of, name_tag
 from stereoconv.media.mp4box import read_equi_bounds, read_st3d
 from tests.clips import numbered_frame, write_clip
 
@@ -60,13 +60,14 @@ def test_the_centre_pixel_maps_to_the_centre_and_the_rest_is_black():
 
 def test_pack_and_packed_size_and_name_tag():
     left, right = torch.full((1, 3, 9, 16), 0.2), torch.full((1, 3, 9, 16), 0.8)
-    packed = pack(left, right, "vr180", 60.0)
+    vr180 = layout_of("vr180")
+    packed = pack(left, right, vr180, 60.0)
     side = vr180_side(16, 60.0)
-    assert packed.shape[-2:] == packed_size(9, 16, "vr180", 60.0) == (side, 2 * side)
+    assert packed.shape[-2:] == packed_size(9, 16, vr180, 60.0) == (side, 2 * side)
     c = side // 2
     assert packed[0, 0, c, c].item() == pytest.approx(0.2)  # left eye first
     assert packed[0, 0, c, side + c].item() == pytest.approx(0.8)
-    assert name_tag("vr180", "auto") == "_180_LR"
+    assert name_tag(vr180, "auto") == "_180_LR"
 
 
 def run(capsys, *argv):

@@ -40,11 +40,12 @@ PATH = click.Path(path_type=Path)
 def image(input_path: Path, output: str, depth, overwrite, name_tag, **kwargs) -> None:
     """Convert one image IN to a stereo image OUT (a file, or a folder to put IN_LR.jpg ... in)."""
     from stereoconv.jobs.image import convert_image, output_name
-    from stereoconv.layout import name_tag as tag_of
+    from stereoconv.layouts import layout_of
+    from stereoconv.layouts import name_tag as tag_of
 
     with Bars() as bars:
         converter = make_converter(kwargs, progress=bars)
-        out, tag = Path(output), tag_of(converter.config.layout, name_tag)
+        out, tag = Path(output), tag_of(layout_of(converter.config.layout), name_tag)
         if names_a_folder(output):
             out = out / output_name(input_path, tag)
         written = convert_image(converter, input_path, out, depth=depth, overwrite=overwrite)
@@ -86,7 +87,8 @@ def images(
     keeping relative paths, EXIF and colour profiles. Photos already converted with the same
     settings are skipped; outputs made otherwise are left alone unless --overwrite."""
     from stereoconv.jobs.library import convert_library
-    from stereoconv.layout import name_tag as tag_of
+    from stereoconv.layouts import layout_of
+    from stereoconv.layouts import name_tag as tag_of
 
     if fmt == "mpo":  # an MPO holds the two views: the pair layout, in one file
         if kwargs["layout"] not in (None, "pair"):
@@ -106,7 +108,7 @@ def images(
         from stereoconv.runner.local import local_batches
 
         mapper = local_batches(converter)
-    tag = tag_of(converter.config.layout, name_tag)
+    tag = tag_of(layout_of(converter.config.layout), name_tag)
     with Bars(quiet, stages=("checking", "photos")) as bars:
         outcome = convert_library(
             converter, in_dir, out_dir, mapper, fmt, overwrite, skip_errors, tag, bars
@@ -175,12 +177,13 @@ def video(
     IN_LR.mp4 ... in), audio kept."""
     from stereoconv import lock
     from stereoconv.jobs.video.job import open_workdir, output_name, prepare_job
-    from stereoconv.layout import name_tag as tag_of
+    from stereoconv.layouts import layout_of
+    from stereoconv.layouts import name_tag as tag_of
 
     options = video_options_from(kwargs)
     device = kwargs.get("device")  # Ray workers pick theirs from the same request
     converter = make_converter(kwargs)
-    layout = converter.config.layout
+    layout = layout_of(converter.config.layout)
     out, tag = Path(output), tag_of(layout, name_tag)
     if names_a_folder(output):
         out = out / output_name(input_path, layout, tag)

@@ -25,6 +25,7 @@ from stereoconv.config import (
     preset_names,
 )
 from stereoconv.errors import UserError
+from stereoconv.layouts import RECORDS
 
 # settings that only `video` uses, and the ones that read a --depth file
 VIDEO_ONLY = ("spatial_baseline", "spatial_hfov")
@@ -135,11 +136,11 @@ def report_option(func, name: str = "report"):
 
 
 def name_tag_option(func):
+    tags = ", ".join(f"{layout.tag} {layout.name}" for layout in RECORDS if layout.tag)
     help = (
         "Stereo tag in the names stereoconv chooses (OUT a folder), which players such as "
-        "DeoVR and SKYBOX read: auto (_LR full SBS, _3dh half SBS, _TB, _3dv half TB, "
-        "_anaglyph, _180_LR VR180), none, or a tag such as _SBS. A file name you give is kept "
-        "as given."
+        f"DeoVR and SKYBOX read: auto (the layout's: {tags}), none, or a tag such as _SBS. "
+        "A file name you give is kept as given."
     )
     return click.option("--name-tag", default="auto", show_default=True, help=help)(func)
 

@@ -21,7 +21,8 @@ from stereoconv.disparity.maps import load_depth_map
 from stereoconv.disparity.plan import DisparityPlan
 from stereoconv.errors import UserError
 from stereoconv.fileio import check_output
-from stereoconv.jobs.image import output_paths, refuse_spatial, write_views
+from stereoconv.jobs.image import output_paths, refuse_video_only, write_views
+from stereoconv.layouts import layout_of
 from stereoconv.media.images import check_writable_suffix, read_image
 
 
@@ -55,8 +56,9 @@ def generator(converter: StereoConverter, default_model: str) -> StereoDiffusion
 
 
 def prepare_outputs(output: Path, layout: str, overwrite: bool, inputs: list[Path]) -> list[Path]:
-    refuse_spatial(layout)
-    outputs = output_paths(Path(output), layout)
+    record = layout_of(layout)
+    refuse_video_only(record)
+    outputs = output_paths(Path(output), record)
     for out in outputs:
         check_writable_suffix(out)
         for source in inputs:

@@ -13,7 +13,8 @@ from stereoconv.disparity.maps import load_depth_map
 from stereoconv.disparity.plan import DisparityPlan
 from stereoconv.errors import UserError
 from stereoconv.fileio import check_output
-from stereoconv.layout import capped_views, pack
+from stereoconv.layout import arrange
+from stereoconv.layouts import Layout, layout_of
 from stereoconv.media.images import WRITABLE, check_writable_suffix, read_image, write_image
 
 
@@ -32,14 +33,14 @@ def output_name(input_path: Path, tag: str) -> str:
     return f"{input_path.stem}{tag}{suffix}"
 
 
-def refuse_spatial(layout: str) -> None:
-    """Spatial video is a video format: refuse it for pictures before any work."""
-    if layout == "spatial":
-        raise UserError("--layout spatial is Apple spatial video: use it with `stereoconv video`")
+def refuse_video_only(layout: Layout) -> None:
+    """A layout that only a video can hold (spatial): refused for pictures before any work."""
+    if layout.video_only:
+        raise UserError(f"--layout {layout.name} is {layout.about}: use it with `stereoconv video`")
 
 
-def output_paths(output: Path, layout: str) -> list[Path]:
-    return list(pair_paths(output)) if layout == "pair" else [output]
+def output_paths(output: Path, layout: Layout) -> list[Path]:
+    return list(pair_paths(output)) if layout.files == 2 else [output]
 
 
 def to_uint8(image: torch.Tensor) -> np.ndarray:
@@ -69,8 +70,8 @@ def convert_image(
     overwrite: bool = False,
 ) -> list[Path]:
     """Convert one image file; returns the files written."""
-    layout = converter.config.layout
-    refuse_spatial(layout)
+    layout = layout_of(converter.config.layout)
+    refuse_video_only(layout)
     outputs = output_paths(Path(output), layout)
     for out in outputs:
         check_writable_suffix(out)
@@ -89,10 +90,6 @@ def write_views(
 ) -> None:
     """Write one stereo pair, (1, 3, H, W) views, in the config's layout (two files for `pair`),
     scaled down to --max-size."""
-    layout, hfov = cfg.layout, cfg.vr180_hfov
-    left, right = capped_views(left, right, layout, cfg.max_size, hfov)
-    if layout == "pair":
-        write_image(outputs[0], to_uint8(left[0]))
-        write_image(outputs[1], to_uint8(right[0]))
-    else:
-        write_image(outputs[0], to_uint8(pack(left, right, layout, hfov)[0]))
+    pictures = arrange(left, right, layout_of(cfg.layout), cfg.max_size, cfg.vr180_hfov)
+    for output, picture in zip(outputs, pictures, strict=True):
+        write_image(output, to_uint8(picture[0]))

@@ -22,7 +22,7 @@ from stereoconv import __version__, lock
 from stereoconv.config import StereoConfig, pixel_settings
 from stereoconv.converter import StereoConverter
 from stereoconv.errors import UserError
-from stereoconv.jobs.image import output_paths, refuse_spatial
+from stereoconv.jobs.image import output_paths, refuse_video_only
 from stereoconv.jobs.manifest import (
     load_manifest,
     save_manifest,
@@ -30,6 +30,7 @@ from stereoconv.jobs.manifest import (
     sha256_file,
 )
 from stereoconv.jobs.photos import BatchMapper
+from stereoconv.layouts import Layout, layout_of
 from stereoconv.media.images import (
     PHOTO_FORMATS,
     QUALITY,
@@ -128,9 +129,9 @@ def output_format(source: PurePosixPath, requested: str) -> str:
 
 
 def output_names(
-    source: PurePosixPath, requested: str, layout: str, tag: str = ""
+    source: PurePosixPath, requested: str, layout: Layout, tag: str = ""
 ) -> list[PurePosixPath]:
-    """Relative output names: the input's, with the stereo tag (stereoconv.layout.name_tag)
+    """Relative output names: the input's, with the stereo tag (stereoconv.layouts.name_tag)
     and the format's suffix (the input's own one for `same`); two files `_L`, `_R` for the
     `pair` layout, one file for `mpo` (both need no tag)."""
     fmt = output_format(source, requested)
@@ -182,7 +183,7 @@ def make_task(
         raise UserError(f"cannot read {path}: {exc.strerror}") from None
     fmt = output_format(source, requested)
     settings = settings_of(config, fmt)
-    outputs = tuple(output_names(source, requested, config.layout, tag))
+    outputs = tuple(output_names(source, requested, layout_of(config.layout), tag))
     return Task(source, outputs, fmt, digest, settings_hash(settings)), settings
 
 
@@ -250,10 +251,11 @@ def check_request(
     config: StereoConfig, in_dir: Path, out_dir: Path, requested: str
 ) -> list[PurePosixPath]:
     """Refuse what cannot work before any work; returns the photos found under in_dir."""
-    refuse_spatial(config.layout)
+    layout = layout_of(config.layout)
+    refuse_video_only(layout)
     if requested not in FORMATS:
         raise UserError(f"--format must be one of {', '.join(FORMATS)}, not {requested!r}")
-    if requested == "mpo" and config.layout != "pair":
+    if requested == "mpo" and layout.files != 2:
         raise UserError("--format mpo holds the two views as two pictures: use --layout pair")
     sources = find_photos(in_dir, skip=check_folders(in_dir, out_dir))
     if not sources:
@@ -276,7 +278,7 @@ def convert_library(
     """Convert every photo under in_dir that is not up to date in out_dir. A bad photo raises
     UserError, or with skip_errors is listed in the outcome and passed by. mapper: where batches
     are converted (runner.local.local_batches: in this process). tag: the stereo tag in every
-    output name (stereoconv.layout.name_tag). progress: ("checking", ...) while the photos are
+    output name (stereoconv.layouts.name_tag). progress: ("checking", ...) while the photos are
     planned, then ("photos", ...)."""
     config = converter.config
     in_dir, out_dir = Path(in_dir), Path(out_dir)

@@ -13,7 +13,8 @@ from stereoconv.config import StereoConfig
 from stereoconv.converter import StereoConverter
 from stereoconv.disparity.plan import DisparityPlan
 from stereoconv.jobs.image import to_uint8
-from stereoconv.layout import capped_views, pack
+from stereoconv.layout import arrange
+from stereoconv.layouts import Layout, layout_of
 from stereoconv.media.images import Photo, encode_photo, encode_stereo_mpo
 from stereoconv.report.stats import frame_stats
 
@@ -21,21 +22,18 @@ from stereoconv.report.stats import frame_stats
 def encode_outputs(
     left: torch.Tensor,
     right: torch.Tensor,
-    layout: str,
+    layout: Layout,
     fmt: str,
     photo: Photo,
     cfg: StereoConfig,
 ) -> list[bytes]:
     """The files of one photo's (1, 3, H, W) views in `layout`, scaled down to the config's
-    --max-size: one per output name, in order."""
-    hfov = cfg.vr180_hfov
-    left, right = capped_views(left, right, layout, cfg.max_size, hfov)
+    --max-size: one per output name, in order (an MPO holds the two pictures of pair)."""
+    pictures = [to_uint8(p[0]) for p in arrange(left, right, layout, cfg.max_size, cfg.vr180_hfov)]
     meta = photo.metadata
     if fmt == "mpo":
-        return [encode_stereo_mpo(to_uint8(left[0]), to_uint8(right[0]), meta)]
-    if layout == "pair":
-        return [encode_photo(to_uint8(v[0]), fmt, meta) for v in (left, right)]
-    return [encode_photo(to_uint8(pack(left, right, layout, hfov)[0]), fmt, meta)]
+        return [encode_stereo_mpo(*pictures, meta)]
+    return [encode_photo(picture, fmt, meta) for picture in pictures]
 
 
 def convert_batch(converter: StereoConverter, photos: list[Photo]) -> list[tuple]:
@@ -58,8 +56,9 @@ def encode_batch(converter: StereoConverter, batch: list[tuple], layout: str) ->
     """The output files and statistics of a batch of (task, photo) of one size, converted
     together."""
     views = convert_batch(converter, [photo for _, photo in batch])
+    record = layout_of(layout)
     return [
-        (encode_outputs(left, right, layout, task.fmt, photo, converter.config), stats)
+        (encode_outputs(left, right, record, task.fmt, photo, converter.config), stats)
         for (task, photo), (left, right, stats) in zip(batch, views, strict=True)
     ]
 

@@ -21,7 +21,8 @@ from stereoconv.disparity.plan import DisparityPlan
 from stereoconv.errors import UserError
 from stereoconv.fileio import check_output
 from stereoconv.jobs.image import to_uint8
-from stereoconv.layout import pack
+from stereoconv.layout import arrange
+from stereoconv.layouts import layout_of
 from stereoconv.media.images import check_writable_suffix, write_image
 from stereoconv.media.video import decode_range, frame_timestamps, probe
 from stereoconv.report.summary import pick_evenly
@@ -75,7 +76,7 @@ def contact_sheet(
     """Rows: frames; columns: every (divergence, convergence); each cell the packed stereo frame
     in the configured layout, scaled to `cell_width`."""
     cfg = converter.config
-    plan = DisparityPlan.of(cfg)
+    plan, layout = DisparityPlan.of(cfg), layout_of(cfg.layout)
     rows = []
     for rgb in frames:
         peak = 65535.0 if rgb.dtype == np.uint16 else 255.0
@@ -94,7 +95,8 @@ def contact_sheet(
                 )
                 disparity = setting.still(relative)
                 views = converter.views(x, disparity)
-                packed = pack(views.left, views.right, cfg.layout, cfg.vr180_hfov)
+                # not capped to --max-size: each cell is scaled to cell_width below
+                (packed,) = arrange(views.left, views.right, layout, None, cfg.vr180_hfov)
                 scale = cell_width / packed.shape[-1]
                 size = (max(1, round(packed.shape[-2] * scale)), cell_width)
                 small = F.interpolate(packed, size=size, mode="bilinear", antialias=True)
@@ -117,9 +119,9 @@ def preview_video(
     overwrite: bool = False,
 ) -> list[Path]:
     """Write the contact sheet of `frames` frames of [start, end) to `output` (PNG or JPEG)."""
-    layout = converter.config.layout
-    if layout in ("pair", "spatial"):
-        raise UserError(f"a preview shows packed frames: use a layout other than {layout}")
+    layout = layout_of(converter.config.layout)
+    if layout.files > 1 or layout.video_only:
+        raise UserError(f"a preview shows packed frames: use a layout other than {layout.name}")
     if frames < 1 or cell_width < 16:
         raise UserError("--frames must be >= 1 and --cell-width >= 16")
     for divergence in divergences:

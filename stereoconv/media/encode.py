@@ -14,26 +14,11 @@ import av
 import numpy as np
 
 from stereoconv.fileio import atomic_output
+from stereoconv.layouts import Layout
 from stereoconv.media.video import AV_ERRORS, ColourTags
 from stereoconv.overlap import Background
 
 H264_MAX_WIDTH = 4096  # level 5.2; wider H.264 does not play on most hardware decoders
-MATROSKA_STEREO_MODE = {
-    "sbs": "left_right",
-    "half-sbs": "left_right",
-    "tb": "top_bottom",
-    "half-tb": "top_bottom",
-    "sbs-rl": "right_left",
-    "vr180": "left_right",
-}
-# sbs-rl has no st3d mode and no x264 frame-packing SEI (both say left first): Matroska only
-H264_FRAME_PACKING = {
-    "sbs": 3,
-    "half-sbs": 3,
-    "tb": 4,
-    "half-tb": 4,
-    "vr180": 3,
-}  # SEI frame_packing_type
 # use_metadata_tags: the source's container tags are kept; faststart: moov before mdat
 MOV_FLAGS = "use_metadata_tags+faststart"
 
@@ -49,7 +34,7 @@ class EncoderSettings:
     time_base: Fraction
     frame_rate: Fraction | None
     colour: ColourTags
-    layout: str
+    layout: Layout  # its H.264 frame-packing SEI type, if any, goes into the stream
 
     @property
     def high_bit_depth(self) -> bool:
@@ -88,9 +73,8 @@ def _codec_options(settings: EncoderSettings) -> dict[str, str]:
     options["threads"] = str(ENCODER_THREADS)
     if settings.codec == "libx264":
         params = []
-        packing = H264_FRAME_PACKING.get(settings.layout)
-        if packing is not None:
-            params.append(f"frame-packing={packing}")
+        if settings.layout.frame_packing is not None:
+            params.append(f"frame-packing={settings.layout.frame_packing}")
         if params:
             options["x264-params"] = ":".join(params)
     else:

@@ -14,7 +14,8 @@ import av
 
 from stereoconv.errors import UserError
 from stereoconv.fileio import atomic_output
-from stereoconv.media.encode import MATROSKA_STEREO_MODE, MOV_FLAGS
+from stereoconv.layouts import Layout
+from stereoconv.media.encode import MOV_FLAGS
 from stereoconv.media.mp4box import add_st3d
 from stereoconv.media.spatial.vexu import SpatialMetadata, add_vexu
 from stereoconv.media.video import AV_ERRORS, open_input
@@ -114,7 +115,7 @@ def join_chunks(
     chunks: list[tuple[Path, int]],
     source: Path,
     output: Path,
-    layout: str,
+    layout: Layout,
     start_seconds: float,
     end_seconds: float | None,
     offset_pts: int,
@@ -151,8 +152,8 @@ def join_chunks(
             video.codec_tag = "hvc1"
         if spatial is not None:  # MV-HEVC: parameter sets in hvcC + lhvC only, both layers
             video.disposition = av.stream.Disposition.multilayer
-        if suffix in (".mkv", ".webm") and layout in MATROSKA_STEREO_MODE:
-            video.metadata["stereo_mode"] = MATROSKA_STEREO_MODE[layout]
+        if suffix in (".mkv", ".webm") and layout.matroska is not None:
+            video.metadata["stereo_mode"] = layout.matroska
         sources = [_routed(video, _video_packets(chunks, offset_pts, source_tb))]
         src = stack.enter_context(open_input(source))
         for key, value in src.metadata.items():

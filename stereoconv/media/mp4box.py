@@ -17,8 +17,8 @@ import struct
 from pathlib import Path
 
 from stereoconv.errors import UserError
+from stereoconv.layouts import Layout
 
-ST3D_MODES = {"sbs": 2, "half-sbs": 2, "tb": 1, "half-tb": 1, "vr180": 2}
 # equirectangular projection bounds (top, bottom, left, right) of a 180-degree video
 VR180_BOUNDS = (0, 0, 0x40000000, 0x40000000)
 
@@ -164,11 +164,11 @@ def sv3d_box(bounds: tuple[int, int, int, int] = VR180_BOUNDS) -> bytes:
     return box(b"sv3d", svhd + box(b"proj", prhd + equi))
 
 
-def add_st3d(path: Path, layout: str) -> bool:
-    """Write an st3d box for the layout into the video sample entry of an MP4 / MOV file, in
-    place, and for vr180 the sv3d box after it. Returns False when the layout has no st3d
-    equivalent (anaglyph, pair)."""
-    if layout not in ST3D_MODES:
+def add_st3d(path: Path, layout: Layout) -> bool:
+    """Write the layout's st3d box into the video sample entry of an MP4 / MOV file, in place,
+    and for a layout on the half sphere (vr180) the sv3d box after it. Returns False when the
+    layout has no st3d mode (anaglyph, sbs-rl, spatial)."""
+    if layout.st3d is None:
         return False
     path = Path(path)
     try:
@@ -179,7 +179,8 @@ def add_st3d(path: Path, layout: str) -> bool:
         stsd_pos, stsd_size, stsd_header = chain[-1]
         entry = next(boxes(bytes(moov), stsd_pos + stsd_header + 8, stsd_pos + stsd_size))
         _, entry_pos, entry_size, entry_header = entry
-        new = st3d_box(ST3D_MODES[layout]) + (sv3d_box() if layout == "vr180" else b"")
+        spherical = layout.projection == "equirect-180"
+        new = st3d_box(layout.st3d) + (sv3d_box() if spherical else b"")
         insert_at = entry_pos + entry_size
         moov[insert_at:insert_at] = new
         grow(moov, [*chain, (entry_pos, entry_size, entry_header)], len(new))

@@ -17,7 +17,7 @@ from stereoconv.jobs.video.frames import (
 )
 from stereoconv.jobs.video.job import Chunk, VideoJob
 from stereoconv.jobs.video.records import ChunkRecord, FrameRecord, ViewChanges
-from stereoconv.layout import capped_views, pack, stack_views
+from stereoconv.layout import arrange
 from stereoconv.media.encode import ChunkEncoder
 from stereoconv.media.spatial.encoder import SpatialChunkEncoder
 from stereoconv.progress import Progress, silent
@@ -85,9 +85,9 @@ def convert_chunk(
 
 
 def open_encoder(job: VideoJob, chunk: Chunk):
-    """The chunk's encoder: MV-HEVC for spatial video, the layout's packed frames otherwise."""
-    spatial = job.encoder.layout == "spatial"
-    return (SpatialChunkEncoder if spatial else ChunkEncoder)(job.chunk_video(chunk), job.encoder)
+    """The chunk's encoder, the layout's kind: MV-HEVC (spatial video) or packed frames."""
+    mv_hevc = job.encoder.layout.encoder == "mv-hevc"
+    return (SpatialChunkEncoder if mv_hevc else ChunkEncoder)(job.chunk_video(chunk), job.encoder)
 
 
 def planned_convergence(
@@ -146,11 +146,7 @@ def packed_frames(left: torch.Tensor, right: torch.Tensor, job: VideoJob):
     encoder of spatial video), integers of the encoder's size and bit depth; 8-bit 4:2:0 packed
     frames are converted to it here, on the device."""
     enc, cfg = job.encoder, job.config
-    left, right = capped_views(left, right, cfg.layout, cfg.max_size, cfg.vr180_hfov)
-    if cfg.layout == "spatial":
-        packed = stack_views(left, right)
-    else:
-        packed = pack(left, right, cfg.layout, cfg.vr180_hfov)
-    if enc.pix_fmt == "yuv420p" and cfg.layout != "spatial":
+    (packed,) = arrange(left, right, enc.layout, cfg.max_size, cfg.vr180_hfov)
+    if enc.pix_fmt == "yuv420p" and enc.layout.encoder == "packed":
         return to_i420_array(packed, enc.height, enc.width, enc.colour)
     return to_array(packed, enc.height, enc.width, enc.high_bit_depth)

@@ -55,14 +55,14 @@ def finish_job(job: VideoJob) -> tuple[list[str], VideoTotals]:
         step = job.pts[-1] - job.pts[-2] if len(job.pts) > 1 else 0
         end = float((job.pts[-1] + step) * tb)
     spatial = None
-    if job.config.layout == "spatial":
+    if job.encoder.layout.encoder == "mv-hevc":  # Apple's players read its stereo from vexu
         cfg = job.config
         spatial = SpatialMetadata.from_settings(cfg.spatial_baseline, cfg.spatial_hfov)
     notes = join_chunks(
         chunks,
         job.input,
         job.output,
-        job.config.layout,
+        job.encoder.layout,
         start,
         end,
         job.pts[0],

@@ -17,6 +17,7 @@ from stereoconv.disparity.maps import DepthFrames
 from stereoconv.errors import UserError
 from stereoconv.fileio import atomic_output
 from stereoconv.layout import packed_size, view_size_within
+from stereoconv.layouts import Layout, layout_of
 from stereoconv.media.encode import EncoderSettings, choose_codec, legal_size
 from stereoconv.media.video import (
     VideoInfo,
@@ -110,12 +111,13 @@ class VideoJob:
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def output_name(input_path: Path, layout: str, tag: str) -> str:
+def output_name(input_path: Path, layout: Layout, tag: str) -> str:
     """The output's name when OUT is a folder: the input's name with the stereo tag, in the
-    input's container if it is one we write (.mov for spatial video, .mp4 otherwise)."""
+    layout's one container (.mov for spatial video), else the input's container if it is one
+    we write, else .mp4."""
     suffix = input_path.suffix.lower()
-    if layout == "spatial":
-        suffix = ".mov"
+    if layout.container is not None:
+        suffix = layout.container
     elif suffix not in CONTAINERS:
         suffix = ".mp4"
     return f"{input_path.stem}{tag}{suffix}"
@@ -123,10 +125,15 @@ def output_name(input_path: Path, layout: str, tag: str) -> str:
 
 def check_output(config: StereoConfig, input_path: Path, output: Path) -> None:
     """Refuse an output the layout or the container cannot make, or the input itself."""
-    if config.layout == "pair":
-        raise UserError("--layout pair makes two files per picture; for video use sbs or tb")
-    if config.layout == "spatial" and output.suffix.lower() != ".mov":
-        raise UserError("--layout spatial writes Apple spatial video: name the output .mov")
+    layout = layout_of(config.layout)
+    if layout.files > 1:
+        raise UserError(
+            f"--layout {layout.name} makes two files per picture; for video use sbs or tb"
+        )
+    if layout.container is not None and output.suffix.lower() != layout.container:
+        raise UserError(
+            f"--layout {layout.name} writes {layout.about}: name the output {layout.container}"
+        )
     if output.suffix.lower() not in CONTAINERS:
         raise UserError(
             f"unsupported output container {output.suffix or '(none)'!r}: "
@@ -144,11 +151,10 @@ def encoder_settings(
     pix_fmt = options.pix_fmt
     if pix_fmt == "auto":
         pix_fmt = "yuv420p10le" if info.high_bit_depth else "yuv420p"
-    view = view_size_within(
-        info.height, info.width, config.layout, config.max_size, config.vr180_hfov
-    )
-    height, width = legal_size(*packed_size(*view, config.layout, config.vr180_hfov))
-    if config.layout == "spatial":  # MV-HEVC Multiview Main: 8-bit 4:2:0 HEVC (media/mvhevc.py)
+    layout = layout_of(config.layout)
+    view = view_size_within(info.height, info.width, layout, config.max_size, config.vr180_hfov)
+    height, width = legal_size(*packed_size(*view, layout, config.vr180_hfov))
+    if layout.encoder == "mv-hevc":  # Multiview Main: 8-bit 4:2:0 HEVC (media/spatial/mvhevc.py)
         if pix_fmt != "yuv420p":
             notify(f"spatial video is 8-bit 4:2:0 HEVC (Multiview Main): yuv420p, not {pix_fmt}")
         pix_fmt, codec = "yuv420p", "libx265"
@@ -166,7 +172,7 @@ def encoder_settings(
         info.time_base,
         capped_rate(info.frame_rate, options.max_fps),
         info.colour,
-        config.layout,
+        layout,
     )
 
 
