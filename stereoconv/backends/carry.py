@@ -27,6 +27,7 @@ import torch
 from stereoconv.backends.diffusion import (
     DiffusionBackend,
     HybridPlan,
+    border_runs,
     generation_holes,
     hybrid_composite,
     warp_and_fill,
@@ -79,9 +80,12 @@ def carried(
     x, y = hole_sources(warped, flow)
     h, w = surface.shape
     inside = (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
-    trusted = sample(memory.trusted[None].float(), x, y, "bilinear")[0] > 0.999
-    before = sample(memory.surface[None], x, y, "bilinear")[0]
-    same_depth = (before - surface).abs() <= DEPTH_TOLERANCE
+    # the nearest source pixel decides: a bilinear read mixes the two sides of a depth edge
+    trusted = sample(memory.trusted[None].float(), x, y, "nearest")[0] > 0.5
+    before = sample(memory.surface[None], x, y, "nearest")[0]
+    # a frame-edge strip shows what lies beyond the left view, not what a nearer surface hides:
+    # its depth is only guessed (from the edge's), so any trusted surface carries into it
+    same_depth = ((before - surface).abs() <= DEPTH_TOLERANCE) | border_runs(warped.holes)[0]
     ok = warped.holes[0] & inside & trusted & same_depth
     values = sample(memory.right, x, y, "bicubic").clamp(0, 1)
     return values, ok

@@ -1,0 +1,169 @@
+"""The temporally coherent fill of video (backends/carry.py, temporal_fill = carry): boxes around
+what is painted, motion, the carry itself on a synthetic pan with exact motion, and the UNet's
+share of the work counted per frame. The organism and the protocol clips judge its quality
+(tests/test_organism.py, docs/evaluation.md); these check its mechanics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from stereoconv.backends.carry import CarryFill, surface_disparity
+from stereoconv.backends.crops import WHOLE_SHARE, grow_to_grain, paint_boxes, same_size_groups
+from stereoconv.backends.diffusion import DiffusionBackend
+from stereoconv.backends.warp import warp_view
+from stereoconv.config import build_config
+from stereoconv.diffusion.components import load_components
+from stereoconv.motion import backward_flow, grey_for_flow
+
+# --- boxes ------------------------------------------------------------------------------------
+
+
+def test_grow_to_grain_widens_about_the_centre_and_stays_inside():
+    assert grow_to_grain(10, 13, 8, 40) == (8, 16)
+    assert grow_to_grain(0, 3, 8, 40) == (0, 8)  # shifted back inside at the start
+    assert grow_to_grain(37, 40, 8, 40) == (32, 40)  # and at the end
+    assert grow_to_grain(0, 5, 8, 6) == (0, 6)  # never longer than the latent
+
+
+def test_paint_boxes_cover_the_paint_with_context_on_the_grain():
+    paint = torch.zeros(40, 60, dtype=torch.bool)
+    paint[10:12, 5:7] = True
+    paint[30:33, 50:52] = True
+    boxes = paint_boxes(paint, grain=4, context=2)
+    assert len(boxes) == 2
+    covered = torch.zeros_like(paint)
+    for y0, y1, x0, x1 in boxes:
+        assert (y1 - y0) % 4 == 0 and (x1 - x0) % 4 == 0
+        covered[y0:y1, x0:x1] = True
+    grown = torch.nn.functional.max_pool2d(paint[None, None].float(), 5, 1, 2)[0, 0] > 0
+    assert covered[grown].all()  # every painted pixel with its context
+    assert covered.float().mean() < WHOLE_SHARE
+
+
+def test_overlapping_boxes_merge_and_many_become_the_whole_latent():
+    paint = torch.zeros(16, 32, dtype=torch.bool)
+    paint[4, 10] = paint[4, 14] = True  # their contexts overlap: one box
+    assert len(paint_boxes(paint, grain=4, context=2)) == 1
+    everywhere = torch.zeros(16, 32, dtype=torch.bool)
+    everywhere[::4, ::4] = True
+    assert paint_boxes(everywhere, grain=4, context=2) == [(0, 16, 0, 32)]
+    assert paint_boxes(torch.zeros(8, 8, dtype=torch.bool), 4) == []
+
+
+def test_same_size_groups_batch_equal_boxes():
+    boxes = [(0, 8, 0, 8), (0, 8, 8, 16), (8, 16, 0, 12), (0, 8, 16, 24)]
+    assert same_size_groups(boxes, 2) == [
+        [(0, 8, 0, 8), (0, 8, 8, 16)],
+        [(0, 8, 16, 24)],
+        [(8, 16, 0, 12)],
+    ]
+
+
+# --- motion -----------------------------------------------------------------------------------
+
+
+def texture(h: int, w: int, seed: int = 0) -> torch.Tensor:
+    """A smooth random texture (3, h, w) in [0, 1] that optical flow can follow."""
+    g = torch.Generator().manual_seed(seed)
+    small = torch.rand(1, 3, h // 4 + 1, w // 4 + 1, generator=g)
+    return torch.nn.functional.interpolate(small, size=(h, w), mode="bicubic")[0].clamp(0, 1)
+
+
+def test_backward_flow_finds_a_pan():
+    world = texture(80, 140)
+    before, after = world[:, :, 10:110], world[:, :, 12:112]  # the content moves 2 px left
+    flow = backward_flow(grey_for_flow(before), grey_for_flow(after), 80, 100)
+    inner = flow[:, 10:-10, 10:-10]
+    assert inner[0].median().item() == pytest.approx(2.0, abs=0.1)
+    assert inner[1].abs().median().item() < 0.1
+
+
+# --- the carry on a synthetic pan -------------------------------------------------------------
+
+
+def pan_clip(frames: int, step: int = 2, h: int = 48, w: int = 96):
+    """Frames (N, 3, h, w) panning `step` px a frame over a textured background with a near
+    block, and their disparity (N, h, w): the block 10 px in front, the background at 0."""
+    world = texture(h, w + step * frames + 8, seed=1)
+    d_world = torch.zeros(h, world.shape[-1])
+    d_world[10:38, 40 : 40 + 24] = 10.0
+    views = [world[:, :, i * step : i * step + w] for i in range(frames)]
+    disparity = [d_world[:, i * step : i * step + w] for i in range(frames)]
+    return torch.stack(views), torch.stack(disparity)
+
+
+class PaintCounter:
+    """A stand-in for the diffusion backend's fill that paints a fixed colour pattern, counts
+    its calls and reports one image-evaluation per call."""
+
+    def __init__(self, backend):
+        self.backend = backend
+        self.calls = []
+
+    def __call__(self, frames, warped, holes, sparse=False):
+        self.calls.append(int(holes.sum()))
+        painted = torch.rand(warped.shape, generator=torch.Generator().manual_seed(len(self.calls)))
+        return painted, 1.0
+
+
+@pytest.fixture
+def carry(tiny_sd):
+    """A CarryFill on the tiny SD model, its fill replaced by PaintCounter (mechanics only)."""
+    cfg = build_config(backend="diffusion", steps=4, fill_min_width=4, seam=0.0, fill_sigma=0.0)
+    backend = DiffusionBackend.of(load_components(str(tiny_sd), torch.device("cpu")), cfg)
+    backend.fill = PaintCounter(backend)
+    return CarryFill(backend)
+
+
+def test_a_pan_is_painted_once_then_carried(carry):
+    frames, disparity = pan_clip(6)
+    views = carry(frames, disparity, [False] * 6)
+    calls = carry.backend.fill.calls
+    assert len(calls) == 1  # the first frame only: every later hole was shown before
+    assert views.unet_evaluations.tolist() == [1.0, 0, 0, 0, 0, 0]
+    holes = views.holes
+    for t in range(1, 6):  # the hole's content moves with the background, exactly (2 px)
+        now = holes[t].clone()
+        now[:, -3:] = False  # the frame-edge strip brings new content
+        src_cols = torch.nonzero(now)[:, 1] + 2
+        ys = torch.nonzero(now)[:, 0]
+        same = views.right[t][:, ys, torch.nonzero(now)[:, 1]]
+        before = views.right[t - 1][:, ys, src_cols]
+        assert torch.allclose(same, before, atol=1e-5), t
+    # what the left view sees is the plain warp, untouched by the carry
+    seen = ~holes
+    assert torch.equal(views.left, frames)
+    warped = warp_view(frames, disparity)
+    assert torch.allclose(
+        views.right.permute(1, 0, 2, 3)[:, seen],
+        warped.image.permute(1, 0, 2, 3)[:, seen],
+        atol=1e-6,
+    )
+
+
+def test_a_cut_starts_afresh(carry):
+    frames, disparity = pan_clip(4)
+    carry(frames, disparity, [False, False, True, False])
+    assert len(carry.backend.fill.calls) == 2  # the first frame and the cut
+
+
+def test_no_carry_across_a_change_of_depth(carry):
+    """A hole that now reveals a surface at another depth than the one shown there before is
+    painted, not carried."""
+    frames, disparity = pan_clip(2, step=0)
+    second = disparity[1].clone()
+    second[second == 0] = -3.0  # the background moves behind: the revealed surface changes
+    carry(frames, torch.stack([disparity[0], second]), [False, False])
+    assert len(carry.backend.fill.calls) == 2
+
+
+def test_surface_disparity_gives_holes_their_background():
+    d = torch.zeros(1, 4, 20)
+    d[..., 8:12] = 5.0
+    warped = warp_view(torch.zeros(1, 3, 4, 20), d)
+    surface = surface_disparity(warped)
+    assert warped.holes.any()
+    assert surface[warped.holes].eq(0).all()  # the background beside them, not the block
+    assert np.isclose(surface[~warped.holes].max().item(), 5.0)
