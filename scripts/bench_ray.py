@@ -26,6 +26,7 @@ import argparse
 import datetime
 import hashlib
 import json
+import signal
 import subprocess
 import sys
 import tempfile
@@ -169,6 +170,9 @@ def vs_local(args) -> None:
     }
     gpus = torch.cuda.device_count()
     cpus = 2 if args.smoke else None
+    # stopped by `timeout` (SIGTERM): still shut the cluster down (finally, below), so that no
+    # actor of ours keeps the GPU for what runs next
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     context = ray.init(num_cpus=cpus, num_gpus=gpus, include_dashboard=False, log_to_driver=False)
     address = context.address_info["gcs_address"]
     report = {
@@ -214,7 +218,8 @@ def vs_local(args) -> None:
             save()
     finally:
         ray.shutdown()
-    print("\n| job | local fps | Ray fps | Ray / local | same bytes |\n|---|---|---|---|---|")
+    if report["jobs"]:
+        print("\n| job | local fps | Ray fps | Ray / local | same bytes |\n|---|---|---|---|---|")
     for name, row in report["jobs"].items():
         local, on_ray = row["local"]["fps"], row["ray"]["fps"]
         print(f"| {name} | {local:.2f} | {on_ray:.2f} | {row['ray_vs_local']:.3f} | "
@@ -235,12 +240,14 @@ def designs(clips: dict[int, Path], copies: int, use_gpus: bool, work: Path) -> 
     config = build_config(backend="warp", depth_kind="relative-disparity")
     options = VideoOptions(preset="veryfast")
 
-    def job(clip: Path, out: Path):
+    def job(clip: Path, out: Path, options: VideoOptions = options):
         notify = lambda text: None  # noqa: E731
         return prepare_job(config, clip, out, options, depth_of(clip), None, True, notify)
 
     def seconds_on(actors: list, label: str) -> float:
-        run_chunks(job(short_clip, work / f"design-{label}-warm.mp4"), actors)
+        # warm every actor up: a chunk each at least
+        small = VideoOptions(preset="veryfast", chunk_frames=max(1, short // copies))
+        run_chunks(job(short_clip, work / f"design-{label}-warm.mp4", small), actors)
         timed = job(long_clip, work / f"design-{label}.mp4")
         start = time.perf_counter()
         run_chunks(timed, actors)

@@ -15,12 +15,8 @@ def meeting_factory(config, device, parties: int, marker: str):
     from stereoconv.converter import StereoConverter
 
     converter = StereoConverter(config, device)
-    real, barrier, lock, calls = (
-        converter.views,
-        threading.Barrier(parties, timeout=60),
-        threading.Lock(),
-        [0],
-    )
+    real, barrier = converter.views, threading.Barrier(parties, timeout=60)
+    lock, calls = threading.Lock(), [0]
 
     def views(frames, disparity):
         with lock:
