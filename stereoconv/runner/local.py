@@ -18,6 +18,8 @@ from stereoconv.jobs.video.job import Chunk, VideoJob
 from stereoconv.media.encode import ENCODER_THREADS
 from stereoconv.tensors import own_stream
 
+MAX_AT_ONCE = 4  # chunks_at_once's most
+
 
 def chunks_at_once(converter: StereoConverter) -> int:
     """Chunks one process converts at once. The warp backend on a GPU leaves the CPU's work as
@@ -28,9 +30,6 @@ def chunks_at_once(converter: StereoConverter) -> int:
         return 1
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return max(1, min(MAX_AT_ONCE, (cores or 1) // ENCODER_THREADS))
-
-
-MAX_AT_ONCE = 4  # chunks_at_once's most
 
 
 class AtOnce:
