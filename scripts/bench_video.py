@@ -96,6 +96,66 @@ def make_clip(
     return out
 
 
+def footage_clip(source: Path, out: Path, frames: int, width: int, height: int) -> Path:
+    """Real footage at WIDTHxHEIGHT: `source` (e.g. bikes.mp4, 640x272) scaled (bicubic, on the
+    GPU where there is one) to cover the frame and cropped to its centre, played forward and
+    backward until `frames` (no cut at the turns), x264 CRF 18 (veryfast), at the source's rate.
+    Made once: an existing file is reused."""
+    import av
+    import torch.nn.functional as F
+
+    if out.exists():
+        return out
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    with av.open(str(source)) as container:
+        rate = container.streams.video[0].average_rate
+        decoded = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    h, w = decoded[0].shape[:2]
+    scale = max(width / w, height / h)
+    size = (max(height, round(h * scale)), max(width, round(w * scale)))
+    top, left = (size[0] - height) // 2, (size[1] - width) // 2
+    scaled = {}
+    with av.open(str(out), "w") as container:
+        options = {"crf": "18", "preset": "veryfast"}
+        stream = container.add_stream("libx264", rate=rate, options=options)
+        stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
+        for i in range(frames):
+            k = i % (2 * len(decoded) - 2)
+            k = k if k < len(decoded) else 2 * len(decoded) - 2 - k  # back and forth
+            if k not in scaled:
+                x = torch.from_numpy(decoded[k]).to(device).permute(2, 0, 1)[None].float()
+                x = F.interpolate(x, size=size, mode="bicubic", align_corners=False)
+                x = x[0, :, top : top + height, left : left + width].clamp(0, 255).round()
+                scaled[k] = np.ascontiguousarray(x.to(torch.uint8).permute(1, 2, 0).cpu().numpy())
+            frame = av.VideoFrame.from_ndarray(scaled[k], format="rgb24")
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode())
+    return out
+
+
+def smooth_depth(clip: Path, out: Path, width: int = 480) -> Path:
+    """A smooth depth video for `clip`: each frame's luminance, at `width` px wide, blurred
+    (Gaussian, 1/80 of the width), near = bright, written losslessly (FFV1, gray) for
+    `--depth-kind relative-disparity`: a depth that gives the right view the smoothness of a
+    good depth model's, where a random-weight model gives noise. Made once."""
+    import av
+    from PIL import ImageFilter
+
+    if out.exists():
+        return out
+    with av.open(str(clip)) as source, av.open(str(out), "w") as container:
+        video = source.streams.video[0]
+        height = round(video.height * width / video.width / 2) * 2
+        stream = container.add_stream("ffv1", rate=video.average_rate)
+        stream.width, stream.height, stream.pix_fmt = width, height, "gray"
+        for frame in source.decode(video):
+            luma = frame.reformat(width=width, height=height, format="gray")  # swscale: fast
+            gray = luma.to_image().filter(ImageFilter.GaussianBlur(width / 80))
+            container.mux(stream.encode(av.VideoFrame.from_image(gray).reformat(format="gray")))
+        container.mux(stream.encode())
+    return out
+
+
 class StackSampler:
     """Where each thread spends its time (a tiny sampling profiler, threads included, which
     cProfile misses): every `interval` s, the innermost frame of every thread, and the

@@ -1,10 +1,12 @@
-"""Chunks converted at once in threads (the warp job on a GPU): the same files as one by one,
-and an error ends the job without losing or duplicating a finished chunk."""
+"""Chunks (and photo batches) converted at once in threads (the warp job on a GPU): they do run
+at once, give the same files as one by one, and an error ends the job without losing or
+duplicating a finished chunk."""
 
 from __future__ import annotations
 
 import hashlib
 
+import numpy as np
 import pytest
 import torch
 
@@ -15,6 +17,7 @@ from stereoconv.progress import silent
 from stereoconv.runner import local as video_job
 from stereoconv.runner.local import convert_video
 from tests.clips import decode_all, numbered_frame, read_number, write_clip
+from tests.meeting import meeting_factory
 
 
 @pytest.fixture(scope="module")
@@ -23,9 +26,11 @@ def clip(tmp_path_factory):
     return write_clip(path, [numbered_frame(i) for i in range(40)], audio_seconds=1.6)
 
 
-def convert(tmp_path, clip, tiny_depth, name, at_once):
+def convert(tmp_path, clip, tiny_depth, name, at_once, meet=None):
     config = build_config(backend="warp", depth_model=str(tiny_depth))
     converter = StereoConverter(config, torch.device("cpu"))
+    if meet is not None:  # the first `at_once` batches must be converted together
+        converter = meeting_factory(config, torch.device("cpu"), at_once, str(meet))
     options = VideoOptions(chunk_frames=8)
     job = prepare_job(config, clip, tmp_path / name, options, notify=print, collect_stats=True)
     open_workdir(job, False, print)
@@ -35,7 +40,9 @@ def convert(tmp_path, clip, tiny_depth, name, at_once):
 
 def test_chunks_at_once_give_the_same_file_as_one_by_one(tmp_path, clip, tiny_depth):
     serial, serial_totals = convert(tmp_path, clip, tiny_depth, "serial.mp4", 1)
-    threaded, threaded_totals = convert(tmp_path, clip, tiny_depth, "threaded.mp4", 3)
+    met = tmp_path / "met"
+    threaded, threaded_totals = convert(tmp_path, clip, tiny_depth, "threaded.mp4", 3, met)
+    assert met.read_text() == "3 met"  # three chunks were inside the converter together
     digest = lambda p: hashlib.sha256(p.read_bytes()).hexdigest()  # noqa: E731
     assert digest(serial) == digest(threaded)
     assert serial_totals == threaded_totals
@@ -69,3 +76,29 @@ def test_an_error_in_one_chunk_ends_the_job_and_a_rerun_resumes(
     out, _ = convert(tmp_path, clip, tiny_depth, "out.mp4", 2)
     assert sorted(calls) == sorted(set(range(5)) - set(done))  # none twice, none lost
     assert [read_number(f) for f in decode_all(out)[0]] == list(range(40))
+
+
+def test_photo_batches_at_once_meet_and_give_the_same_files(tmp_path, tiny_depth):
+    from PIL import Image
+
+    from stereoconv.jobs.library import convert_library
+    from stereoconv.runner.local import local_batches
+
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rng = np.random.default_rng(1)
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 256, (40, 64, 3), dtype=np.uint8)).save(photos / f"{i}.png")
+    config = build_config(backend="warp", depth_model=str(tiny_depth), batch_size=2)
+    met = tmp_path / "met"
+    for at_once in (1, 3):
+        converter = StereoConverter(config, torch.device("cpu"))
+        if at_once > 1:
+            converter = meeting_factory(config, torch.device("cpu"), at_once, str(met))
+        mapper = local_batches(converter, at_once)
+        convert_library(converter, photos, tmp_path / f"out{at_once}", mapper)
+    assert met.read_text() == "3 met"  # the three batches were converted together
+    for i in range(6):
+        assert (tmp_path / "out1" / f"{i}.png").read_bytes() == (
+            tmp_path / "out3" / f"{i}.png"
+        ).read_bytes()

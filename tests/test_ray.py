@@ -1,7 +1,9 @@
-"""Ray: a real local cluster started by the test, two CPU workers, tiny models, a real clip."""
+"""Ray: a real local cluster started by the test, CPU workers, tiny models, a real clip. A
+worker converts several chunks (or photo batches) at once, as the local runner does."""
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 
@@ -16,6 +18,7 @@ from stereoconv.jobs.video.job import VideoOptions, open_workdir, prepare_job
 from stereoconv.runner.ray import make_actors, run_chunks
 from tests.clips import decode_all, numbered_frame, read_number, write_clip
 from tests.hostile import dying_factory
+from tests.meeting import meeting_factory
 
 
 @pytest.fixture(scope="module")
@@ -88,22 +91,37 @@ def test_two_workers_give_the_single_process_frames_bit_for_bit(
     assert_identical(out, reference)
 
 
-def test_a_killed_worker_is_restarted_and_the_job_completes(
+def test_one_worker_converts_three_chunks_at_once_and_gives_the_same_frames(
+    cluster, tmp_path, clip, reference, tiny_depth
+):
+    job = job_for(clip, tmp_path / "at-once.mp4", tiny_depth)
+    met = tmp_path / "met"
+    meet = functools.partial(meeting_factory, parties=3, marker=str(met))
+    (actor,) = make_actors(job.config, 1, use_gpus=False, factory=meet, at_once=3)
+    assert ray.get(actor.at_once.remote()) == 3
+    done = run_chunks(job, [actor])
+    assert met.read_text() == "3 met"  # three chunks were inside the converter together
+    assert len(done) == 6
+    finish_job(job)
+    assert_identical(job.output, reference)  # the single-process run, one chunk at a time
+
+
+def test_a_killed_worker_is_restarted_and_its_chunks_retried(
     cluster, tmp_path, clip, reference, tiny_depth
 ):
     job = job_for(clip, tmp_path / "killed.mp4", tiny_depth)
-    actors = make_actors(job.config, 2, use_gpus=False)
-    victim = ray.get(actors[0].pid.remote())
+    (actor,) = make_actors(job.config, 1, use_gpus=False, at_once=3)
+    victim = ray.get(actor.pid.remote())
     killed = []
 
     def kill_once(chunk):
-        if not killed:  # after the first chunk, while the others are in flight
+        if not killed:  # after the first chunk, while the next ones are converting
             os.kill(victim, signal.SIGKILL)
             killed.append(chunk)
 
-    done = run_chunks(job, actors, on_chunk=kill_once)
+    done = run_chunks(job, [actor], on_chunk=kill_once)
     assert killed and len(done) == 6
-    assert ray.get(actors[0].pid.remote()) != victim  # Ray restarted it
+    assert ray.get(actor.pid.remote()) != victim  # Ray restarted it
     finish_job(job)
     assert_identical(job.output, reference)
 
@@ -171,30 +189,49 @@ def photo_folder(folder, sizes):
     return folder
 
 
-def library_on(actors, photos, out, tiny_depth):
+def library_on(actors, photos, out, tiny_depth, batch_size=4):
     from stereoconv.converter import StereoConverter
     from stereoconv.jobs.library import convert_library
     from stereoconv.runner.ray import ray_photo_batches
 
-    config = build_config(backend="warp", depth_model=str(tiny_depth), batch_size=4)
+    config = build_config(backend="warp", depth_model=str(tiny_depth), batch_size=batch_size)
     converter = StereoConverter(config, "cpu")
     return convert_library(converter, photos, out, ray_photo_batches(actors), skip_errors=True)
 
 
+def test_one_worker_converts_photo_batches_at_once_as_one_process_does(
+    cluster, tmp_path, tiny_depth
+):
+    from stereoconv.converter import StereoConverter
+    from stereoconv.jobs.library import convert_library
+    from stereoconv.runner.local import local_batches
+
+    photos = photo_folder(tmp_path / "photos", [(40, 64)] * 6 + [(48, 30)] * 2)
+    config = build_config(backend="warp", depth_model=str(tiny_depth), batch_size=2)
+    met = tmp_path / "met"
+    meet = functools.partial(meeting_factory, parties=3, marker=str(met))
+    (actor,) = make_actors(config, 1, use_gpus=False, factory=meet, at_once=3)
+    report = library_on([actor], photos, tmp_path / "ray", tiny_depth, batch_size=2)
+    assert met.read_text() == "3 met" and len(report.converted) == 8
+    out = tmp_path / "local"  # in this process, one batch at a time
+    mapper = local_batches(StereoConverter(config, "cpu"), 1)
+    convert_library(StereoConverter(config, "cpu"), photos, out, mapper)
+    for i in range(8):
+        assert (out / f"{i}.png").read_bytes() == (tmp_path / "ray" / f"{i}.png").read_bytes()
+
+
 def test_a_poisoned_photo_is_reported_and_the_rest_done(cluster, tmp_path, tiny_depth):
-    photos = photo_folder(tmp_path / "photos", [(40, 64)] * 4 + [(48, 37)])
-    config = build_config(backend="warp", depth_model=str(tiny_depth), batch_size=4)
-    actors = make_actors(config, 2, use_gpus=False, factory=dying_factory)
-    report = library_on(actors, photos, tmp_path / "out", tiny_depth)
-    assert [str(s) for s, _ in report.failed] == ["4.png"]
+    # batches of 2 (the poisoned one first: the smallest), up to 3 at once on one worker: the
+    # poisoned photo takes its neighbours' process down too, each photo is retried alone
+    photos = photo_folder(tmp_path / "photos", [(40, 64)] * 6 + [(48, 37)])
+    config = build_config(backend="warp", depth_model=str(tiny_depth), batch_size=2)
+    (actor,) = make_actors(config, 1, use_gpus=False, factory=dying_factory, at_once=3)
+    report = library_on([actor], photos, tmp_path / "out", tiny_depth, batch_size=2)
+    assert [str(s) for s, _ in report.failed] == ["6.png"]
     assert "the worker process converting it died" in report.failed[0][1]
-    assert sorted(str(s) for s in report.converted) == ["0.png", "1.png", "2.png", "3.png"]
-    assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == [
-        "0.png",
-        "1.png",
-        "2.png",
-        "3.png",
-    ]
+    converted = [f"{i}.png" for i in range(6)]
+    assert sorted(str(s) for s in report.converted) == converted
+    assert sorted(p.name for p in (tmp_path / "out").glob("*.png")) == converted
 
 
 def test_a_photo_batch_whose_worker_died_is_retried(cluster, tmp_path, tiny_depth):

@@ -1,10 +1,13 @@
-"""Running the work in this process: a video job's chunks (several at once in threads where
-the CPU is the bottleneck), and a photo library's batches."""
+"""Running the work in this process: a video job's chunks and a photo library's batches, several
+at once in threads where the CPU is the bottleneck. A Ray actor (runner/ray.py) converts its
+chunks and batches in this module's way too (AtOnce)."""
 
 from __future__ import annotations
 
+import collections
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
 from stereoconv.converter import StereoConverter
@@ -16,6 +19,8 @@ from stereoconv.media.encode import ENCODER_THREADS
 from stereoconv.progress import Progress, silent
 from stereoconv.tensors import own_stream
 
+MAX_AT_ONCE = 4  # chunks_at_once's most
+
 
 def chunks_at_once(converter: StereoConverter) -> int:
     """Chunks one process converts at once. The warp backend on a GPU leaves the CPU's work as
@@ -25,7 +30,34 @@ def chunks_at_once(converter: StereoConverter) -> int:
     if converter.config.backend != "warp" or converter.device.type != "cuda":
         return 1
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(4, (cores or 1) // ENCODER_THREADS))
+    return max(1, min(MAX_AT_ONCE, (cores or 1) // ENCODER_THREADS))
+
+
+class AtOnce:
+    """Chunks (or photo batches) of one converter, converted in threads: at most `n` at once
+    (default: chunks_at_once), each on a CUDA stream of its own, the models loaded once before
+    the first. The local runner's threads and a Ray actor's threads both go through run()."""
+
+    def __init__(self, converter: StereoConverter, n: int | None = None):
+        self.converter = converter
+        self.n = n or chunks_at_once(converter)
+        self._free = threading.BoundedSemaphore(self.n)
+        self._loading = threading.Lock()
+
+    def load_models(self, depth_model: bool = True) -> None:
+        """Load the models now, once: they load lazily, and threads must not load them twice.
+        depth_model: also the depth model (not needed when the job's depth is given)."""
+        with self._loading:
+            _ = self.converter.backend
+            if depth_model:
+                _ = self.converter.depth_estimator
+
+    def run(self, work: Callable, *args, depth_model: bool = True):
+        """work(*args) once one of the n places is free, on a CUDA stream of its own (at 1080p
+        with the warp backend: 75 -> 116 fps against one shared stream, docs/benchmarks.md)."""
+        self.load_models(depth_model)
+        with self._free, own_stream(self.converter.device):
+            return work(*args)
 
 
 def convert_video(
@@ -45,16 +77,20 @@ def convert_video(
             todo.append(chunk)
         else:
             progress("frames", chunk.stop - chunk.first, len(job.pts))
-    at_once = min(len(todo), at_once or chunks_at_once(converter))
-    if at_once <= 1:
+    places = AtOnce(converter, at_once)
+    if min(len(todo), places.n) <= 1:
         for chunk in todo:
             convert_chunk(job, converter, chunk, progress)
         return finish_job(job)
-    if job.depth is None:  # load the models once, before the threads
-        _ = converter.depth_estimator
-    _ = converter.backend
-    with ThreadPoolExecutor(at_once, thread_name_prefix="stereoconv-chunk") as pool:
-        futures = [pool.submit(chunk_on_own_stream, job, converter, c, progress) for c in todo]
+
+    def convert(chunk: Chunk) -> None:  # convert_chunk looked up here: tests and scripts wrap it
+        places.run(convert_chunk, job, converter, chunk, progress, depth_model=job.depth is None)
+
+    places.load_models(job.depth is None)  # before the threads
+    with ThreadPoolExecutor(
+        min(len(todo), places.n), thread_name_prefix="stereoconv-chunk"
+    ) as pool:
+        futures = [pool.submit(convert, c) for c in todo]
         try:
             for future in futures:
                 future.result()
@@ -65,23 +101,40 @@ def convert_video(
     return finish_job(job)
 
 
-def chunk_on_own_stream(
-    job: VideoJob,
-    converter: StereoConverter,
-    chunk: Chunk,
-    progress: Progress,
-) -> None:
-    """convert_chunk on a CUDA stream of its own, so that chunks in threads do not wait on each
-    other's work (at 1080p with the warp backend: 75 -> 116 fps, docs/benchmarks.md)."""
-    with own_stream(converter.device):
-        convert_chunk(job, converter, chunk, progress)
-
-
-def local_batches(converter: StereoConverter) -> BatchMapper:
-    """A photo-library batch mapper that converts each batch here, with `converter`."""
+def local_batches(converter: StereoConverter, at_once: int | None = None) -> BatchMapper:
+    """A photo-library batch mapper that converts the batches here, with `converter`, as
+    chunks are: `at_once` (default: chunks_at_once) in threads, each on its own stream; the
+    results come in the batches' order."""
+    places = AtOnce(converter, at_once)
 
     def run(batches: Iterator[list], layout: str) -> Iterator[tuple[list, list[PhotoResult]]]:
-        for batch in batches:
-            yield batch, encode_batch(converter, batch, layout)
+        if places.n <= 1:
+            for batch in batches:
+                yield batch, encode_batch(converter, batch, layout)
+            return
+
+        def convert(batch: list) -> tuple[list, list[PhotoResult]]:
+            return batch, places.run(encode_batch, converter, batch, layout)
+
+        places.load_models()  # before the threads
+        yield from in_order_at_once(convert, batches, places.n)
 
     return run
+
+
+def in_order_at_once(work: Callable, items: Iterable, n: int) -> Iterator:
+    """work(item) of each item, in the items' order, n at once in threads; an item is taken
+    only when a thread is free for it (memory stays flat). Stopping early, or an error, waits
+    for the n running and drops the rest."""
+    with ThreadPoolExecutor(n, thread_name_prefix="stereoconv-batch") as pool:
+        running: collections.deque = collections.deque()
+        try:
+            for item in items:
+                if len(running) == n:
+                    yield running.popleft().result()
+                running.append(pool.submit(work, item))
+            while running:
+                yield running.popleft().result()
+        finally:
+            for future in running:
+                future.cancel()

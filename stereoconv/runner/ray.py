@@ -1,18 +1,18 @@
 """Running a video job's chunks on Ray actors: one per GPU (or CPU workers), on this machine or
 an existing cluster.
 
-The worker is a plain class that loads its models once and converts whole chunks; Ray only
-places it and moves chunks and results. Inputs are read by every worker from the same path
-(shared storage); encoded chunks come back through the driver, which keeps them atomically in
-the work folder, so resume works exactly as in a single-process run. If an actor dies, Ray
-restarts it and retries its chunk.
+The worker is a plain class that loads its models once and converts whole chunks, several at
+once in threads as the local runner does (runner.local.AtOnce: the same number, each on a CUDA
+stream of its own); Ray only places it and moves chunks and results. Inputs are read by every
+worker from the same path (shared storage); encoded chunks come back through the driver, which
+keeps them atomically in the work folder, so resume works exactly as in a single-process run.
+If an actor dies, Ray restarts it and retries its chunks.
 """
 
 from __future__ import annotations
 
 import collections
 import dataclasses
-import itertools
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -29,9 +29,12 @@ from stereoconv.jobs.video.chunk import convert_chunk
 from stereoconv.jobs.video.job import Chunk, VideoJob
 from stereoconv.jobs.video.records import ChunkRecord
 from stereoconv.progress import Progress, silent
+from stereoconv.runner.local import MAX_AT_ONCE, AtOnce
 
 ConverterFactory = Callable[[StereoConfig, torch.device], StereoConverter]
-CHUNKS_IN_FLIGHT_PER_WORKER = 2
+# Chunks (or photo batches) the driver sends an actor beyond those it converts at once: one
+# waits there, so a place that frees is filled at once.
+WAITING_PER_WORKER = 1
 
 
 def default_factory(config: StereoConfig, device: torch.device) -> StereoConverter:
@@ -50,7 +53,9 @@ def worker_device(requested: str | None, cuda: bool, mps: bool = False) -> torch
 
 
 class ChunkWorker:
-    """Converts chunks of a video job; holds the models. Usable without Ray."""
+    """Converts chunks of a video job (or batches of photos), `at_once` at a time (default: as
+    many as the local runner would, runner.local.chunks_at_once), in the threads of the Ray
+    actor; holds the models. Usable without Ray."""
 
     def __init__(
         self,
@@ -58,6 +63,7 @@ class ChunkWorker:
         factory: ConverterFactory | None = None,
         cpu_threads: int | None = None,
         device: str | None = None,
+        at_once: int | None = None,
     ):
         device = worker_device(device, torch.cuda.is_available(), torch.backends.mps.is_available())
         if cpu_threads and device.type == "cpu":
@@ -65,6 +71,7 @@ class ChunkWorker:
             # makes a worker's frames bit-identical to a single-process run's
             torch.set_num_threads(cpu_threads)
         self.converter = (factory or default_factory)(config, device)
+        self.places = AtOnce(self.converter, at_once)
 
     def pid(self) -> int:
         return os.getpid()
@@ -72,22 +79,27 @@ class ChunkWorker:
     def device(self) -> str:
         return str(self.converter.device)
 
+    def at_once(self) -> int:
+        """How many chunks (or batches) this worker converts at once."""
+        return self.places.n
+
     def ready(self, depth_model: bool = True) -> bool:
         """Load the models now (they load lazily), so failures show up before any chunk and
         timings do not include loading. depth_model: also the depth model (not needed when
         the job's depth is given)."""
-        _ = self.converter.backend
-        if depth_model:
-            _ = self.converter.depth_estimator
+        self.places.load_models(depth_model)
         return True
 
     def encode_photos(self, batch: list[tuple], layout: str) -> list[tuple[list[bytes], dict]]:
         """A photo-library batch: per photo its output files, encoded here, written by the
         driver, and its comfort statistics."""
-        return encode_batch(self.converter, batch, layout)
+        return self.places.run(encode_batch, self.converter, batch, layout)
 
     def convert(self, job: VideoJob, chunk: Chunk) -> tuple[bytes, ChunkRecord]:
         """The encoded chunk file's bytes and its statistics."""
+        return self.places.run(self._convert, job, chunk, depth_model=job.depth is None)
+
+    def _convert(self, job: VideoJob, chunk: Chunk) -> tuple[bytes, ChunkRecord]:
         with tempfile.TemporaryDirectory(prefix="stereoconv-chunk-") as tmp:
             local = dataclasses.replace(job, workdir=Path(tmp), save_depth=None)
             stats = convert_chunk(local, self.converter, chunk)
@@ -159,17 +171,26 @@ def make_actors(
     factory: ConverterFactory | None = None,
     depth_model: bool = True,
     device: str | None = None,
+    at_once: int | None = None,
 ) -> list:
-    """Actors, one GPU each (or one CPU), with their models loaded, on `device` (--device).
-    Ray restarts an actor whose process dies and retries the chunk it was converting."""
+    """Actors, one GPU each (or one CPU), with their models loaded, on `device` (--device),
+    each converting `at_once` chunks at once (default: the local runner's choice, made on the
+    actor's node). Ray restarts an actor whose process dies and retries the chunks it was
+    converting."""
     import ray
     from ray.exceptions import RayActorError
 
+    # threads for the chunks it converts, those waiting, and a call such as pid() beside them
+    threads = (at_once or MAX_AT_ONCE) + WAITING_PER_WORKER + 1
     remote = ray.remote(ChunkWorker).options(
-        num_gpus=1 if use_gpus else 0, num_cpus=1, max_restarts=3, max_task_retries=3
+        num_gpus=1 if use_gpus else 0,
+        num_cpus=1,
+        max_restarts=3,
+        max_task_retries=3,
+        max_concurrency=threads,
     )
-    threads = torch.get_num_threads()
-    actors = [remote.remote(config, factory, threads, device) for _ in range(workers)]
+    cpu_threads = torch.get_num_threads()
+    actors = [remote.remote(config, factory, cpu_threads, device, at_once) for _ in range(workers)]
     try:
         ray.get([a.ready.remote(depth_model) for a in actors])
     except RayActorError as exc:  # a worker could not start: say why in one line
@@ -178,28 +199,44 @@ def make_actors(
     return actors
 
 
+def in_flight_limits(actors: list) -> list[int]:
+    """How many chunks the driver keeps in flight on each actor: those it converts at once and
+    WAITING_PER_WORKER more (0 for an actor gone for good)."""
+    import ray
+    from ray.exceptions import RayActorError
+
+    limits = []
+    for actor in actors:
+        try:
+            limits.append(ray.get(actor.at_once.remote()) + WAITING_PER_WORKER)
+        except RayActorError:
+            limits.append(0)
+    return limits
+
+
 def run_chunks(
     job: VideoJob,
     actors: list,
     progress: Progress = silent,
     on_chunk: Callable[[Chunk], None] | None = None,
 ) -> list[Chunk]:
-    """Convert the job's missing chunks on the actors, each actor holding at most
-    CHUNKS_IN_FLIGHT_PER_WORKER (memory stays flat, and a fast actor is never idle while a
-    slow one queues), keeping each result as it arrives. A chunk whose actor is gone for good
-    goes to another. Returns the chunks converted."""
+    """Convert the job's missing chunks on the actors, each holding at most its
+    in_flight_limits (memory stays flat, and a fast actor is never idle while a slow one
+    queues), keeping each result as it arrives. A chunk whose actor is gone for good goes to
+    another. Returns the chunks converted."""
     import ray
     from ray.exceptions import RayActorError
 
     todo = [c for c in job.chunks if not job.is_done(c)]
     progress("frames", sum(c.stop - c.first for c in job.chunks if job.is_done(c)), len(job.pts))
-    live = list(range(len(actors)))
+    limit = in_flight_limits(actors)
+    live = [i for i in range(len(actors)) if limit[i]]
     load = dict.fromkeys(live, 0)
     pending: dict = {}
     done: list[Chunk] = []
     while todo or pending:
-        while todo and live and min(load[i] for i in live) < CHUNKS_IN_FLIGHT_PER_WORKER:
-            worker = min(live, key=lambda i: load[i])
+        while todo and live and max(limit[i] - load[i] for i in live) > 0:
+            worker = max(live, key=lambda i: limit[i] - load[i])
             chunk = todo.pop(0)
             pending[actors[worker].convert.remote(job, chunk)] = (chunk, worker)
             load[worker] += 1
@@ -223,42 +260,73 @@ def run_chunks(
 
 
 def ray_photo_batches(actors: list):
-    """A photo-library batch mapper over the actors, each holding at most
-    CHUNKS_IN_FLIGHT_PER_WORKER batches, so memory stays flat on the driver. A batch whose
-    worker died (after Ray restarted it) is retried photo by photo, like a chunk; a photo
-    whose worker dies twice on its own is poisoned: it is reported and the rest go on."""
+    """A photo-library batch mapper over the actors, each holding at most its
+    in_flight_limits batches, so memory stays flat on the driver; results come in the
+    batches' order. A batch whose worker died (after Ray restarted it) is retried photo by
+    photo, each photo alone on a worker (nothing else converting there: the batches beside
+    it may have been the cause); a photo whose worker dies then too is poisoned: it is
+    reported and the rest go on."""
     import ray
     from ray.exceptions import RayActorError
 
     def run(batches: Iterator[list], layout: str):
-        live = list(actors)
-        turn = itertools.count()
-        in_flight: collections.deque = collections.deque()
+        limit = dict(zip(actors, in_flight_limits(actors), strict=True))
+        live = [a for a in actors if limit[a]]
+        if not live:
+            raise UserError("every Ray worker died; see the Ray logs")
+        in_flight: collections.deque = collections.deque()  # (batch, actor, ref), in order
 
-        def submit(batch: list, tries: int = 0) -> None:
+        def load(actor) -> int:
+            return sum(1 for _, a, _ in in_flight if a is actor)
+
+        def submit(batch: list) -> None:
+            actor = max(live, key=lambda a: limit[a] - load(a))
+            ref = actor.encode_photos.options(max_task_retries=0).remote(batch, layout)
+            in_flight.append((batch, actor, ref))
+
+        def died(actor) -> None:
+            if actor in live and not alive(actor):
+                live.remove(actor)
             if not live:
                 raise UserError("every Ray worker died; see the Ray logs")
-            actor = live[next(turn) % len(live)]
-            ref = actor.encode_photos.options(max_task_retries=0).remote(batch, layout)
-            in_flight.append((batch, tries, actor, ref))
 
-        def collect() -> list[tuple[list, list]]:
-            batch, tries, actor, ref = in_flight.popleft()
+        def idle_worker():
+            """A live worker with nothing in flight, waiting for one if need be."""
+            while True:
+                busy = {a for _, a, ref in in_flight if not ray.wait([ref], timeout=0)[0]}
+                idle = [a for a in live if a not in busy]
+                if not idle:
+                    ray.wait([ref for _, a, ref in in_flight if a in busy], num_returns=1)
+                elif alive(idle[0]):  # not gone for good before the photo was sent
+                    return idle[0]
+                else:
+                    died(idle[0])
+
+        def alone(one: list) -> list:
+            """The result of a one-photo batch converted on a worker with nothing else in
+            flight, or the UserError of a poisoned photo."""
+            actor = idle_worker()
             try:
-                return [(batch, ray.get(ref))]
+                return ray.get(actor.encode_photos.options(max_task_retries=0).remote(one, layout))
             except RayActorError:
-                if not alive(actor):
-                    live.remove(actor)
-            if len(batch) > 1 or tries == 0:
-                for one in batch:
-                    submit([one], tries + 1)
-                return []
-            source = batch[0][0].source
+                died(actor)
+            source = one[0][0].source
             why = f"{source}: the worker process converting it died (twice); see the Ray logs"
-            return [(batch, [UserError(why)])]
+            return [UserError(why)]
+
+        def collect() -> Iterator[tuple[list, list]]:
+            batch, actor, ref = in_flight.popleft()
+            try:
+                result = ray.get(ref)
+            except RayActorError:
+                died(actor)
+                for one in batch:
+                    yield [one], alone([one])
+                return
+            yield batch, result
 
         for batch in batches:
-            while len(in_flight) >= CHUNKS_IN_FLIGHT_PER_WORKER * max(len(live), 1):
+            while sum(limit[a] - load(a) for a in live) <= 0:
                 yield from collect()
             submit(batch)
         while in_flight:
