@@ -39,7 +39,7 @@ PATH = click.Path(path_type=Path)
 @setting_options(exclude=VIDEO_ONLY)
 def image(input_path: Path, output: str, depth, overwrite, name_tag, **kwargs) -> None:
     """Convert one image IN to a stereo image OUT (a file, or a folder to put IN_LR.jpg ... in)."""
-    from stereoconv.jobs.image import convert_image, output_name
+    from stereoconv.jobs.image import convert_image, picture_output_name
     from stereoconv.layouts import layout_of
     from stereoconv.layouts import name_tag as tag_of
 
@@ -47,7 +47,7 @@ def image(input_path: Path, output: str, depth, overwrite, name_tag, **kwargs) -
         converter = make_converter(kwargs, progress=bars)
         out, tag = Path(output), tag_of(layout_of(converter.config.layout), name_tag)
         if names_a_folder(output):
-            out = out / output_name(input_path, tag)
+            out = out / picture_output_name(input_path, tag)
         written = convert_image(converter, input_path, out, depth=depth, overwrite=overwrite)
     report(written)
 
@@ -176,7 +176,7 @@ def video(
     """Convert a video IN to a stereo video OUT (.mp4, .mov, .mkv, or a folder to put
     IN_LR.mp4 ... in), audio kept."""
     from stereoconv import lock
-    from stereoconv.jobs.video.job import open_workdir, output_name, prepare_job
+    from stereoconv.jobs.video.job import open_workdir, prepare_job, video_output_name
     from stereoconv.layouts import layout_of
     from stereoconv.layouts import name_tag as tag_of
 
@@ -186,7 +186,7 @@ def video(
     layout = layout_of(converter.config.layout)
     out, tag = Path(output), tag_of(layout, name_tag)
     if names_a_folder(output):
-        out = out / output_name(input_path, layout, tag)
+        out = out / video_output_name(input_path, layout, tag)
     if report is not None:  # a bad report name fails before the work, not after it
         from stereoconv.report.write import check_report_path
 

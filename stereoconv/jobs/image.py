@@ -26,7 +26,7 @@ def pair_paths(output: Path) -> tuple[Path, Path]:
     )
 
 
-def output_name(input_path: Path, tag: str) -> str:
+def picture_output_name(input_path: Path, tag: str) -> str:
     """The output's name when OUT is a folder: the input's name with the stereo tag, in the
     input's format where it is one we write (JPEG otherwise: HEIC, MPO, ...)."""
     suffix = input_path.suffix if input_path.suffix.lower() in WRITABLE else ".jpg"

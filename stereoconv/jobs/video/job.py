@@ -111,7 +111,7 @@ class VideoJob:
         return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def output_name(input_path: Path, layout: Layout, tag: str) -> str:
+def video_output_name(input_path: Path, layout: Layout, tag: str) -> str:
     """The output's name when OUT is a folder: the input's name with the stereo tag, in the
     layout's one container (.mov for spatial video), else the input's container if it is one
     we write, else .mp4."""
@@ -123,7 +123,7 @@ def output_name(input_path: Path, layout: Layout, tag: str) -> str:
     return f"{input_path.stem}{tag}{suffix}"
 
 
-def check_output(config: StereoConfig, input_path: Path, output: Path) -> None:
+def check_video_output(config: StereoConfig, input_path: Path, output: Path) -> None:
     """Refuse an output the layout or the container cannot make, or the input itself."""
     layout = layout_of(config.layout)
     if layout.files > 1:
@@ -190,7 +190,7 @@ def prepare_job(
     """Validate everything and read the frame timestamps; nothing is written (the caller takes
     the output's lock, then opens the work folder: open_workdir)."""
     input_path, output = Path(input_path), Path(output)
-    check_output(config, input_path, output)
+    check_video_output(config, input_path, output)
     info = probe(input_path)
     check_header(info, config.max_megapixels)
     if output.exists() and not overwrite:
