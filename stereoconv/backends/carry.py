@@ -7,14 +7,15 @@ For each frame, in order (one CarryFill per chunk; a cut starts afresh):
     2. the motion: the left view's backward optical flow; a hole pixel moves as the seen
        background beside it (its background side, in the left view's coordinates);
     3. the carry: a hole pixel takes the right view of the frame before at the place it came
-       from, when that place showed a trusted surface (seen, painted or carried) at the same
-       depth as the background the hole reveals now;
-    4. the paint: runs of the rest at least fill_min_width wide are generated (the diffusion
+       from, when that place showed a surface at the same depth as the background the hole
+       reveals now (a frame-edge strip takes whatever was there);
+    4. the paint: runs of hole pixels that carried nothing seen or painted (nothing at all, or
+       only a stop-gap fill) at least fill_min_width wide are generated (the diffusion
        backend's fill, the UNet on boxes around them only), conditioned on what was carried;
-       narrower runs take the warp's fill from their background side, carried pixels included,
-       and stay untrusted, so they are painted once their run is wide enough;
+       narrower runs keep what they carried, or take the warp's fill from their background
+       side if they carried nothing, and stay stop-gaps: painted once their run is wide enough;
     5. the memory: the right view, the disparity of the surface at each of its pixels and
-       which pixels are trusted, for the next frame.
+       which of them are seen or painted (not stop-gaps), for the next frame.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from stereoconv.backends.diffusion import (
     DiffusionBackend,
@@ -34,12 +36,19 @@ from stereoconv.backends.diffusion import (
 )
 from stereoconv.backends.views import StereoViews
 from stereoconv.backends.warp import CRACK_WIDTH, fill_holes
-from stereoconv.geometry import WarpResult, background_side_columns
+from stereoconv.geometry import WarpResult, background_side_columns, nearest_valid_columns
 from stereoconv.motion import backward_flow, grey_for_flow, sample
 
-# a carried pixel's surface may differ this much (pixels of disparity) from the background the
-# hole reveals now: the depth changes a little between frames
-DEPTH_TOLERANCE = 1.0
+# a carried pixel's surface may differ this much from the background the hole reveals now:
+# 1 px of disparity plus this share of it (the depth changes a little between frames, and a
+# pixel of error in the motion moves along a slanted surface)
+DEPTH_TOLERANCE = (1.0, 0.1)
+# the canvas the right view is kept on is this share of the width wider on each side: where a
+# frame-edge strip is painted, what lies beyond it is painted at once, for a pan to bring in
+MARGIN = 0.1
+# after a shot's first frame, paint once what waits for it covers this share of the frame: a
+# few small runs keep their stop-gap fill a while rather than cost a call of the UNet each
+PAINT_MIN_SHARE = 0.005
 
 
 @dataclass(frozen=True)
@@ -49,7 +58,8 @@ class Memory:
     grey: np.ndarray  # the left view, grey, for the optical flow
     right: torch.Tensor  # (3, H, W) the right view as written
     surface: torch.Tensor  # (H, W) disparity of the surface each right-view pixel shows
-    trusted: torch.Tensor  # (H, W) bool: seen, painted or carried (not a stop-gap fill)
+    painted: torch.Tensor  # (H, W) bool: seen or painted, or carried from such (no stop-gap)
+    guessed: torch.Tensor  # (H, W) bool: the surface is only guessed (a frame-edge strip)
 
 
 def surface_disparity(warped: WarpResult) -> torch.Tensor:
@@ -59,36 +69,75 @@ def surface_disparity(warped: WarpResult) -> torch.Tensor:
     return warped.disparity.gather(-1, src)
 
 
-def hole_sources(warped: WarpResult, flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Where each right-view pixel of the frame was in the frame before, (x, y) each (H, W),
-    for one frame (warped of batch 1): it moves as the left view at the surface it shows, and
-    a hole pixel as the seen background beside it (its background side)."""
+def hole_sources(
+    warped: WarpResult, flow: torch.Tensor, margin: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where each pixel of one frame's right view (warped of batch 1, on a canvas `margin`
+    columns wider than the frame on each side) was in the frame before, (x, y) each (H, W):
+    it moves as the left view at the surface it shows; a hole pixel as the seen background
+    beside it (its background side). flow: the left view's backward flow, (2, H, W)."""
     _, h, w = warped.holes.shape
     src = background_side_columns(~warped.holes, warped.disparity)[0]  # (H, W) columns
     rows = torch.arange(h, device=src.device).view(h, 1).expand(h, w).float()
-    left_x = src.float() + warped.disparity[0].gather(-1, src)  # right x = left x - d
+    left_x = src.float() - margin + warped.disparity[0].gather(-1, src)  # right x = left x - d
     motion = sample(flow.to(src.device), left_x, rows, "bilinear")
     cols = torch.arange(w, device=src.device).view(1, w).expand(h, w).float()
     return cols + motion[0], rows + motion[1]
 
 
+def widen(warped: WarpResult, base: torch.Tensor, margin: int) -> tuple[WarpResult, torch.Tensor]:
+    """The warp and its filled view on a canvas `margin` columns wider on each side: the
+    canvas's margins are holes (beyond the left view), the filled view continues the edge."""
+    if margin == 0:
+        return warped, base
+    pad = (margin, margin)
+    holes = F.pad(warped.holes.float(), pad, value=1.0) > 0.5
+    disparity = F.pad(warped.disparity, pad, mode="replicate")
+    image = F.pad(warped.image, pad)
+    return WarpResult(image, holes, disparity), F.pad(base, (*pad, 0, 0), mode="replicate")
+
+
+def with_margins(paint: torch.Tensor, unpainted: torch.Tensor, margin: int) -> torch.Tensor:
+    """The canvas's paint (B, H, W + 2 margin) from the frame's (B, H, W): where a frame-edge
+    strip is painted, that edge is painted as one, in every row where the frame's edge pixel
+    still needs paint: the margin beyond it (what a pan brings in next) and the strips there too
+    narrow to be painted alone."""
+    out = F.pad(paint.float(), (margin, margin)) > 0.5
+    if margin == 0:
+        return out
+    strips = border_runs(unpainted)  # runs touching the canvas's edges: the margins and beyond
+    before, after = nearest_valid_columns(~strips)
+    for edge, column in ((0, margin), (-1, -margin - 1)):
+        if paint[..., edge].any():
+            side = (before < 0) if edge == 0 else (after >= strips.shape[-1])
+            out |= strips & side & unpainted[..., column : column + 1]
+    return out
+
+
 def carried(
-    memory: Memory, warped: WarpResult, surface: torch.Tensor, flow: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """(values (3, H, W), carried (H, W) bool): the frame before's right view at each hole
-    pixel's source, and the hole pixels whose source showed a trusted surface at their depth."""
-    x, y = hole_sources(warped, flow)
+    memory: Memory, warped: WarpResult, surface: torch.Tensor, flow: torch.Tensor, margin: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(values (3, H, W), carried (H, W), painted (H, W)): the frame before's right view at each
+    hole pixel's source, the hole pixels whose source showed a surface at their depth (any
+    surface in a frame-edge strip, whose depth is only guessed), and which of those carried a
+    seen or painted surface, not a stop-gap."""
+    x, y = hole_sources(warped, flow, margin)
     h, w = surface.shape
-    inside = (x >= 0) & (x <= w - 1) & (y >= 0) & (y <= h - 1)
+    inside = (x >= 0) & (x <= w - 1) & (y > -1) & (y < h)
+    y = y.clamp(0, h - 1)  # a row's motion may stray a fraction of a pixel past the top or bottom
     # the nearest source pixel decides: a bilinear read mixes the two sides of a depth edge
-    trusted = sample(memory.trusted[None].float(), x, y, "nearest")[0] > 0.5
     before = sample(memory.surface[None], x, y, "nearest")[0]
+    painted = sample(memory.painted[None].float(), x, y, "nearest")[0] > 0.5
+    guessed = sample(memory.guessed[None].float(), x, y, "nearest")[0] > 0.5
     # a frame-edge strip shows what lies beyond the left view, not what a nearer surface hides:
-    # its depth is only guessed (from the edge's), so any trusted surface carries into it
-    same_depth = ((before - surface).abs() <= DEPTH_TOLERANCE) | border_runs(warped.holes)[0]
-    ok = warped.holes[0] & inside & trusted & same_depth
+    # its depth is only guessed (from the edge's), so any surface carries into it, and what
+    # was shown in one carries out of it
+    guessed |= border_runs(warped.holes)[0]
+    tolerance = DEPTH_TOLERANCE[0] + DEPTH_TOLERANCE[1] * surface.abs()
+    same_depth = ((before - surface).abs() <= tolerance) | guessed
+    ok = warped.holes[0] & inside & same_depth
     values = sample(memory.right, x, y, "bicubic").clamp(0, 1)
-    return values, ok
+    return values, ok, ok & painted
 
 
 class CarryFill:
@@ -111,30 +160,39 @@ class CarryFill:
 
     def frame(self, frame: torch.Tensor, disparity: torch.Tensor) -> StereoViews:
         settings = self.backend.settings
-        # 1. The warp
+        height, width = frame.shape[-2:]
+        m = round(MARGIN * width)
+        # 1. The warp, on the canvas
         plan = warp_and_fill(frame, disparity, settings)
-        warped, holes = plan.warped, plan.warped.holes
+        warped, right = widen(plan.warped, plan.base, m)
+        holes = warped.holes
         surface = surface_disparity(warped)
         grey = grey_for_flow(frame[0])
-        right, ok = plan.base, torch.zeros_like(holes)
+        ok, painted = torch.zeros_like(holes), torch.zeros_like(holes)
         # 2-3. The motion and the carry
         if self.memory is not None:
-            flow = backward_flow(self.memory.grey, grey, *holes.shape[-2:])
-            values, ok_frame = carried(self.memory, warped, surface[0], flow)
-            ok = ok_frame[None]
-            right = torch.where(ok.unsqueeze(1), values[None], right)
-        # 4. The paint: wide runs of what nothing carried; the rest filled from its background
-        unpainted = holes & ~ok
-        if ok.any() and unpainted.any():
-            right = fill_holes(right, unpainted, surface, settings.fill_sigma)
+            flow = backward_flow(self.memory.grey, grey, height, width)
+            found = carried(self.memory, warped, surface[0], flow, m)
+            values, ok, painted = (x[None] for x in found)
+            right = torch.where(ok.unsqueeze(1), values, right)
+        # 4. The paint: wide runs of what carried nothing seen or painted; new stop-gaps
+        unpainted = holes & ~painted
+        if ok.any() and (holes & ~ok).any():  # the warp's fill, carried pixels seen as known
+            right = fill_holes(right, holes & ~ok, surface, settings.fill_sigma)
         min_width = max(settings.fill_min_width, CRACK_WIDTH + 1)
-        paint = generation_holes(unpainted, min_width, settings.fill_border)
+        inner = generation_holes(unpainted[..., m : m + width], min_width, settings.fill_border)
+        paint = with_margins(inner, unpainted, m)
+        if self.memory is not None and inner.sum() < PAINT_MIN_SHARE * height * width:
+            paint = torch.zeros_like(paint)
         cost = 0.0
         if paint.any():
-            generated, cost = self.backend.fill(frame, right, paint, sparse=True)
-            painted = HybridPlan(WarpResult(right, paint, surface), right, paint)
-            right = hybrid_composite(painted, generated, settings.seam)
+            left = F.pad(frame, (m, m, 0, 0), mode="replicate")
+            generated, pixels = self.backend.fill(left, right, paint, sparse=True)
+            cost = pixels / self.backend.working_latent_area(height, width)
+            region = HybridPlan(WarpResult(right, paint, surface), right, paint)
+            right = hybrid_composite(region, generated, settings.seam)
         # 5. The memory
-        trusted = ~holes | ok | paint
-        self.memory = Memory(grey, right[0], surface[0], trusted[0])
-        return StereoViews(frame, right, holes, torch.tensor([cost]))
+        guessed = border_runs(holes)[0]
+        self.memory = Memory(grey, right[0], surface[0], (~holes | painted | paint)[0], guessed)
+        frame_right = right[..., m : m + width]
+        return StereoViews(frame, frame_right, plan.warped.holes, torch.tensor([cost]))

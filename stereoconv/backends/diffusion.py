@@ -239,12 +239,12 @@ class DiffusionBackend:
         warped: torch.Tensor,
         holes: torch.Tensor,
         sparse: bool = False,
-    ) -> tuple[torch.Tensor, float]:
+    ) -> tuple[torch.Tensor, int]:
         """The generated right view at the frames' size: StereoDiffusion at the working size,
         the holes generated beside the left view, the rest held to `warped` (sample_fill);
         `sparse`: the UNet works only on boxes of the latent around the holes (crops.paint_boxes),
-        elsewhere the view is `warped` at the working size. Returns the view and the UNet
-        image-evaluations it cost per frame (a latent of the working size counts 1)."""
+        elsewhere the view is `warped` at the working size. Returns the view and the latent
+        pixels the UNet evaluated (working_latent_area gives the unit of one evaluation)."""
         height, width = frames.shape[-2:]
         wh, ww = working_size(height, width, self.settings.max_side)
         # an edge-replicated margin left and right, known: the frame-edge strips are then not
@@ -277,11 +277,18 @@ class DiffusionBackend:
             )
             for b, view in zip(group, filled.split(len(frames)), strict=True):
                 crop(out, b).copy_(view)
-        evaluations = (self.pipeline.latent_pixels - before) / (lh * lw * len(frames))
         out = out[..., :wh, m : m + ww]
         if (wh, ww) != (height, width):
             out = F.interpolate(out, size=(height, width), mode="bicubic").clamp(0, 1)
-        return out, evaluations
+        return out, self.pipeline.latent_pixels - before
+
+    def working_latent_area(self, height: int, width: int) -> int:
+        """Latent pixels of one frame's working image, margins and padding included: what one
+        UNet image-evaluation of the whole frame costs (the unit of StereoViews'
+        unet_evaluations)."""
+        wh, ww = working_size(height, width, self.settings.max_side)
+        m, f = self.settings.fill_margin, self.components.vae_scale_factor
+        return math.ceil(wh / 8) * 8 // f * (math.ceil((ww + 2 * m) / 8) * 8 // f)
 
     def convert(self, frames: torch.Tensor, disparity: torch.Tensor) -> StereoViews:
         n = len(frames)
@@ -296,9 +303,9 @@ class DiffusionBackend:
         plan = warp_and_fill(frames, disparity, self.settings)
         if not plan.holes.any():
             return StereoViews(frames, plan.base, plan.warped.holes, torch.zeros(n))
-        generated, evaluations = self.fill(frames, plan.base, plan.holes)
+        generated, pixels = self.fill(frames, plan.base, plan.holes)
         right = hybrid_composite(plan, generated, self.settings.seam)
-        cost = torch.full((len(frames),), evaluations)
+        cost = torch.full((n,), pixels / n / self.working_latent_area(*frames.shape[-2:]))
         return StereoViews(frames, right, plan.warped.holes, cost)
 
     def __call__(
