@@ -255,28 +255,40 @@ class Timeline:
 
 
 class Counts:
-    unet_images = 0
-    diffusion_frames = 0
+    unet_images = 0  # latents through the UNet, of any size (a crop counts 1)
+    latent_pixels = 0  # their latent pixels: / the working latent = image-evaluations
+    diffusion_frames = 0  # frames the diffusion fill painted (a crop counts the frame once)
 
 
 def count_work() -> Counts:
-    """Count images through the UNet and frames given to the diffusion fill, in this process."""
+    """Count images and latent pixels through the UNet and frames given to the diffusion fill,
+    in this process."""
     from stereoconv.backends.diffusion import DiffusionBackend
     from stereoconv.diffusion.pipeline import StereoDiffusion
 
     counts = Counts()
     predict, fill = StereoDiffusion.predict, DiffusionBackend.fill
 
-    def counted_predict(self, x, t, step, views, cond, uncond, extra=None):
-        counts.unet_images += x.shape[0] * (2 if uncond is not None else 1)
-        return predict(self, x, t, step, views, cond, uncond, extra)
+    def counted_predict(self, x, t, views, cond, uncond, extra=None, step=None):
+        branches = 2 if uncond is not None else 1
+        counts.unet_images += x.shape[0] * branches
+        counts.latent_pixels += x.shape[0] * branches * x.shape[-2] * x.shape[-1]
+        return predict(self, x, t, views, cond, uncond, extra, step=step)
 
-    def counted_fill(self, frames, warped, holes):
+    def counted_fill(self, frames, warped, holes, sparse=False):
         counts.diffusion_frames += frames.shape[0]
-        return fill(self, frames, warped, holes)
+        return fill(self, frames, warped, holes, sparse)
 
     StereoDiffusion.predict, DiffusionBackend.fill = counted_predict, counted_fill
     return counts
+
+
+def working_latent(width: int, height: int) -> int:
+    """Latent pixels of one frame's working image at the default settings (at most 768 px,
+    16 px margins, 8 px latent): the unit of one UNet image-evaluation."""
+    scale = min(1.0, 768 / max(width, height))
+    wh, ww = round(height * scale), round(width * scale)
+    return -(-wh // 8) * -(-(ww + 32) // 8)
 
 
 def sync() -> None:
@@ -371,7 +383,7 @@ def main() -> None:
         for n, clip in clips.items():
             if torch.cuda.is_available():
                 torch.cuda.reset_peak_memory_stats()
-            before = (counts.unet_images, counts.diffusion_frames)
+            before = (counts.unet_images, counts.diffusion_frames, counts.latent_pixels)
             out = args.work / f"{name}-{size[1]}p-{n}.mp4"
             base = ["video", str(clip), str(out), "--model", str(sd), "--depth-model", depth]
             scale = "0.25"  # the coded disparity grows with the size: about 3 % of the width
@@ -395,6 +407,7 @@ def main() -> None:
                 report.setdefault("timelines", {})[name] = timeline.events
                 timeline.uninstall()
             images, filled = (counts.unet_images - before[0], counts.diffusion_frames - before[1])
+            pixels = counts.latent_pixels - before[2]
         result = {
             "args": extra_args,
             "seconds": seconds,
@@ -403,6 +416,7 @@ def main() -> None:
             "startup_seconds_estimate": seconds[short]
             - short * (seconds[long] - seconds[short]) / (long - short),
             "unet_images_per_frame": images / long,
+            "unet_image_evaluations_per_frame": pixels / working_latent(*size) / long,
             "frames_through_diffusion": f"{filled}/{long}",
             "peak_gib": torch.cuda.max_memory_allocated() / 2**30
             if torch.cuda.is_available()
@@ -414,7 +428,8 @@ def main() -> None:
             f"{name:24s} {result['seconds_per_frame']:.3f} s/frame  "
             f"{result['long_clip_fps_whole_run']:.1f} fps whole run  "
             f"start-up {result['startup_seconds_estimate']:.1f} s  "
-            f"UNet images/frame {result['unet_images_per_frame']:.0f}  "
+            f"UNet images/frame {result['unet_images_per_frame']:.0f} "
+            f"(image-evaluations {result['unet_image_evaluations_per_frame']:.1f})  "
             f"diffused {result['frames_through_diffusion']}  {result['peak_gib']:.1f} GiB",
             flush=True,
         )

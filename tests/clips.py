@@ -150,3 +150,24 @@ def render_planes(t: int, height: int = 96, width: int = 160, eye: str = "left")
     image[top : top + 56, left_edge : left_edge + 60] = card[top : top + 56]
     disparity[top : top + 56, x0 : x0 + 60] = d_card
     return np.clip(image, 0, 255).astype(np.uint8), disparity
+
+
+PAN_FRAMES = 12
+
+
+def pan_with_depth(folder: Path, width: int = 96, height: int = 64) -> tuple[Path, Path]:
+    """A textured pan (2 px a frame, PAN_FRAMES frames) with a near block, and its disparity as
+    PNG maps in pixels (for --depth-kind disparity-px): the block 12 px, the background 2 (0
+    would read as unknown)."""
+    from PIL import Image
+
+    world = texture(height, width + 2 * PAN_FRAMES, 5).astype(np.uint8)
+    d_world = np.full((height, world.shape[1]), 2, np.uint8)
+    d_world[12:52, 40:64] = 12
+    maps = folder / "depth"
+    maps.mkdir(parents=True)
+    frames = []
+    for i in range(PAN_FRAMES):
+        frames.append(np.ascontiguousarray(world[:, 2 * i : 2 * i + width]))
+        Image.fromarray(d_world[:, 2 * i : 2 * i + width]).save(maps / f"{i:04d}.png")
+    return write_clip(folder / "pan.mp4", frames), maps

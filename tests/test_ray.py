@@ -16,7 +16,14 @@ from stereoconv.config import build_config
 from stereoconv.jobs.video.finish import finish_job
 from stereoconv.jobs.video.job import VideoOptions, open_workdir, prepare_job
 from stereoconv.runner.ray import make_actors, run_chunks
-from tests.clips import decode_all, numbered_frame, read_number, write_clip
+from tests.clips import (
+    PAN_FRAMES,
+    decode_all,
+    numbered_frame,
+    pan_with_depth,
+    read_number,
+    write_clip,
+)
 from tests.hostile import dying_factory
 from tests.meeting import meeting_factory
 
@@ -261,3 +268,19 @@ def test_workers_use_the_asked_device(cluster, tiny_depth):
     assert ray.get(actor.device.remote()) == "cpu"
     with pytest.raises(UserError, match="the Ray workers could not start: .*no CUDA device"):
         make_actors(config, 1, use_gpus=False, device="cuda")
+
+
+def test_a_carried_diffusion_job_split_over_two_workers_gives_one_process_frames(
+    cluster, tmp_path, tiny_sd
+):
+    """The diffusion backend's carried fill (the video default): each chunk carries from its
+    own first frame, so chunks on two workers give the frames of one process."""
+    clip, maps = pan_with_depth(tmp_path)
+    common = ["--model", tiny_sd, "--depth", maps, "--depth-kind", "disparity-px"]
+    common += ["--steps", "3", "--fill-min-width", "6", "--chunk-frames", "4", "--quiet"]
+    one, two = tmp_path / "one.mp4", tmp_path / "two.mp4"
+    assert main([str(a) for a in ["video", clip, one, *common, "--device", "cpu"]]) == 0
+    assert main([str(a) for a in ["video", clip, two, *common, "--workers", "2"]]) == 0
+    a, b = decode_all(one)[0], decode_all(two)[0]
+    assert len(a) == len(b) == PAN_FRAMES
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))

@@ -1,0 +1,71 @@
+"""The carried fill (temporal_fill = carry, the video default) through the real `video` job, on
+the tiny SD model with the disparity given: the same frames whether the job runs in one go or is
+stopped and resumed (a chunk starts its carry afresh, so each chunk is a pure function of its
+frames), and the UNet's work counted per frame in the report. Ray: tests/test_ray.py."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from stereoconv.cli.main import main
+from tests.clips import PAN_FRAMES as FRAMES
+from tests.clips import decode_all, pan_with_depth
+
+
+@pytest.fixture(scope="module")
+def pan(tmp_path_factory):
+    return pan_with_depth(tmp_path_factory.mktemp("carry-job"))
+
+
+def carry_args(pan, tiny_sd, out, *extra) -> list[str]:
+    clip, maps = pan
+    return [
+        str(a)
+        for a in (
+            "video", clip, out, "--model", tiny_sd, "--depth", maps,
+            "--depth-kind", "disparity-px", "--steps", "4", "--fill-min-width", "6",
+            "--chunk-frames", "5", "--device", "cpu", "--quiet", *extra,
+        )
+    ]  # fmt: skip
+
+
+def test_resumed_job_gives_the_uninterrupted_frames(pan, tiny_sd, tmp_path, monkeypatch):
+    import stereoconv.runner.local as local
+
+    whole = tmp_path / "whole.mp4"
+    assert main(carry_args(pan, tiny_sd, whole, "--report", tmp_path / "r.html")) == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    costs = [f["unet_evaluations"] for f in report["frames"]]
+    # each chunk (5 frames) paints its first frame; the rest is carried along the pan
+    assert all(costs[i] > 0 for i in (0, 5, 10)), costs
+    assert sum(c > 0 for c in costs) <= 5, costs
+    assert report["unet_evaluations_per_frame"] == pytest.approx(sum(costs) / FRAMES, rel=1e-3)
+
+    resumed = tmp_path / "resumed.mp4"
+    real = local.convert_chunk
+
+    def stop_at_the_second(job, converter, chunk, progress):
+        if chunk.index == 1:
+            raise KeyboardInterrupt
+        return real(job, converter, chunk, progress)
+
+    monkeypatch.setattr(local, "convert_chunk", stop_at_the_second)
+    assert main(carry_args(pan, tiny_sd, resumed)) == 130
+    monkeypatch.setattr(local, "convert_chunk", real)
+    assert main(carry_args(pan, tiny_sd, resumed)) == 0
+    a, b = decode_all(whole)[0], decode_all(resumed)[0]
+    assert len(a) == len(b) == FRAMES
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_off_paints_every_frame_with_holes(pan, tiny_sd, tmp_path):
+    """temporal_fill off: the per-frame hybrid, every frame painted over the whole frame."""
+    out = tmp_path / "off.mp4"
+    args = carry_args(pan, tiny_sd, out, "--temporal-fill", "off", "--report", tmp_path / "r.html")
+    assert main(args) == 0
+    costs = [f["unet_evaluations"] for f in json.loads((tmp_path / "r.json").read_text())["frames"]]
+    assert len(costs) == FRAMES and all(c == pytest.approx(costs[0]) for c in costs)
+    assert costs[0] == pytest.approx(2 * 2 * (4 - 1))  # both views, inverted to t', then filled
