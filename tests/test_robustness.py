@@ -223,7 +223,7 @@ def test_out_of_memory_halves_the_batch(tmp_path, capsys, tiny_depth, monkeypatc
     common = ["--backend", "warp", "--depth-model", str(tiny_depth), "--batch-size", "8", "--quiet"]
     assert main(["video", str(src), str(tmp_path / "reference.mp4"), *common]) == 0
     capsys.readouterr()
-    real = WarpBackend.__call__
+    real = WarpBackend.convert  # what the converter calls
     seen = []
 
     def small_gpu(self, frames, disparity):
@@ -232,7 +232,7 @@ def test_out_of_memory_halves_the_batch(tmp_path, capsys, tiny_depth, monkeypatc
             raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return real(self, frames, disparity)
 
-    monkeypatch.setattr(WarpBackend, "__call__", small_gpu)
+    monkeypatch.setattr(WarpBackend, "convert", small_gpu)
     assert main(["video", str(src), str(tmp_path / "out.mp4"), *common]) == 0
     err = capsys.readouterr().err
     assert err.count("GPU out of memory: going on with batches of") == 1
@@ -242,7 +242,7 @@ def test_out_of_memory_halves_the_batch(tmp_path, capsys, tiny_depth, monkeypatc
 
     monkeypatch.setattr(
         WarpBackend,
-        "__call__",
+        "convert",
         lambda self, f, d: (_ for _ in ()).throw(torch.cuda.OutOfMemoryError("out of memory")),
     )
     code = main(["video", str(src), str(tmp_path / "none.mp4"), *common])
