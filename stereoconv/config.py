@@ -52,6 +52,8 @@ ENCODER_PRESETS = (
 COMPOSITES = ("hybrid", "none")
 FILL_STARTS = ("invert", "noise")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+# where a video's shots start (disparity/transnet.py, disparity/shots.py)
+SHOT_DETECTORS = ("transnet", "threshold", "none")
 VIEWS = ("right", "both")
 # the settings that take one of a closed set of values (the CLI offers them as choices)
 CHOICES = {
@@ -288,17 +290,24 @@ class VideoOptions:
     preset: str = setting("medium", "Encoder speed: slower is smaller.")
     pix_fmt: str = setting("auto", "auto: yuv420p, or yuv420p10le for 10-bit sources.")
     chunk_frames: int = setting(240, "Frames per chunk (the unit of resume).", min=1, max=100_000)
+    shots: str = setting(
+        "transnet",
+        "Where shots start (the depth range and --convergence auto restart there): transnet (a "
+        "trained detector, TransNetV2, over the whole range first), threshold (a large change "
+        "of a grey thumbnail) or none.",
+    )
     strict: bool = setting(False, "A damaged input (frames lost) is an error: nothing is written.")
 
     def __post_init__(self) -> None:
         _check_choice("codec", self.codec, CODECS)
         _check_choice("encoder-preset", self.preset, ENCODER_PRESETS)
+        _check_choice("shots", self.shots, SHOT_DETECTORS)
         check_ranges(self)
         if self.end is not None and self.end <= (self.start or 0):
             raise UserError(f"--end ({self.end}) must be after --start ({self.start or 0})")
 
 
-VIDEO_CHOICES = {"codec": CODECS, "preset": ENCODER_PRESETS}
+VIDEO_CHOICES = {"codec": CODECS, "preset": ENCODER_PRESETS, "shots": SHOT_DETECTORS}
 VIDEO_FLAGS = {"preset": "encoder_preset"}  # where the option's name is not the field's
 
 

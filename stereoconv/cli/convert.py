@@ -194,6 +194,7 @@ def video(
         overwrite,
         note,
         collect_stats=report is not None,
+        device=converter.device,
     )
     if converter.config.auto_convergence:
         note("--convergence auto: measuring the depth at the frame borders, shot by shot")

@@ -34,7 +34,7 @@ def convert_chunk(
     beside it (a resumed job reads them back)."""
     cfg, device = converter.config, converter.device
     plan = DisparityPlan.of(cfg, given=job.depth is not None)
-    shots, changes = ShotTracker(plan), ViewChanges()
+    shots, changes = ShotTracker(plan, job.cuts), ViewChanges()
     frames_stats: list[FrameRecord] = []
     first_pts = None
     encoder = open_encoder(job, chunk)
@@ -42,7 +42,7 @@ def convert_chunk(
         # 0. Decode from up to WINDOW frames before the chunk: the state of its first frame
         for batch in depth_batches(job, converter, max(0, chunk.first - WINDOW), chunk.stop):
             # 1. Scene cuts and the smoothed depth range, frames before the chunk included
-            smoothed, cuts = shots.update(batch.frames, batch.relative)
+            smoothed, cuts = shots.update(batch.frames, batch.relative, batch.indices)
             keep = [j for j, i in enumerate(batch.indices) if i >= chunk.first]
             if not keep:
                 continue

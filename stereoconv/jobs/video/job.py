@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from stereoconv import __version__, lock
 from stereoconv.config import StereoConfig, VideoOptions
 from stereoconv.disparity.maps import DepthFrames
@@ -68,6 +70,9 @@ class VideoJob:
     # per frame, from --convergence auto: the screen plane (normalised depth), or for disparity
     # given in pixels the disparity put on the screen plane (pixels, subtracted)
     convergence_plan: tuple[float, ...] | None = None
+    # the frames that start a shot, planned over the whole range (--shots transnet or none:
+    # jobs/video/shots.py); None: --shots threshold, decided frame by frame in the chunks
+    cuts: tuple[int, ...] | None = None
     collect_stats: bool = False  # per-frame comfort statistics, for --report
     repeated: int = 0  # packets whose timestamp another one had (broken timestamps): dropped
     # with --max-fps and --depth: each converted frame's place among the frames before the cap
@@ -180,9 +185,14 @@ def prepare_job(
     overwrite: bool = False,
     notify: Callable[[str], None] = print,
     collect_stats: bool = False,
+    device: torch.device | None = None,
 ) -> VideoJob:
-    """Validate everything, read the frame timestamps and set up (or reopen) the work folder."""
+    """Validate everything, read the frame timestamps, set up (or reopen) the work folder and
+    plan the shots (--shots transnet: a first pass on `device`, the CPU if None)."""
+    from stereoconv.jobs.video.shots import plan_shots, usable_detector
+
     input_path, output = Path(input_path), Path(output)
+    options = usable_detector(options, notify)
     check_output(config, input_path, output)
     info = probe(input_path)
     check_header(info, config.max_megapixels)
@@ -235,7 +245,7 @@ def prepare_job(
             job = dataclasses.replace(job, depth_pts=tuple(depth_frames.pts))
     lock.hold(output, notify)  # before the work folder: never touch a live run's work
     open_workdir(job, overwrite, notify)
-    return job
+    return plan_shots(job, device or torch.device("cpu"), notify)
 
 
 def kept_places(pts: list[int], kept: list[int]) -> tuple[int, ...] | None:
