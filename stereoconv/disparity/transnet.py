@@ -59,13 +59,20 @@ def available() -> bool:
 
 @functools.cache
 def load_network(device: torch.device) -> torch.nn.Module:
-    """The trained network (its weights are inside the package) on `device`, in eval mode;
-    loaded once per process and device."""
+    """build_network, once per process and device."""
+    return build_network(device)
+
+
+def build_network(device: torch.device) -> torch.nn.Module:
+    """The trained network (its weights are inside the package) on `device`, in eval mode. The
+    random start its layers draw before the weights replace it leaves the process's generator
+    where it was."""
     network = import_network()
     if network is None:
         raise RuntimeError(f"{PACKAGE} is not installed")  # callers check available() first
-    # built on the CPU: asked for MPS, the package prints a warning of its own
-    return network(device="cpu").to(device).eval()
+    with torch.random.fork_rng(devices=[]):
+        # built on the CPU: asked for MPS, the package prints a warning of its own
+        return network(device="cpu").to(device).eval()
 
 
 def window_frames(k: int, last: int) -> np.ndarray:
