@@ -155,16 +155,18 @@ def render_planes(t: int, height: int = 96, width: int = 160, eye: str = "left")
 # --- edits of real footage: shots joined by cuts and gradual transitions -----------------------
 
 
-def read_frames(path: Path, first: int, stop: int, width: int, height: int) -> list[np.ndarray]:
-    """Frames first..stop-1 of a video, centre-cropped to the aspect of width x height and
-    scaled to it (RGB uint8)."""
+def read_frames(
+    path: Path, first: int, stop: int, width: int, height: int, columns: slice = slice(None)
+) -> list[np.ndarray]:
+    """Frames first..stop-1 of a video, their `columns` (e.g. inside pillarbox bars) centre-
+    cropped to the aspect of width x height and scaled to it (RGB uint8)."""
     frames = []
     with av.open(str(path)) as container:
         for i, frame in enumerate(container.decode(video=0)):
             if i >= stop:
                 break
             if i >= first:
-                frames.append(frame.to_ndarray(format="rgb24"))
+                frames.append(frame.to_ndarray(format="rgb24")[:, columns])
     out = []
     for rgb in frames:
         h, w = rgb.shape[:2]
