@@ -38,7 +38,7 @@ def pass_parts(clip: Path, work: Path, device: torch.device) -> dict:
     options = VideoOptions(shots="threshold")  # prepare only: the parts are timed here
     job = prepare_job(config, clip, work / "parts.mp4", options, overwrite=True, notify=print)
     start = time.perf_counter()
-    frames = [thumb for _, thumb in thumbnails(job)]
+    frames = [thumb for _, thumb in thumbnails(job.input, job.pts, job.info, 240)]
     decoded = time.perf_counter() - start
     transnet.load_network(device)
     sync()

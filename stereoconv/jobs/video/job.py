@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import json
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,13 @@ from stereoconv.config import StereoConfig, VideoOptions
 from stereoconv.disparity.maps import DepthFrames
 from stereoconv.errors import UserError
 from stereoconv.fileio import atomic_output
+from stereoconv.jobs.video.shots import (
+    SHOTS_FILE,
+    detect_cuts,
+    read_cuts,
+    usable_detector,
+    write_cuts,
+)
 from stereoconv.layout import packed_size, view_size_within
 from stereoconv.media.encode import EncoderSettings, choose_codec, legal_size
 from stereoconv.media.video import (
@@ -189,8 +197,6 @@ def prepare_job(
 ) -> VideoJob:
     """Validate everything, read the frame timestamps, set up (or reopen) the work folder and
     plan the shots (--shots transnet: a first pass on `device`, the CPU if None)."""
-    from stereoconv.jobs.video.shots import plan_shots, usable_detector
-
     input_path, output = Path(input_path), Path(output)
     options = usable_detector(options, notify)
     check_output(config, input_path, output)
@@ -246,6 +252,28 @@ def prepare_job(
     lock.hold(output, notify)  # before the work folder: never touch a live run's work
     open_workdir(job, overwrite, notify)
     return plan_shots(job, device or torch.device("cpu"), notify)
+
+
+def plan_shots(job: VideoJob, device: torch.device, notify: Callable[[str], None]) -> VideoJob:
+    """The job with its cuts planned (the frames that start a shot): by the trained detector,
+    or read back from the work folder where a previous run of the job found them; only the
+    first frame for --shots none. --shots threshold plans none: the chunks decide frame by
+    frame."""
+    if job.options.shots == "threshold":
+        return job
+    if job.options.shots == "none":
+        return dataclasses.replace(job, cuts=(0,))
+    stored = job.workdir / SHOTS_FILE
+    cuts = read_cuts(stored, len(job.pts))
+    if cuts is None:
+        started = time.perf_counter()
+        cuts = detect_cuts(job.input, job.pts, job.info, job.options.chunk_frames, device)
+        write_cuts(stored, len(job.pts), cuts)
+        notify(
+            f"shots: {len(cuts)} in {len(job.pts)} frames (TransNetV2, a first pass of "
+            f"{time.perf_counter() - started:.1f} s)"
+        )
+    return dataclasses.replace(job, cuts=tuple(cuts))
 
 
 def kept_places(pts: list[int], kept: list[int]) -> tuple[int, ...] | None:

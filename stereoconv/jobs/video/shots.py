@@ -1,8 +1,8 @@
 """--shots transnet: a first pass over the whole converted range finds where the shots start,
 before any chunk is converted. The trained detector judges each frame from the frames around
 it, so it runs once over everything, not per chunk: the cuts are part of the job (every chunk
-and every Ray worker reads the same ones) and are kept in the work folder (a resumed job reads
-them back instead of running the pass again).
+and every Ray worker reads the same ones, job.plan_shots) and are kept in the work folder (a
+resumed job reads them back instead of running the pass again).
 
 The pass decodes the frames straight to the network's 48x27 (PyAV's swscale), in segments
 decoded at once in threads, and runs the network on the job's device.
@@ -15,8 +15,8 @@ import functools
 import json
 import math
 import os
-import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import av
 import numpy as np
@@ -25,8 +25,7 @@ import torch
 from stereoconv.config import VideoOptions
 from stereoconv.disparity import transnet
 from stereoconv.fileio import atomic_output
-from stereoconv.jobs.video.job import VideoJob
-from stereoconv.media.video import decode_range
+from stereoconv.media.video import VideoInfo, decode_range
 from stereoconv.runner.threads import ordered_map
 
 SHOTS_FILE = "shots.json"  # in the work folder
@@ -46,32 +45,7 @@ def usable_detector(options: VideoOptions, notify: Callable[[str], None]) -> Vid
     return dataclasses.replace(options, shots="threshold")
 
 
-def plan_shots(
-    job: VideoJob, device: torch.device, notify: Callable[[str], None] = print
-) -> VideoJob:
-    """The job with its cuts planned (the frames that start a shot): by the trained detector
-    (read back from the work folder when a previous run found them), or only the first frame
-    for --shots none. --shots threshold plans nothing: the chunks decide frame by frame."""
-    if job.options.shots == "threshold":
-        return job
-    if job.options.shots == "none":
-        return dataclasses.replace(job, cuts=(0,))
-    stored = job.workdir / SHOTS_FILE
-    cuts = read_cuts(stored, len(job.pts))
-    if cuts is None:
-        started = time.perf_counter()
-        cuts = detect_cuts(job, device)
-        seconds = time.perf_counter() - started
-        with atomic_output(stored) as tmp:
-            tmp.write_text(json.dumps({"frames": len(job.pts), "cuts": cuts}))
-        notify(
-            f"shots: {len(cuts)} in {len(job.pts)} frames (TransNetV2, a first pass of "
-            f"{seconds:.1f} s)"
-        )
-    return dataclasses.replace(job, cuts=tuple(cuts))
-
-
-def read_cuts(path, frames: int) -> list[int] | None:
+def read_cuts(path: Path, frames: int) -> list[int] | None:
     """The cuts a previous run of the same job stored, or None (none stored, or unreadable)."""
     try:
         data = json.loads(path.read_text())
@@ -82,13 +56,21 @@ def read_cuts(path, frames: int) -> list[int] | None:
     return [int(i) for i in data["cuts"]]
 
 
-def detect_cuts(job: VideoJob, device: torch.device) -> list[int]:
-    """The frames that start a shot: the first decodable one, and each that the detector puts
-    after a transition. Frames that cannot be decoded are passed by, as the chunks pass them."""
+def write_cuts(path: Path, frames: int, cuts: list[int]) -> None:
+    with atomic_output(path) as tmp:
+        tmp.write_text(json.dumps({"frames": frames, "cuts": cuts}))
+
+
+def detect_cuts(
+    path: Path, pts: tuple[int, ...], info: VideoInfo, segment: int, device: torch.device
+) -> list[int]:
+    """The frames of the range (timestamps `pts`) that start a shot: the first decodable one,
+    and each that the detector puts after a transition. Frames that cannot be decoded are
+    passed by, as the chunks pass them. Segments of at least `segment` frames decode at once."""
     decoded: list[int] = []
 
     def frames() -> Iterator[np.ndarray]:
-        for index, thumb in thumbnails(job):
+        for index, thumb in thumbnails(path, pts, info, segment):
             decoded.append(index)
             yield thumb
 
@@ -98,24 +80,28 @@ def detect_cuts(job: VideoJob, device: torch.device) -> list[int]:
     return [decoded[0]] + [decoded[j] for j in transnet.cut_frames(probabilities)]
 
 
-def thumbnails(job: VideoJob) -> Iterator[tuple[int, np.ndarray]]:
-    """(frame number, (27, 48, 3) uint8 RGB) of every decodable frame of the converted range,
-    in order; segments of the range are decoded at once in threads (PyAV releases the GIL)."""
+def thumbnails(
+    path: Path, pts: tuple[int, ...], info: VideoInfo, segment: int
+) -> Iterator[tuple[int, np.ndarray]]:
+    """(frame number, (27, 48, 3) uint8 RGB) of every decodable frame of the range, in order;
+    segments of it are decoded at once in threads (PyAV releases the GIL)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     workers = max(1, cores or 1)
-    size = min(MAX_SEGMENT, max(job.options.chunk_frames, math.ceil(len(job.pts) / workers)))
-    segments = [(first, min(first + size, len(job.pts))) for first in range(0, len(job.pts), size)]
-    work = functools.partial(segment_thumbnails, job)
-    for segment in ordered_map(work, segments, min(workers, len(segments))):
-        yield from segment
+    size = min(MAX_SEGMENT, max(segment, math.ceil(len(pts) / workers)))
+    segments = [(first, min(first + size, len(pts))) for first in range(0, len(pts), size)]
+    work = functools.partial(segment_thumbnails, path, pts, info)
+    for part in ordered_map(work, segments, min(workers, len(segments))):
+        yield from part
 
 
-def segment_thumbnails(job: VideoJob, segment: tuple[int, int]) -> list[tuple[int, np.ndarray]]:
+def segment_thumbnails(
+    path: Path, pts: tuple[int, ...], info: VideoInfo, segment: tuple[int, int]
+) -> list[tuple[int, np.ndarray]]:
     """(frame number, thumbnail) of the decodable frames first..stop-1."""
     first, stop = segment
-    index_of = {p: i for i, p in enumerate(job.pts[first:stop], start=first)}
-    convert = functools.partial(thumbnail, rotation=job.info.rotation)
-    frames = decode_range(job.input, job.pts[first], job.pts[stop - 1], job.info, convert)
+    index_of = {p: i for i, p in enumerate(pts[first:stop], start=first)}
+    convert = functools.partial(thumbnail, rotation=info.rotation)
+    frames = decode_range(path, pts[first], pts[stop - 1], info, convert)
     return [(index_of[p], thumb) for p, thumb in frames if p in index_of]
 
 
