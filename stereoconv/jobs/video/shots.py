@@ -29,7 +29,7 @@ from stereoconv.media.video import VideoInfo, decode_range
 from stereoconv.runner.threads import ordered_map
 
 SHOTS_FILE = "shots.json"  # in the work folder
-MAX_SEGMENT = 2000  # frames a decoding thread takes at a time (their thumbnails are held)
+MAX_SEGMENT = 1000  # frames a decoding thread takes at a time (their thumbnails are held)
 
 
 def usable_detector(options: VideoOptions, notify: Callable[[str], None]) -> VideoOptions:
