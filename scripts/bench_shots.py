@@ -67,6 +67,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("extra", nargs="*", help="more `video` options, after --")
     args = parser.parse_args()
+    command = "python scripts/bench_shots.py " + " ".join(sys.argv[1:])  # run_cli replaces argv
     args.work.mkdir(parents=True, exist_ok=True)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     width, height = (int(n) for n in args.size.split("x"))
@@ -98,7 +99,7 @@ def main() -> None:
         "date": datetime.date.today().isoformat(),
         "card": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu",
         "torch": torch.__version__,
-        "command": "python scripts/bench_shots.py " + " ".join(sys.argv[1:]),
+        "command": command,
         "clip": what,
         "video_seconds": runs,
         "added_pct": round(100 * (best["transnet"] / best["threshold"] - 1), 1),
