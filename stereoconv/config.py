@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import math
 import tomllib
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from stereoconv.errors import UserError
+from stereoconv.fields import check_choice, check_ranges, range_error, setting
 from stereoconv.layouts import RECORDS
 
 # --- choices and default models -----------------------------------------------------------------
@@ -44,6 +44,8 @@ COMPOSITES = ("hybrid", "none")
 FILL_STARTS = ("invert", "noise")
 TEMPORAL_FILLS = ("carry", "off")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+# where a video's shots start (disparity/transnet.py, disparity/shots.py)
+SHOT_DETECTORS = ("transnet", "threshold", "none")
 VIEWS = ("right", "both")
 # the settings that take one of a closed set of values (the CLI offers them as choices)
 CHOICES = {
@@ -57,53 +59,6 @@ CHOICES = {
     "temporal_fill": TEMPORAL_FILLS,
     "precision": PRECISIONS,
 }
-
-
-def setting(
-    default,
-    help: str,
-    *,
-    min: float | None = None,
-    max: float | None = None,
-    above: float | None = None,
-    below: float | None = None,
-):
-    """A config field with its command-line help and its range: min <= value <= max, and
-    strictly above < value < below where an end is open. check_ranges enforces them."""
-    bounds = {"min": min, "max": max, "above": above, "below": below}
-    return field(
-        default=default,
-        metadata={"help": help, **{k: v for k, v in bounds.items() if v is not None}},
-    )
-
-
-def range_error(option: str, value: float, meta: dict) -> str | None:
-    """Why a number is out of the range in a field's metadata, or None if it is in it. NaN is
-    never in range; infinity only where the range has no upper end."""
-    tests = (
-        ("min", lambda b: value >= b, ">="),
-        ("above", lambda b: value > b, ">"),
-        ("max", lambda b: value <= b, "<="),
-        ("below", lambda b: value < b, "<"),
-    )
-    show = lambda v: str(v) if isinstance(v, int) else f"{v:g}"  # noqa: E731
-    for key, inside, word in tests:
-        if key in meta and not inside(meta[key]):
-            return f"--{option} must be {word} {show(meta[key])}, not {show(value)}"
-    if math.isnan(value):
-        return f"--{option} must be a number, not nan"
-    return None
-
-
-def check_ranges(settings) -> None:
-    """Every numeric field of a dataclass instance inside the range its metadata gives."""
-    for f in fields(settings):
-        value = getattr(settings, f.name)
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            continue
-        why = range_error(f.name.replace("_", "-"), value, f.metadata)
-        if why:
-            raise UserError(why)
 
 
 def check_setting(name: str, value: float, option: str) -> None:
@@ -259,21 +214,21 @@ class StereoConfig:
         return min(self.steps - 1, max(0, round(self.shift_fraction * self.steps)))
 
     def __post_init__(self) -> None:
-        _check_choice("backend", self.backend, BACKENDS)
-        _check_choice("layout", self.layout, LAYOUTS)
-        _check_choice("views", self.views, VIEWS)
-        _check_choice("depth-kind", self.depth_kind, DEPTH_KINDS)
+        check_choice("backend", self.backend, BACKENDS)
+        check_choice("layout", self.layout, LAYOUTS)
+        check_choice("views", self.views, VIEWS)
+        check_choice("depth-kind", self.depth_kind, DEPTH_KINDS)
         check_ranges(self)  # every number inside the range its field declares
         if not self.depth_low_pct < self.depth_high_pct:
             raise UserError(
                 "depth percentiles must satisfy 0 <= depth-low-pct < depth-high-pct <= 100, "
                 f"not {self.depth_low_pct} and {self.depth_high_pct}"
             )
-        _check_choice("attention", self.attention, ATTENTION_MODES)
-        _check_choice("composite", self.composite, COMPOSITES)
-        _check_choice("fill-start", self.fill_start, FILL_STARTS)
-        _check_choice("temporal-fill", self.temporal_fill, TEMPORAL_FILLS)
-        _check_choice("precision", self.precision, PRECISIONS)
+        check_choice("attention", self.attention, ATTENTION_MODES)
+        check_choice("composite", self.composite, COMPOSITES)
+        check_choice("fill-start", self.fill_start, FILL_STARTS)
+        check_choice("temporal-fill", self.temporal_fill, TEMPORAL_FILLS)
+        check_choice("precision", self.precision, PRECISIONS)
         if self.backend == "diffusion" and self.views != "right":
             raise UserError("--views both needs the warp backend (diffusion keeps the left view)")
 
@@ -298,23 +253,25 @@ class VideoOptions:
     preset: str = setting("medium", "Encoder speed: slower is smaller.")
     pix_fmt: str = setting("auto", "auto: yuv420p, or yuv420p10le for 10-bit sources.")
     chunk_frames: int = setting(240, "Frames per chunk (the unit of resume).", min=1, max=100_000)
+    shots: str = setting(
+        "transnet",
+        "Where shots start (the depth range and --convergence auto restart there): transnet (a "
+        "trained detector, TransNetV2, over the whole range first), threshold (a large change "
+        "of a grey thumbnail) or none.",
+    )
     strict: bool = setting(False, "A damaged input (frames lost) is an error: nothing is written.")
 
     def __post_init__(self) -> None:
-        _check_choice("codec", self.codec, CODECS)
-        _check_choice("encoder-preset", self.preset, ENCODER_PRESETS)
+        check_choice("codec", self.codec, CODECS)
+        check_choice("encoder-preset", self.preset, ENCODER_PRESETS)
+        check_choice("shots", self.shots, SHOT_DETECTORS)
         check_ranges(self)
         if self.end is not None and self.end <= (self.start or 0):
             raise UserError(f"--end ({self.end}) must be after --start ({self.start or 0})")
 
 
-VIDEO_CHOICES = {"codec": CODECS, "preset": ENCODER_PRESETS}
+VIDEO_CHOICES = {"codec": CODECS, "preset": ENCODER_PRESETS, "shots": SHOT_DETECTORS}
 VIDEO_FLAGS = {"preset": "encoder_preset"}  # where the option's name is not the field's
-
-
-def _check_choice(option: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise UserError(f"--{option} must be one of {', '.join(choices)}, not {value!r}")
 
 
 def field_names() -> list[str]:

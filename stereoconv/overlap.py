@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 T = TypeVar("T")
+R = TypeVar("R")
 _DONE = object()
 
 
@@ -89,3 +92,21 @@ class Background:
         self._thread.join()
         if self._error is not None:
             raise self._error
+
+
+def ordered_map(work: Callable[[T], R], items: Iterable[T], workers: int) -> Iterator[R]:
+    """work(item) for each item, `workers` at a time in threads, yielded in the items' order;
+    at most 2 * workers results are held. An error is raised here, and the items not begun are
+    dropped."""
+    with ThreadPoolExecutor(max(1, workers), thread_name_prefix="stereoconv-map") as pool:
+        pending: deque = deque()
+        try:
+            for item in items:
+                pending.append(pool.submit(work, item))
+                if len(pending) >= 2 * workers:
+                    yield pending.popleft().result()
+            while pending:
+                yield pending.popleft().result()
+        finally:
+            for future in pending:
+                future.cancel()

@@ -152,6 +152,65 @@ def render_planes(t: int, height: int = 96, width: int = 160, eye: str = "left")
     return np.clip(image, 0, 255).astype(np.uint8), disparity
 
 
+# --- edits of real footage: shots joined by cuts and gradual transitions -----------------------
+
+
+def read_frames(
+    path: Path, first: int, stop: int, width: int, height: int, columns: slice = slice(None)
+) -> list[np.ndarray]:
+    """Frames first..stop-1 of a video, their `columns` (e.g. inside pillarbox bars) centre-
+    cropped to the aspect of width x height and scaled to it (RGB uint8)."""
+    frames = []
+    with av.open(str(path)) as container:
+        for i, frame in enumerate(container.decode(video=0)):
+            if i >= stop:
+                break
+            if i >= first:
+                frames.append(frame.to_ndarray(format="rgb24")[:, columns])
+    out = []
+    for rgb in frames:
+        h, w = rgb.shape[:2]
+        if w * height > h * width:  # wider than asked: crop the sides
+            keep = round(h * width / height)
+            rgb = rgb[:, (w - keep) // 2 : (w - keep) // 2 + keep]
+        else:
+            keep = round(w * height / width)
+            rgb = rgb[(h - keep) // 2 : (h - keep) // 2 + keep]
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
+        out.append(frame.to_ndarray(width=width, height=height, format="rgb24"))
+    return out
+
+
+def mix(a: np.ndarray, b: np.ndarray, weight: float) -> np.ndarray:
+    """(1 - weight) * a + weight * b, rounded to uint8."""
+    return np.round((1 - weight) * a.astype(np.float32) + weight * b).astype(np.uint8)
+
+
+def dissolve(a: list[np.ndarray], b: list[np.ndarray], frames: int) -> list[np.ndarray]:
+    """Shot a, then b, the last `frames` of a mixed into the first of b (linearly, none of
+    either pure): len(a) + len(b) - frames frames; the mixed ones are len(a) - frames ...
+    len(a) - 1."""
+    mixed = [mix(a[len(a) - frames + k], b[k], (k + 1) / (frames + 1)) for k in range(frames)]
+    return a[: len(a) - frames] + mixed + b[frames:]
+
+
+def fade_through_black(a: list[np.ndarray], b: list[np.ndarray], frames: int) -> list[np.ndarray]:
+    """The last `frames` of shot a fade out to black, then the first `frames` of b fade in:
+    len(a) + len(b) frames; the faded ones are len(a) - frames ... len(a) + frames - 1."""
+    black = np.zeros_like(a[0])
+    out = a[: len(a) - frames]
+    out += [mix(a[len(a) - frames + k], black, (k + 1) / (frames + 1)) for k in range(frames)]
+    out += [mix(black, b[k], (k + 1) / (frames + 1)) for k in range(frames)]
+    return out + b[frames:]
+
+
+def flash(shot: list[np.ndarray], at: int, frames: int, strength: float = 0.8) -> list[np.ndarray]:
+    """The shot with frames at ... at + frames - 1 washed towards white (a camera flash or a
+    lightning strike): no transition."""
+    white = np.full_like(shot[0], 255)
+    return [mix(f, white, strength) if at <= i < at + frames else f for i, f in enumerate(shot)]
+
+
 PAN_FRAMES = 12
 
 

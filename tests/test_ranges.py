@@ -9,8 +9,9 @@ from dataclasses import fields
 import pytest
 
 from stereoconv.cli.main import main
-from stereoconv.config import StereoConfig, build_config, range_error
+from stereoconv.config import StereoConfig, build_config
 from stereoconv.errors import UserError
+from stereoconv.fields import range_error
 from stereoconv.jobs.video.job import VideoOptions
 
 NUMERIC = [f for f in fields(StereoConfig) if f.type in ("int", "float")]

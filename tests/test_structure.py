@@ -110,7 +110,7 @@ def test_the_cycle_finder_finds_one():
 # the layers, bottom first: a module imports its own package, or a package of a lower layer
 # (the leaves of layer 0 import one another; the cycle test keeps them in order)
 LAYERS = [
-    {"stereoconv", "errors", "config", "fileio", "tensors", "progress", "lock", "models",
+    {"stereoconv", "errors", "fields", "config", "fileio", "tensors", "progress", "lock", "models",
      "overlap", "geometry", "layout", "layouts", "motion", "testing"},
     {"media", "diffusion"},
     {"disparity", "backends"},

@@ -439,7 +439,9 @@ def test_memory_stays_flat_chunk_after_chunk(tmp_path, tiny_depth):
     src = write_clip(tmp_path / "c.mp4", [numbered_frame(i) for i in range(900)])
     config = build_config(backend="warp", depth_model=str(tiny_depth))
     converter = StereoConverter(config, torch.device("cpu"))
-    options = VideoOptions(chunk_frames=30, preset="ultrafast")
+    # the chunks' memory is measured: the shot detector's first pass (a window of frames at a
+    # time) would add minutes of CPU here, not memory
+    options = VideoOptions(chunk_frames=30, preset="ultrafast", shots="threshold")
     job = prepare_job(config, src, tmp_path / "o.mp4", options, notify=print)
     open_workdir(job, False, print)
     after, done = [], [0]

@@ -176,7 +176,12 @@ def video(
     """Convert a video IN to a stereo video OUT (.mp4, .mov, .mkv, or a folder to put
     IN_LR.mp4 ... in), audio kept."""
     from stereoconv import lock
-    from stereoconv.jobs.video.job import open_workdir, prepare_job, video_output_name
+    from stereoconv.jobs.video.job import (
+        open_workdir,
+        plan_shots,
+        prepare_job,
+        video_output_name,
+    )
     from stereoconv.layouts import layout_of
     from stereoconv.layouts import name_tag as tag_of
 
@@ -205,6 +210,7 @@ def video(
     # one writer per output: held before the work folder, so a live run's work is never touched
     with lock.holding(job.output, note), Bars(quiet, stages=("convergence", "frames")) as bars:
         open_workdir(job, overwrite, note)
+        job = plan_shots(job, converter.device, note)  # the cuts, stored in the work folder
         job, notes, totals = run_video_job(job, converter, workers, ray_address, device, bars)
     for text in notes:
         note(text)

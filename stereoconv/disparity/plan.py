@@ -12,6 +12,7 @@ given, less the shift that --convergence auto puts on the screen plane.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import torch
@@ -167,24 +168,37 @@ class DisparityPlan:
 class ShotTracker:
     """A video's frames in order, batch by batch: scene cuts and the normalisation range of
     each frame, smoothed over its shot. Depends only on the frames seen (start WINDOW frames
-    early to rebuild the state of any frame)."""
+    early to rebuild the state of any frame).
 
-    def __init__(self, plan: DisparityPlan):
+    The cuts are the thumbnail rule's (--shots threshold), frame by frame, or those a detector
+    planned over the whole video (`cuts`: the frames that start a shot, --shots transnet or
+    none), read by frame number."""
+
+    def __init__(self, plan: DisparityPlan, cuts: Iterable[int] | None = None):
         self.plan = plan
         self.smoother = DepthRangeSmoother()
         self.previous: torch.Tensor | None = None
+        self.cuts = None if cuts is None else frozenset(cuts)
 
     def update(
-        self, frames: torch.Tensor, relative: torch.Tensor
+        self, frames: torch.Tensor, relative: torch.Tensor, indices: list[int] | None = None
     ) -> tuple[list[tuple[float, float]], list[bool]]:
-        """(smoothed (low, high), cut) of each frame of a batch, (B, 3, H, W) and (B, H, W)."""
+        """(smoothed (low, high), cut) of each frame of a batch, (B, 3, H, W) and (B, H, W),
+        at frame numbers `indices` (needed with planned cuts)."""
         lows, highs = self.plan.range(relative)
-        thumbs = thumbnails(frames)
-        changes = thumbnail_changes(self.previous, thumbs).to(lows)
-        self.previous = thumbs[-1]
-        smoothed, cuts = [], []
-        # one read back from the device per batch (a chunk thread waits on each)
-        for lo, hi, change in torch.stack([lows, highs, changes], 1).tolist():
-            cuts.append(change > CUT_THRESHOLD)
-            smoothed.append(self.smoother.update(lo, hi, cuts[-1]))
+        if self.cuts is None:
+            thumbs = thumbnails(frames)
+            changes = thumbnail_changes(self.previous, thumbs).to(lows)
+            self.previous = thumbs[-1]
+            # one read back from the device per batch (a chunk thread waits on each)
+            rows = torch.stack([lows, highs, changes], 1).tolist()
+            cuts = [change > CUT_THRESHOLD for _, _, change in rows]
+        else:
+            if indices is None or len(indices) != len(lows):
+                raise ValueError("planned cuts are read by frame number: pass the indices")
+            rows = torch.stack([lows, highs], 1).tolist()
+            cuts = [i in self.cuts for i in indices]
+        smoothed = [
+            self.smoother.update(row[0], row[1], cut) for row, cut in zip(rows, cuts, strict=True)
+        ]
         return smoothed, cuts

@@ -6,11 +6,13 @@ A chunk is the unit of work and of resume: its file appears only once it is comp
 killed job, run again with the same command, converts only the chunks that are missing. The
 temporal state a frame depends on (scene cuts, smoothed depth range) is rebuilt from the
 WINDOW frames before each chunk, so chunks converted in any order, by any worker, give the same
-frames as one pass.
+frames as one pass; the trained shot detector, which looks ahead, runs once over the whole
+range first and its cuts travel with the job.
 
 The package, in the order of the data flow:
 
-    job.py          the job: options, chunks, checks, the work folder (resume)
+    job.py          the job: options, chunks, checks, the work folder (resume), planned cuts
+    shots.py        --shots transnet: a first pass that finds where the shots start
     frames.py       frames and their depth in batches, decoded ahead; views back to arrays
     convergence.py  --convergence auto: a first pass that plans the screen plane per shot
     chunk.py        one chunk, in numbered steps

@@ -35,7 +35,7 @@ def convert_chunk(
     after each batch."""
     cfg, device = converter.config, converter.device
     plan = DisparityPlan.of(cfg, given=job.depth is not None)
-    shots, changes = ShotTracker(plan), ViewChanges()
+    shots, changes = ShotTracker(plan, job.cuts), ViewChanges()
     views_of = converter.video_views()  # the chunk's own: a coherent fill keeps its frames
     frames_stats: list[FrameRecord] = []
     first_pts, evaluations = None, 0.0
@@ -44,7 +44,7 @@ def convert_chunk(
         # 0. Decode from up to WINDOW frames before the chunk: the state of its first frame
         for batch in depth_batches(job, converter, max(0, chunk.first - WINDOW), chunk.stop):
             # 1. Scene cuts and the smoothed depth range, frames before the chunk included
-            smoothed, cuts = shots.update(batch.frames, batch.relative)
+            smoothed, cuts = shots.update(batch.frames, batch.relative, batch.indices)
             keep = [j for j, i in enumerate(batch.indices) if i >= chunk.first]
             if not keep:
                 continue

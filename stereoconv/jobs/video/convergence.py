@@ -20,10 +20,10 @@ def plan_convergence(
     for disparity given in pixels, the least shift of it that does); the plan is part of the
     job, so every chunk and every worker uses the same one."""
     plan = DisparityPlan.of(converter.config, given=job.depth is not None)
-    shots = ShotTracker(plan)
+    shots = ShotTracker(plan, job.cuts)
     nearness, cuts, decoded = [], [], []
     for batch in depth_batches(job, converter, 0, len(job.pts)):
-        smoothed, batch_cuts = shots.update(batch.frames, batch.relative)
+        smoothed, batch_cuts = shots.update(batch.frames, batch.relative, batch.indices)
         decoded += batch.indices
         cuts += batch_cuts
         for r, (lo, hi) in zip(batch.relative, smoothed, strict=True):

@@ -7,15 +7,25 @@ import dataclasses
 import hashlib
 import json
 import shutil
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+import torch
 
 from stereoconv import __version__
 from stereoconv.config import StereoConfig, VideoOptions, pixel_settings
 from stereoconv.disparity.maps import DepthFrames
 from stereoconv.errors import UserError
 from stereoconv.fileio import atomic_output
+from stereoconv.jobs.video.shots import (
+    SHOTS_FILE,
+    detect_cuts,
+    read_cuts,
+    usable_detector,
+    write_cuts,
+)
 from stereoconv.layout import packed_size, view_size_within
 from stereoconv.layouts import Layout, layout_of
 from stereoconv.media.encode import EncoderSettings, choose_codec, legal_size
@@ -69,6 +79,9 @@ class VideoJob:
     # per frame, from --convergence auto: the screen plane (normalised depth), or for disparity
     # given in pixels the disparity put on the screen plane (pixels, subtracted)
     convergence_plan: tuple[float, ...] | None = None
+    # the frames that start a shot, planned over the whole range (--shots transnet or none:
+    # jobs/video/shots.py); None: --shots threshold, decided frame by frame in the chunks
+    cuts: tuple[int, ...] | None = None
     collect_stats: bool = False  # per-frame comfort statistics, for --report
     repeated: int = 0  # packets whose timestamp another one had (broken timestamps): dropped
     # with --max-fps and --depth: each converted frame's place among the frames before the cap
@@ -188,8 +201,9 @@ def prepare_job(
     collect_stats: bool = False,
 ) -> VideoJob:
     """Validate everything and read the frame timestamps; nothing is written (the caller takes
-    the output's lock, then opens the work folder: open_workdir)."""
+    the output's lock, opens the work folder, open_workdir, then plans the shots, plan_shots)."""
     input_path, output = Path(input_path), Path(output)
+    options = usable_detector(options, notify)
     check_video_output(config, input_path, output)
     info = probe(input_path)
     check_header(info, config.max_megapixels)
@@ -241,6 +255,28 @@ def prepare_job(
         if depth_frames.files is None:
             job = dataclasses.replace(job, depth_pts=tuple(depth_frames.pts))
     return job
+
+
+def plan_shots(job: VideoJob, device: torch.device, notify: Callable[[str], None]) -> VideoJob:
+    """The job with its cuts planned (the frames that start a shot): by the trained detector,
+    or read back from the work folder where a previous run of the job found them; only the
+    first frame for --shots none. --shots threshold plans none: the chunks decide frame by
+    frame."""
+    if job.options.shots == "threshold":
+        return job
+    if job.options.shots == "none":
+        return dataclasses.replace(job, cuts=(0,))
+    stored = job.workdir / SHOTS_FILE
+    cuts = read_cuts(stored, len(job.pts))
+    if cuts is None:
+        started = time.perf_counter()
+        cuts = detect_cuts(job.input, job.pts, job.info, job.options.chunk_frames, device)
+        write_cuts(stored, len(job.pts), cuts)
+        notify(
+            f"shots: {len(cuts)} in {len(job.pts)} frames (TransNetV2, a first pass of "
+            f"{time.perf_counter() - started:.1f} s)"
+        )
+    return dataclasses.replace(job, cuts=tuple(cuts))
 
 
 def kept_places(pts: list[int], kept: list[int]) -> tuple[int, ...] | None:
