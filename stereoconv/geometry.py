@@ -76,6 +76,11 @@ def fill_unknown_disparity(disparity: torch.Tensor, known: torch.Tensor) -> torc
 
 # --- image-space forward warp -----------------------------------------------------------------
 
+# A gap narrower than this (pixels of the target row) that opens between two neighbouring source
+# pixels is a crack: each side reaches a whole pixel into it rather than half of one, so that
+# a far surface does not show through a small step inside a near one.
+CRACK_GAP = 3.5
+
 
 class WarpResult(NamedTuple):
     image: torch.Tensor  # (B, C, H, W), zeros in holes
@@ -83,15 +88,58 @@ class WarpResult(NamedTuple):
     disparity: torch.Tensor  # (B, H, W) disparity of the surface seen at each target pixel
 
 
-def forward_warp(image: torch.Tensor, disparity: torch.Tensor, max_jump: float = 1.0) -> WarpResult:
+def _pad(x: torch.Tensor, side: str, value: bool) -> torch.Tensor:
+    """A (B, H, W-1) relation between neighbours as a (B, H, W) per-pixel one: for each pixel,
+    the relation with its left (side="left") or right neighbour; `value` where there is none."""
+    pad = (1, 0) if side == "left" else (0, 1)
+    return F.pad(x, pad, value=value)
+
+
+def _resolve(index, valid, depth, colour, shape) -> WarpResult:
+    """Z-buffer of flattened candidates: per target pixel the largest disparity wins, candidates
+    that reach it (within 1e-3) are averaged. index, valid, depth: (B*H*K,) targets in the
+    flattened frame; colour (C, B*H*K)."""
+    b, c, h, w = shape
+    n = b * h * w
+    depth = torch.where(valid, depth, torch.full_like(depth, -torch.inf))
+    zbuf = torch.full((n,), -torch.inf, device=depth.device, dtype=depth.dtype)
+    zbuf.scatter_reduce_(0, index, depth, reduce="amax")
+    win = (valid & (depth >= zbuf[index] - 1e-3)).to(depth.dtype)
+    count = torch.zeros(n, device=depth.device, dtype=depth.dtype).scatter_add_(0, index, win)
+    acc = torch.zeros(c, n, device=depth.device, dtype=depth.dtype)
+    acc.scatter_add_(1, index.expand(c, -1), colour * win)
+    holes = (count == 0).view(b, h, w)
+    out = (acc / count.clamp_min(1)).view(c, b, h, w).permute(1, 0, 2, 3)
+    seen = torch.where(holes, torch.zeros_like(holes, dtype=depth.dtype), zbuf.view(b, h, w))
+    return WarpResult(out, holes, seen)
+
+
+def forward_warp(
+    image: torch.Tensor,
+    disparity: torch.Tensor,
+    max_jump: float = 1.0,
+    edge_extend: torch.Tensor | None = None,
+) -> WarpResult:
     """Z-buffered, sub-pixel forward warp: source pixel (x, y) goes to (x - d, y).
 
-    Each row is treated as a piecewise-linear surface: neighbouring source pixels whose
-    disparities differ by at most `max_jump` pixels are joined by a segment, and every target
-    pixel a segment covers gets the linearly interpolated colour and disparity. Larger jumps are
-    depth edges: the gap they open is a hole (a disocclusion), not a stretch. Pixels that belong to
-    no segment are splatted to the nearest target pixel. Where several candidates land on one
-    target pixel, the nearest surface (largest disparity) wins; ties average.
+    Each row is a piecewise-linear surface: neighbouring source pixels whose disparities differ
+    by at most `max_jump` pixels are joined by a segment, and every target pixel a segment covers
+    gets the linearly interpolated colour and disparity. Larger jumps are depth edges: the gap
+    they open is a hole (a disocclusion), not a stretch; a surface that folds away or is seen
+    edge-on (a segment of no length) draws nothing. Each source pixel also stands for a pixel-wide
+    patch of its surface: where no segment continues it on one side (the end of a run, an
+    isolated pixel) it covers the targets within half a pixel of its position on that side with
+    its own colour (a whole pixel on either side of a crack, CRACK_GAP). Where several candidates
+    land on one target pixel, the nearest surface (largest disparity) wins; ties average.
+
+    The order of the z-test is that of a right view (near content, larger d, moves left); a left
+    view is the mirror image of one.
+
+    edge_extend (B, H, W) in [0, 1], optional: occluding edges drawn soft. At the start of a run
+    whose left neighbour is farther by more than `max_jump` (the near surface's edge that moves
+    over the far one), the near surface's footprint begins `edge_extend` pixels before its
+    half-pixel patch, and each target pixel it covers in part blends the near surface's colour
+    over what lies behind, by the part covered (a camera pixel on an edge sees both).
     """
     b, c, h, w = image.shape
     disparity = disparity.to(image.dtype)
@@ -102,45 +150,88 @@ def forward_warp(image: torch.Tensor, disparity: torch.Tensor, max_jump: float =
     k = math.floor(1 + max_jump) + 1
     pa, pb = pos[..., :-1], pos[..., 1:]
     da, db = disparity[..., :-1], disparity[..., 1:]
-    joined = (db - da).abs() <= max_jump
+    seg = ((db - da).abs() <= max_jump) & (pb > pa)
     offsets = torch.arange(k, device=image.device, dtype=image.dtype)
     t = torch.ceil(pa).unsqueeze(-1) + offsets  # (B, H, W-1, k)
-    seg_valid = joined.unsqueeze(-1) & (t <= pb.unsqueeze(-1)) & (t >= 0) & (t <= w - 1)
+    seg_valid = seg.unsqueeze(-1) & (t <= pb.unsqueeze(-1)) & (t >= 0) & (t <= w - 1)
     frac = ((t - pa.unsqueeze(-1)) / (pb - pa).clamp_min(1e-6).unsqueeze(-1)).clamp(0, 1)
     seg_depth = da.unsqueeze(-1) + frac * (db - da).unsqueeze(-1)
     ca, cb = image[..., :-1].unsqueeze(-1), image[..., 1:].unsqueeze(-1)
     seg_colour = ca + frac.unsqueeze(1) * (cb - ca)  # (B, C, H, W-1, k)
 
-    # Source pixels that no drawn segment ends on: splat them on their own.
-    drawn_seg = joined & (pb >= pa)
-    drawn = torch.zeros_like(disparity, dtype=torch.bool)
-    drawn[..., :-1] |= drawn_seg
-    drawn[..., 1:] |= drawn_seg
-    pt = torch.round(pos)
-    pt_valid = ~drawn & (pt >= 0) & (pt <= w - 1)
+    # The pixel's own patch where no segment continues it: the target in (pos - reach, pos] on
+    # its left (floor(pos)), the one in [pos, pos + reach) on its right (ceil(pos)).
+    gap = pb - pa
+    crack = ~seg & (gap > 0) & (gap < CRACK_GAP)
+    reach_left = torch.where(_pad(crack, "left", False), 1.0, 0.5)
+    reach_right = torch.where(_pad(crack, "right", False), 1.0, 0.5)
+    cap_left, cap_right = torch.floor(pos), torch.ceil(pos)
+    left_ok = _pad(~seg, "left", True) & (cap_left > pos - reach_left)
+    right_ok = _pad(~seg, "right", True) & (cap_right < pos + reach_right)
+    occluding = _pad(db - da > max_jump, "left", False)  # the left neighbour is farther
+    if edge_extend is not None:
+        left_ok = left_ok & ~occluding  # drawn soft, below
+    cap_t = torch.stack([cap_left, cap_right], dim=-1)  # (B, H, W, 2)
+    cap_valid = torch.stack([left_ok, right_ok], dim=-1) & (cap_t >= 0) & (cap_t <= w - 1)
+    cap_depth = disparity.unsqueeze(-1).expand_as(cap_t)
+    cap_colour = image.unsqueeze(-1).expand(b, c, h, w, 2)
 
-    targets = torch.cat([t.flatten(2), pt.flatten(2)], dim=-1).long().clamp(0, w - 1)
-    valid = torch.cat([seg_valid.flatten(2), pt_valid.flatten(2)], dim=-1)
-    depth = torch.cat([seg_depth.flatten(2), disparity.flatten(2)], dim=-1)
-    colour = torch.cat([seg_colour.flatten(3), image.flatten(3)], dim=-1)
-
-    # Z-buffer: the largest disparity per target pixel, then average the candidates that reach it.
     row_base = torch.arange(b * h, device=image.device).view(b, h, 1) * w
-    index = (targets + row_base).flatten()
-    depth_flat = torch.where(valid, depth, torch.full_like(depth, -torch.inf)).flatten()
-    zbuf = torch.full((b * h * w,), -torch.inf, device=image.device, dtype=image.dtype)
-    zbuf.scatter_reduce_(0, index, depth_flat, reduce="amax")
-    win = (valid.flatten() & (depth_flat >= zbuf[index] - 1e-3)).to(image.dtype)
-    count = torch.zeros(b * h * w, device=image.device, dtype=image.dtype)
-    count.scatter_add_(0, index, win)
-    colour_flat = (colour * win.view(b, 1, h, -1)).permute(1, 0, 2, 3).reshape(c, -1)
-    acc = torch.zeros(c, b * h * w, device=image.device, dtype=image.dtype)
-    acc.scatter_add_(1, index.expand(c, -1), colour_flat)
+    targets = torch.cat([t.flatten(2), cap_t.flatten(2)], dim=-1).long().clamp(0, w - 1)
+    warped = _resolve(
+        (targets + row_base).flatten(),
+        torch.cat([seg_valid.flatten(2), cap_valid.flatten(2)], dim=-1).flatten(),
+        torch.cat([seg_depth.flatten(2), cap_depth.flatten(2)], dim=-1).flatten(),
+        torch.cat([seg_colour.flatten(3), cap_colour.flatten(3)], dim=-1)
+        .permute(1, 0, 2, 3)
+        .reshape(c, -1),
+        (b, c, h, w),
+    )
+    if edge_extend is None:
+        return WarpResult(warped.image.contiguous(), warped.holes, warped.disparity)
+    return _soft_edges(image, disparity, pos, occluding, edge_extend, warped, max_jump)
 
-    holes = (count == 0).view(b, h, w)
-    out = (acc / count.clamp_min(1)).view(c, b, h, w).permute(1, 0, 2, 3)
-    seen = torch.where(holes, torch.zeros_like(disparity), zbuf.view(b, h, w))
-    return WarpResult(out.contiguous(), holes, seen)
+
+def _soft_edges(image, disparity, pos, occluding, extend, warped, max_jump) -> WarpResult:
+    """forward_warp's soft occluding edges: the two targets left of each occluding run start
+    take the near surface's colour over what lies there by the part of them it covers."""
+    b, c, h, w = image.shape
+    start = pos - 0.5 - extend.to(pos.dtype).clamp(0, 1)  # where the near footprint begins
+    targets = torch.ceil(pos).unsqueeze(-1) - torch.tensor([1.0, 2.0], device=pos.device)
+    cover = (targets + 0.5 - start.unsqueeze(-1)).clamp(0, 1)  # (B, H, W, 2)
+    tgt = targets.long().clamp(0, w - 1)
+    seen = warped.disparity.gather(-1, tgt.flatten(2)).view_as(cover)
+    hole = warped.holes.gather(-1, tgt.flatten(2)).view_as(cover)
+    near = disparity.unsqueeze(-1)
+    ok = occluding.unsqueeze(-1) & (targets >= 0) & (cover > 0)
+    # Over a hole, a pixel covered at least half is the near surface's, as without softness.
+    ok &= torch.where(hole, cover >= 0.5, near > seen + max_jump)
+    cover = torch.where(hole, torch.ones_like(cover), cover)
+
+    # One near surface per target (the nearest; equals average), blended over what is there.
+    n = b * h * w
+    row_base = torch.arange(b * h, device=pos.device).view(b, h, 1, 1) * w
+    index = (tgt + row_base).flatten()
+    depth = torch.where(ok, near.expand_as(cover), torch.full_like(cover, -torch.inf)).flatten()
+    best = torch.full((n,), -torch.inf, device=pos.device, dtype=pos.dtype)
+    best.scatter_reduce_(0, index, depth, reduce="amax")
+    win = (ok.flatten() & (depth >= best[index] - 1e-3)).to(pos.dtype)
+    count = torch.zeros(n, device=pos.device, dtype=pos.dtype).scatter_add_(0, index, win)
+    alpha = torch.zeros(n, device=pos.device, dtype=pos.dtype)
+    alpha.scatter_add_(0, index, win * cover.flatten())
+    colour = image.unsqueeze(-1).expand(b, c, h, w, 2).permute(1, 0, 2, 3, 4).reshape(c, -1)
+    acc = torch.zeros(c, n, device=pos.device, dtype=pos.dtype)
+    acc.scatter_add_(1, index.expand(c, -1), colour * (win * cover.flatten()))
+    hit = count > 0
+    a = alpha / count.clamp_min(1)  # the mean part covered
+    blended = acc / alpha.clamp_min(1e-12)  # the near colour, weighted by cover
+    under = warped.image.permute(1, 0, 2, 3).reshape(c, -1)
+    out = torch.where(hit, a * blended + (1 - a) * under, under)
+    out = out.view(c, b, h, w).permute(1, 0, 2, 3).contiguous()
+    mostly = (hit & (a >= 0.5)).view(b, h, w)
+    seen = torch.where(mostly, best.view(b, h, w), warped.disparity)
+    holes = warped.holes & ~hit.view(b, h, w)
+    return WarpResult(out, holes, torch.where(holes, torch.zeros_like(seen), seen))
 
 
 # --- latent-space shift (StereoDiffusion's Stereo Pixel Shift) ---------------------------------

@@ -18,8 +18,16 @@ from stereoconv.geometry import (
 )
 
 # Surfaces whose neighbouring pixels differ by at most this many pixels of disparity are drawn as
-# one surface by the warp (steep slants stretch instead of cracking open).
-MAX_JUMP = 1.5
+# one surface by the warp. One pixel: a larger step would fold the surface away or stretch it to
+# more than twice its width, which is a depth edge, not a slant.
+MAX_JUMP = 1.0
+# Mixed pixels at depth edges: a pixel beside an edge whose colour lies between the colours of
+# its two neighbours across the edge is a blend of both surfaces (the camera's pixel straddled
+# the edge). Only where the two sides differ by at least EDGE_CONTRAST (RMS over the channels,
+# images in [0, 1]) is the blend measured; a blend between BLEND_LOW and 1 - BLEND_LOW of the
+# near colour counts as mixed.
+EDGE_CONTRAST = 0.1
+BLEND_LOW = 0.25
 # Hole runs at most this wide with seen pixels on both sides are cracks: interpolated across.
 CRACK_WIDTH = 2
 # Seen pixels averaged on the background side of a hole, the edge pixel first.
@@ -135,9 +143,80 @@ def fill_holes(
     return torch.where(filled.unsqueeze(1), smooth, extended)
 
 
+def _blend(
+    image: torch.Tensor,
+    near: torch.Tensor,
+    far: torch.Tensor,
+    near_beyond: torch.Tensor,
+    far_beyond: torch.Tensor,
+) -> torch.Tensor:
+    """How much of `near`'s colour each pixel of `image` holds on the line from `far` to `near`
+    (0: far's colour, 1: near's). Measured only between two plain colours: NaN where the two
+    differ by less than EDGE_CONTRAST, or where the next pixel on either side (`near_beyond`,
+    `far_beyond`) differs from its neighbour by more than half as much (texture, not an edge)."""
+    span = near - far
+    power = (span * span).sum(1)
+    blend = ((image - far) * span).sum(1) / power.clamp_min(1e-12)
+    plain = ((near_beyond - near) ** 2).sum(1) <= power / 4
+    plain &= ((far_beyond - far) ** 2).sum(1) <= power / 4
+    enough = (power >= image.shape[1] * EDGE_CONTRAST**2) & plain
+    return torch.where(enough, blend, torch.full_like(blend, float("nan")))
+
+
+def _shift(x: torch.Tensor, by: int) -> torch.Tensor:
+    """x (..., W) moved `by` columns to the right (edge values repeated): x[..., i - by]."""
+    if by > 0:
+        return torch.cat([x[..., :1].expand(*x.shape[:-1], by), x[..., :-by]], dim=-1)
+    return torch.cat([x[..., -by:], x[..., -1:].expand(*x.shape[:-1], -by)], dim=-1)
+
+
 def warp_view(frames: torch.Tensor, disparity: torch.Tensor) -> WarpResult:
-    """The sub-pixel z-buffered warp every right view starts from (holes still open)."""
-    return forward_warp(frames, disparity, max_jump=MAX_JUMP)
+    """The sub-pixel z-buffered warp every right view starts from (holes still open), with the
+    mixed pixels of depth edges put where the camera of the new view would see them:
+
+    - At a disocclusion (the left neighbour is nearer by more than MAX_JUMP), the far pixel
+      beside the near one holds some of the near colour: the left view's blur of the edge. It is
+      drawn once more with the near surface, one pixel on, as the rim the edge leaves on the
+      background it reveals; where it is a blend of the two (BLEND_LOW), it leaves the background
+      side altogether, where it would be a ghost of the near edge.
+    - At an occluding edge (the left neighbour is farther), the near surface's edge is drawn
+      soft (forward_warp's edge_extend), reaching as far past its half pixel as its far
+      neighbour holds near colour: the depth map's edge is moved to the colours' edge.
+    """
+    d = disparity.to(frames.dtype)
+    left_d = _shift(d, 1)  # each pixel's left neighbour
+    c = {k: _shift(frames, k) for k in (3, 2, 1, -1, -2)}  # c[k]: the colour k columns left
+    revealed = d < left_d - MAX_JUMP
+    blend = _blend(frames, c[1], c[-1], c[2], c[-2])
+    ghost = revealed & (blend >= BLEND_LOW) & (blend <= 1 - BLEND_LOW)
+    d = torch.where(ghost, left_d, d)
+
+    # The part of the occluding edge's far neighbour (column i - 1) that is near colour, between
+    # the colours at i - 2 (far) and i (near).
+    far_part = _blend(c[1], frames, c[2], c[-1], c[3]).nan_to_num(0).clamp(0, 1)
+    warped = forward_warp(frames, d, MAX_JUMP, edge_extend=far_part)
+    return _rim(frames, d, left_d, revealed & ~ghost, warped)
+
+
+def _rim(frames, d, left_d, revealed, warped: WarpResult) -> WarpResult:
+    """Each revealed far pixel's colour once more, with its near neighbour's disparity, on the
+    target pixel it would take moving with it, where that target is a hole."""
+    b, c, h, w = frames.shape
+    cols = torch.arange(w, device=frames.device, dtype=d.dtype)
+    target = torch.round(cols - left_d).long()
+    ok = revealed & (target >= 0) & (target < w)
+    target = target.clamp(0, w - 1)
+    ok &= warped.holes.gather(-1, target)
+    row_base = torch.arange(b * h, device=frames.device).view(b, h, 1) * w
+    index = (target + row_base)[ok]
+    image = warped.image.permute(1, 0, 2, 3).reshape(c, -1).clone()
+    image[:, index] = frames.permute(1, 0, 2, 3)[:, ok]
+    seen = warped.disparity.flatten().clone()
+    seen[index] = left_d[ok]
+    holes = warped.holes.flatten().clone()
+    holes[index] = False
+    image = image.view(c, b, h, w).permute(1, 0, 2, 3).contiguous()
+    return WarpResult(image, holes.view(b, h, w), seen.view(b, h, w))
 
 
 class WarpBackend:
@@ -150,7 +229,8 @@ class WarpBackend:
         self.fill_sigma = fill_sigma
 
     def synthesise(self, frames: torch.Tensor, disparity: torch.Tensor) -> torch.Tensor:
-        """One warped view of `frames` by `disparity`, holes filled."""
+        """One right-eye view of `frames` by `disparity` (near content, larger d, moves left),
+        holes filled."""
         warped = warp_view(frames, disparity)
         return fill_holes(warped.image, warped.holes, warped.disparity, self.fill_sigma)
 
@@ -159,5 +239,9 @@ class WarpBackend:
     ) -> tuple[torch.Tensor, torch.Tensor]:
         d_left, d_right = view_disparities(disparity, self.views)
         right = self.synthesise(frames, d_right)
-        left = frames if self.views == "right" else self.synthesise(frames, d_left)
+        if self.views == "right":
+            return frames, right
+        # The left eye's near content moves right: the mirror image of a right-eye warp, so that
+        # the z-test and the fill still know near from far.
+        left = self.synthesise(frames.flip(-1), -d_left.flip(-1)).flip(-1)
         return left, right
