@@ -77,8 +77,8 @@ def fill_unknown_disparity(disparity: torch.Tensor, known: torch.Tensor) -> torc
 # --- image-space forward warp -----------------------------------------------------------------
 
 # A gap narrower than this (pixels of the target row) that opens between two neighbouring source
-# pixels is a crack: each side reaches a whole pixel into it rather than half of one, so that
-# a far surface does not show through a small step inside a near one.
+# pixels is a crack: a surface farther than both its sides (by more than max_jump) does not show
+# through it; its pixels are holes, to be filled from the two sides.
 CRACK_GAP = 3.5
 
 
@@ -95,23 +95,39 @@ def _pad(x: torch.Tensor, side: str, value: bool) -> torch.Tensor:
     return F.pad(x, pad, value=value)
 
 
-def _resolve(index, valid, depth, colour, shape) -> WarpResult:
-    """Z-buffer of flattened candidates: per target pixel the largest disparity wins, candidates
-    that reach it (within 1e-3) are averaged. index, valid, depth: (B*H*K,) targets in the
-    flattened frame; colour (C, B*H*K)."""
-    b, c, h, w = shape
-    n = b * h * w
-    depth = torch.where(valid, depth, torch.full_like(depth, -torch.inf))
-    zbuf = torch.full((n,), -torch.inf, device=depth.device, dtype=depth.dtype)
-    zbuf.scatter_reduce_(0, index, depth, reduce="amax")
-    win = (valid & (depth >= zbuf[index] - 1e-3)).to(depth.dtype)
-    count = torch.zeros(n, device=depth.device, dtype=depth.dtype).scatter_add_(0, index, win)
-    acc = torch.zeros(c, n, device=depth.device, dtype=depth.dtype)
-    acc.scatter_add_(1, index.expand(c, -1), colour * win)
-    holes = (count == 0).view(b, h, w)
-    out = (acc / count.clamp_min(1)).view(c, b, h, w).permute(1, 0, 2, 3)
-    seen = torch.where(holes, torch.zeros_like(holes, dtype=depth.dtype), zbuf.view(b, h, w))
-    return WarpResult(out, holes, seen)
+class _Candidates(NamedTuple):
+    """Colours offered to target pixels: flat target index (N,), disparity (N,) (-inf: none),
+    colour (C, N)."""
+
+    index: torch.Tensor
+    depth: torch.Tensor
+    colour: torch.Tensor
+
+
+class _Flat(NamedTuple):
+    """A warp's result with pixels flattened: image (C, B*H*W), holes and disparity (B*H*W,)."""
+
+    image: torch.Tensor
+    holes: torch.Tensor
+    disparity: torch.Tensor
+
+
+def _resolve(parts: list[_Candidates], c: int, n: int) -> _Flat:
+    """Z-buffer: per target pixel the largest disparity wins, candidates that reach it (within
+    1e-3) are averaged."""
+    depth0 = parts[0].depth
+    zbuf = torch.full((n,), -torch.inf, device=depth0.device, dtype=depth0.dtype)
+    for part in parts:
+        zbuf.scatter_reduce_(0, part.index, part.depth, reduce="amax")
+    count = torch.zeros_like(zbuf)
+    acc = torch.zeros(c, n, device=depth0.device, dtype=depth0.dtype)
+    for part in parts:
+        win = ((part.depth >= zbuf[part.index] - 1e-3) & (part.depth > -torch.inf)).to(zbuf.dtype)
+        count.scatter_add_(0, part.index, win)
+        acc.scatter_add_(1, part.index.expand(c, -1), part.colour * win)
+    holes = count == 0
+    seen = torch.where(holes, torch.zeros_like(zbuf), zbuf)
+    return _Flat(acc / count.clamp_min(1), holes, seen)
 
 
 def forward_warp(
@@ -145,6 +161,8 @@ def forward_warp(
     disparity = disparity.to(image.dtype)
     cols = torch.arange(w, device=image.device, dtype=image.dtype)
     pos = cols - disparity  # target column of every source pixel
+    row_base = torch.arange(b * h, device=image.device).view(b, h, 1) * w
+    image_c = image.transpose(0, 1)  # (C, B, H, W)
 
     # Segments between source columns i and i + 1, each covering up to k integer targets.
     k = math.floor(1 + max_jump) + 1
@@ -155,83 +173,94 @@ def forward_warp(
     t = torch.ceil(pa).unsqueeze(-1) + offsets  # (B, H, W-1, k)
     seg_valid = seg.unsqueeze(-1) & (t <= pb.unsqueeze(-1)) & (t >= 0) & (t <= w - 1)
     frac = ((t - pa.unsqueeze(-1)) / (pb - pa).clamp_min(1e-6).unsqueeze(-1)).clamp(0, 1)
-    seg_depth = da.unsqueeze(-1) + frac * (db - da).unsqueeze(-1)
-    ca, cb = image[..., :-1].unsqueeze(-1), image[..., 1:].unsqueeze(-1)
-    seg_colour = ca + frac.unsqueeze(1) * (cb - ca)  # (B, C, H, W-1, k)
+    seg_depth = torch.lerp(da.unsqueeze(-1), db.unsqueeze(-1), frac)
+    seg_colour = torch.lerp(image_c[..., :-1].unsqueeze(-1), image_c[..., 1:].unsqueeze(-1), frac)
+    segments = _Candidates(
+        (t.long().clamp(0, w - 1) + row_base.unsqueeze(-1)).flatten(),
+        torch.where(seg_valid, seg_depth, torch.full_like(seg_depth, -torch.inf)).flatten(),
+        seg_colour.reshape(c, -1),
+    )
 
     # The pixel's own patch where no segment continues it: the target in (pos - reach, pos] on
-    # its left (floor(pos)), the one in [pos, pos + reach) on its right (ceil(pos)).
-    gap = pb - pa
-    crack = ~seg & (gap > 0) & (gap < CRACK_GAP)
-    reach_left = torch.where(_pad(crack, "left", False), 1.0, 0.5)
-    reach_right = torch.where(_pad(crack, "right", False), 1.0, 0.5)
+    # its left (floor(pos)), the one in [pos, pos + reach) on its right (ceil(pos)). Few pixels
+    # have one: they are taken apart.
     cap_left, cap_right = torch.floor(pos), torch.ceil(pos)
-    left_ok = _pad(~seg, "left", True) & (cap_left > pos - reach_left)
-    right_ok = _pad(~seg, "right", True) & (cap_right < pos + reach_right)
+    left_ok = _pad(~seg, "left", True) & (cap_left > pos - 0.5)
+    right_ok = _pad(~seg, "right", True) & (cap_right < pos + 0.5)
     occluding = _pad(db - da > max_jump, "left", False)  # the left neighbour is farther
     if edge_extend is not None:
         left_ok = left_ok & ~occluding  # drawn soft, below
     cap_t = torch.stack([cap_left, cap_right], dim=-1)  # (B, H, W, 2)
     cap_valid = torch.stack([left_ok, right_ok], dim=-1) & (cap_t >= 0) & (cap_t <= w - 1)
-    cap_depth = disparity.unsqueeze(-1).expand_as(cap_t)
-    cap_colour = image.unsqueeze(-1).expand(b, c, h, w, 2)
-
-    row_base = torch.arange(b * h, device=image.device).view(b, h, 1) * w
-    targets = torch.cat([t.flatten(2), cap_t.flatten(2)], dim=-1).long().clamp(0, w - 1)
-    warped = _resolve(
-        (targets + row_base).flatten(),
-        torch.cat([seg_valid.flatten(2), cap_valid.flatten(2)], dim=-1).flatten(),
-        torch.cat([seg_depth.flatten(2), cap_depth.flatten(2)], dim=-1).flatten(),
-        torch.cat([seg_colour.flatten(3), cap_colour.flatten(3)], dim=-1)
-        .permute(1, 0, 2, 3)
-        .reshape(c, -1),
-        (b, c, h, w),
+    which = cap_valid.flatten().nonzero().squeeze(1)
+    pixel = which // 2
+    image_flat = image_c.reshape(c, -1)
+    caps = _Candidates(
+        pixel - pixel % w + cap_t.flatten()[which].long(),
+        disparity.flatten()[pixel],
+        image_flat[:, pixel],
     )
-    if edge_extend is None:
-        return WarpResult(warped.image.contiguous(), warped.holes, warped.disparity)
-    return _soft_edges(image, disparity, pos, occluding, edge_extend, warped, max_jump)
+    warped = _resolve([segments, caps], c, b * h * w)
+    gap = pb - pa
+    cracks = (~seg & (gap > 0) & (gap < CRACK_GAP)).flatten().nonzero().squeeze(1)
+    warped = _no_see_through(warped, cracks, pa, pb, torch.minimum(da, db) - max_jump, w)
+    if edge_extend is not None:
+        warped = _soft_edges(image_flat, disparity, pos, occluding, edge_extend, warped, max_jump)
+    out = warped.image.view(c, b, h, w).transpose(0, 1).contiguous()
+    return WarpResult(out, warped.holes.view(b, h, w), warped.disparity.view(b, h, w))
 
 
-def _soft_edges(image, disparity, pos, occluding, extend, warped, max_jump) -> WarpResult:
+def _no_see_through(warped: _Flat, cracks, pa, pb, floor, w: int) -> _Flat:
+    """The targets inside each crack (flat indices into the (B, H, W-1) neighbour pairs) that
+    show a surface farther than `floor` become holes."""
+    row = cracks // (w - 1) * w
+    a, b, lowest = pa.flatten()[cracks], pb.flatten()[cracks], floor.flatten()[cracks]
+    t = torch.floor(a).unsqueeze(1) + torch.arange(1, 4, device=a.device, dtype=a.dtype)
+    inside = (t < b.unsqueeze(1)) & (t >= 0) & (t <= w - 1)
+    target = (row.unsqueeze(1) + t.long().clamp(0, w - 1))[inside]
+    lowest = lowest.unsqueeze(1).expand_as(t)[inside]
+    target = target[~warped.holes[target] & (warped.disparity[target] < lowest)]
+    image, holes, seen = warped.image.clone(), warped.holes.clone(), warped.disparity.clone()
+    image[:, target], holes[target], seen[target] = 0, True, 0
+    return _Flat(image, holes, seen)
+
+
+def _soft_edges(image_flat, disparity, pos, occluding, extend, warped: _Flat, max_jump) -> _Flat:
     """forward_warp's soft occluding edges: the two targets left of each occluding run start
     take the near surface's colour over what lies there by the part of them it covers."""
-    b, c, h, w = image.shape
-    start = pos - 0.5 - extend.to(pos.dtype).clamp(0, 1)  # where the near footprint begins
-    targets = torch.ceil(pos).unsqueeze(-1) - torch.tensor([1.0, 2.0], device=pos.device)
-    cover = (targets + 0.5 - start.unsqueeze(-1)).clamp(0, 1)  # (B, H, W, 2)
-    tgt = targets.long().clamp(0, w - 1)
-    seen = warped.disparity.gather(-1, tgt.flatten(2)).view_as(cover)
-    hole = warped.holes.gather(-1, tgt.flatten(2)).view_as(cover)
-    near = disparity.unsqueeze(-1)
-    ok = occluding.unsqueeze(-1) & (targets >= 0) & (cover > 0)
+    w = pos.shape[-1]
+    n = pos.numel()
+    p = occluding.flatten().nonzero().squeeze(1)  # the occluding run starts
+    pos_p, near = pos.flatten()[p], disparity.flatten()[p]
+    start = pos_p - 0.5 - extend.flatten()[p].to(pos.dtype).clamp(0, 1)  # the footprint's start
+    t = torch.ceil(pos_p).unsqueeze(1) - torch.tensor([1.0, 2.0], device=pos.device)  # (m, 2)
+    cover = (t + 0.5 - start.unsqueeze(1)).clamp(0, 1)
+    target = (p - p % w).unsqueeze(1) + t.long().clamp(0, w - 1)
+    hole = warped.holes[target]
     # Over a hole, a pixel covered at least half is the near surface's, as without softness.
-    ok &= torch.where(hole, cover >= 0.5, near > seen + max_jump)
-    cover = torch.where(hole, torch.ones_like(cover), cover)
+    ok = (t >= 0) & (cover > 0)
+    ok &= torch.where(hole, cover >= 0.5, near.unsqueeze(1) > warped.disparity[target] + max_jump)
+    cover = torch.where(hole, torch.ones_like(cover), cover)[ok]
+    target, depth = target[ok], near.unsqueeze(1).expand_as(ok)[ok]
+    source = p.unsqueeze(1).expand_as(ok)[ok]
 
     # One near surface per target (the nearest; equals average), blended over what is there.
-    n = b * h * w
-    row_base = torch.arange(b * h, device=pos.device).view(b, h, 1, 1) * w
-    index = (tgt + row_base).flatten()
-    depth = torch.where(ok, near.expand_as(cover), torch.full_like(cover, -torch.inf)).flatten()
     best = torch.full((n,), -torch.inf, device=pos.device, dtype=pos.dtype)
-    best.scatter_reduce_(0, index, depth, reduce="amax")
-    win = (ok.flatten() & (depth >= best[index] - 1e-3)).to(pos.dtype)
-    count = torch.zeros(n, device=pos.device, dtype=pos.dtype).scatter_add_(0, index, win)
-    alpha = torch.zeros(n, device=pos.device, dtype=pos.dtype)
-    alpha.scatter_add_(0, index, win * cover.flatten())
-    colour = image.unsqueeze(-1).expand(b, c, h, w, 2).permute(1, 0, 2, 3, 4).reshape(c, -1)
-    acc = torch.zeros(c, n, device=pos.device, dtype=pos.dtype)
-    acc.scatter_add_(1, index.expand(c, -1), colour * (win * cover.flatten()))
-    hit = count > 0
-    a = alpha / count.clamp_min(1)  # the mean part covered
-    blended = acc / alpha.clamp_min(1e-12)  # the near colour, weighted by cover
-    under = warped.image.permute(1, 0, 2, 3).reshape(c, -1)
-    out = torch.where(hit, a * blended + (1 - a) * under, under)
-    out = out.view(c, b, h, w).permute(1, 0, 2, 3).contiguous()
-    mostly = (hit & (a >= 0.5)).view(b, h, w)
-    seen = torch.where(mostly, best.view(b, h, w), warped.disparity)
-    holes = warped.holes & ~hit.view(b, h, w)
-    return WarpResult(out, holes, torch.where(holes, torch.zeros_like(seen), seen))
+    best.scatter_reduce_(0, target, depth, reduce="amax")
+    win = depth >= best[target] - 1e-3
+    target, cover, source = target[win], cover[win], source[win]
+    count = torch.zeros_like(best).index_add_(0, target, torch.ones_like(cover))
+    alpha = torch.zeros_like(best).index_add_(0, target, cover)
+    acc = torch.zeros_like(warped.image).index_add_(1, target, image_flat[:, source] * cover)
+    a = alpha[target] / count[target]  # the mean part covered
+    colour = acc[:, target] / alpha[target]  # the near colour, weighted by cover
+    image = warped.image.clone()
+    image[:, target] = a * colour + (1 - a) * warped.image[:, target]
+    seen, holes = warped.disparity.clone(), warped.holes.clone()
+    mostly = target[a >= 0.5]
+    seen[mostly] = best[mostly]
+    holes[target] = False
+    return _Flat(image, holes, seen)
 
 
 # --- latent-space shift (StereoDiffusion's Stereo Pixel Shift) ---------------------------------

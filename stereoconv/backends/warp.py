@@ -143,31 +143,26 @@ def fill_holes(
     return torch.where(filled.unsqueeze(1), smooth, extended)
 
 
-def _blend(
-    image: torch.Tensor,
-    near: torch.Tensor,
-    far: torch.Tensor,
-    near_beyond: torch.Tensor,
-    far_beyond: torch.Tensor,
-) -> torch.Tensor:
-    """How much of `near`'s colour each pixel of `image` holds on the line from `far` to `near`
-    (0: far's colour, 1: near's). Measured only between two plain colours: NaN where the two
-    differ by less than EDGE_CONTRAST, or where the next pixel on either side (`near_beyond`,
-    `far_beyond`) differs from its neighbour by more than half as much (texture, not an edge)."""
+def _blend(pixel, near, far, near_beyond, far_beyond) -> torch.Tensor:
+    """How much of `near`'s colour each `pixel` holds on the line from `far` to `near` (0: far's
+    colour, 1: near's); colours (C, N). Measured only between two plain colours: NaN where the
+    two differ by less than EDGE_CONTRAST, or where the next pixel on either side
+    (`near_beyond`, `far_beyond`) differs from its neighbour by more than half as much (texture,
+    not an edge)."""
     span = near - far
-    power = (span * span).sum(1)
-    blend = ((image - far) * span).sum(1) / power.clamp_min(1e-12)
-    plain = ((near_beyond - near) ** 2).sum(1) <= power / 4
-    plain &= ((far_beyond - far) ** 2).sum(1) <= power / 4
-    enough = (power >= image.shape[1] * EDGE_CONTRAST**2) & plain
+    power = (span * span).sum(0)
+    blend = ((pixel - far) * span).sum(0) / power.clamp_min(1e-12)
+    plain = ((near_beyond - near) ** 2).sum(0) <= power / 4
+    plain &= ((far_beyond - far) ** 2).sum(0) <= power / 4
+    enough = (power >= pixel.shape[0] * EDGE_CONTRAST**2) & plain
     return torch.where(enough, blend, torch.full_like(blend, float("nan")))
 
 
-def _shift(x: torch.Tensor, by: int) -> torch.Tensor:
-    """x (..., W) moved `by` columns to the right (edge values repeated): x[..., i - by]."""
-    if by > 0:
-        return torch.cat([x[..., :1].expand(*x.shape[:-1], by), x[..., :-by]], dim=-1)
-    return torch.cat([x[..., -by:], x[..., -1:].expand(*x.shape[:-1], -by)], dim=-1)
+def _row_colours(flat: torch.Tensor, pixels: torch.Tensor, w: int, shifts: range) -> list:
+    """The colours (C, N) at each of `shifts` columns left (negative: right) of the flat pixel
+    indices `pixels`, clamped to their row."""
+    col = pixels % w
+    return [flat[:, pixels - col + (col - k).clamp(0, w - 1)] for k in shifts]
 
 
 def warp_view(frames: torch.Tensor, disparity: torch.Tensor) -> WarpResult:
@@ -183,39 +178,50 @@ def warp_view(frames: torch.Tensor, disparity: torch.Tensor) -> WarpResult:
       soft (forward_warp's edge_extend), reaching as far past its half pixel as its far
       neighbour holds near colour: the depth map's edge is moved to the colours' edge.
     """
-    d = disparity.to(frames.dtype)
-    left_d = _shift(d, 1)  # each pixel's left neighbour
-    c = {k: _shift(frames, k) for k in (3, 2, 1, -1, -2)}  # c[k]: the colour k columns left
-    revealed = d < left_d - MAX_JUMP
-    blend = _blend(frames, c[1], c[-1], c[2], c[-2])
-    ghost = revealed & (blend >= BLEND_LOW) & (blend <= 1 - BLEND_LOW)
-    d = torch.where(ghost, left_d, d)
-
-    # The part of the occluding edge's far neighbour (column i - 1) that is near colour, between
-    # the colours at i - 2 (far) and i (near).
-    far_part = _blend(c[1], frames, c[2], c[-1], c[3]).nan_to_num(0).clamp(0, 1)
-    warped = forward_warp(frames, d, MAX_JUMP, edge_extend=far_part)
-    return _rim(frames, d, left_d, revealed & ~ghost, warped)
-
-
-def _rim(frames, d, left_d, revealed, warped: WarpResult) -> WarpResult:
-    """Each revealed far pixel's colour once more, with its near neighbour's disparity, on the
-    target pixel it would take moving with it, where that target is a hole."""
     b, c, h, w = frames.shape
-    cols = torch.arange(w, device=frames.device, dtype=d.dtype)
-    target = torch.round(cols - left_d).long()
-    ok = revealed & (target >= 0) & (target < w)
-    target = target.clamp(0, w - 1)
-    ok &= warped.holes.gather(-1, target)
-    row_base = torch.arange(b * h, device=frames.device).view(b, h, 1) * w
-    index = (target + row_base)[ok]
-    image = warped.image.permute(1, 0, 2, 3).reshape(c, -1).clone()
-    image[:, index] = frames.permute(1, 0, 2, 3)[:, ok]
+    d = disparity.to(frames.dtype)
+    flat = frames.transpose(0, 1).reshape(c, -1)
+    left_d = F.pad(d[..., :-1], (1, 0), mode="replicate")  # each pixel's left neighbour's
+    revealed = (d < left_d - MAX_JUMP).flatten().nonzero().squeeze(1)
+    far_near = _row_colours(flat, revealed, w, range(-2, 3))  # columns i + 2 ... i - 2
+    blend = _blend(far_near[2], far_near[3], far_near[1], far_near[4], far_near[0])
+    ghost = (blend >= BLEND_LOW) & (blend <= 1 - BLEND_LOW)
+    moved = d.flatten().clone()
+    moved[revealed[ghost]] = left_d.flatten()[revealed[ghost]]
+    moved = moved.view_as(d)
+
+    # The part of each occluding edge's far neighbour (column i - 1) that is near colour,
+    # between the colours at i - 2 (far) and i (near).
+    occluding = moved > F.pad(moved[..., :-1], (1, 0), mode="replicate") + MAX_JUMP
+    occluding = occluding.flatten().nonzero().squeeze(1)
+    around = _row_colours(flat, occluding, w, range(-1, 4))  # columns i + 1 ... i - 3
+    far_part = _blend(around[2], around[1], around[3], around[0], around[4])
+    extend = torch.zeros_like(d).flatten()
+    extend[occluding] = far_part.nan_to_num(0).clamp(0, 1)
+    warped = forward_warp(frames, moved, MAX_JUMP, edge_extend=extend.view_as(d))
+    return _rim(flat, d, left_d, revealed[~ghost], warped)
+
+
+def _rim(flat, d, left_d, revealed, warped: WarpResult) -> WarpResult:
+    """Each revealed far pixel's colour (flat pixel indices) once more, with its near
+    neighbour's disparity, on the target pixel it would take moving with it, where that target
+    is a hole."""
+    b, c, h, w = warped.image.shape
+    col = revealed % w
+    near = left_d.flatten()[revealed]
+    target = torch.round(col - near).long()
+    inside = (target >= 0) & (target < w)
+    target = revealed - col + target.clamp(0, w - 1)
+    holes = warped.holes.flatten()
+    ok = inside & holes[target]
+    target, source = target[ok], revealed[ok]
+    image = warped.image.transpose(0, 1).reshape(c, -1)  # may be a view of warped, ours
+    image[:, target] = flat[:, source]
     seen = warped.disparity.flatten().clone()
-    seen[index] = left_d[ok]
-    holes = warped.holes.flatten().clone()
-    holes[index] = False
-    image = image.view(c, b, h, w).permute(1, 0, 2, 3).contiguous()
+    seen[target] = near[ok]
+    holes = holes.clone()
+    holes[target] = False
+    image = image.view(c, b, h, w).transpose(0, 1).contiguous()
     return WarpResult(image, holes.view(b, h, w), seen.view(b, h, w))
 
 
