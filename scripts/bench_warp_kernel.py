@@ -62,8 +62,11 @@ def main() -> None:
     parser.add_argument("--size", default="1920x1080")
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--threads", type=int, help="torch's CPU threads (default: torch's)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     width, height = (int(n) for n in args.size.split("x"))
     device = torch.device(args.device)
     frames, disparity = motorcycle_batch(width, height, args.batch, device)
@@ -73,6 +76,7 @@ def main() -> None:
         "date": datetime.date.today().isoformat(),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "cores": len(os.sched_getaffinity(0)),
+        "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "command": "python scripts/bench_warp_kernel.py " + " ".join(sys.argv[1:]),
         "size": f"{width}x{height}",

@@ -28,6 +28,9 @@ MAX_JUMP = 1.0
 # near colour counts as mixed.
 EDGE_CONTRAST = 0.1
 BLEND_LOW = 0.25
+# An occluding edge moves at most this far (pixels) from where the depth map has it towards the
+# colours' edge: a larger disagreement is more often texture than a misplaced edge.
+EDGE_SHIFT = 0.5
 # Hole runs at most this wide with seen pixels on both sides are cracks: interpolated across.
 CRACK_WIDTH = 2
 # Seen pixels averaged on the background side of a hole, the edge pixel first.
@@ -176,7 +179,8 @@ def warp_view(frames: torch.Tensor, disparity: torch.Tensor) -> WarpResult:
       side altogether, where it would be a ghost of the near edge.
     - At an occluding edge (the left neighbour is farther), the near surface's edge is drawn
       soft (forward_warp's edge_extend), reaching as far past its half pixel as its far
-      neighbour holds near colour: the depth map's edge is moved to the colours' edge.
+      neighbour holds near colour, at most EDGE_SHIFT: the depth map's edge is moved towards
+      the colours' edge.
     """
     b, c, h, w = frames.shape
     d = disparity.to(frames.dtype)
@@ -197,7 +201,7 @@ def warp_view(frames: torch.Tensor, disparity: torch.Tensor) -> WarpResult:
     around = _row_colours(flat, occluding, w, range(-1, 4))  # columns i + 1 ... i - 3
     far_part = _blend(around[2], around[1], around[3], around[0], around[4])
     extend = torch.zeros_like(d).flatten()
-    extend[occluding] = far_part.nan_to_num(0).clamp(0, 1)
+    extend[occluding] = far_part.nan_to_num(0).clamp(0, EDGE_SHIFT)
     warped = forward_warp(frames, moved, MAX_JUMP, edge_extend=extend.view_as(d))
     return _rim(flat, d, left_d, revealed[~ghost], warped)
 
