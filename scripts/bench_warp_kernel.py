@@ -1,6 +1,7 @@
 """The warp backend's kernel alone (warp_view + fill_holes, what WarpBackend.synthesise runs per
 right view) at 1080p: frames per second on the device, on Motorcycle's views and measured
-disparity resized to the size asked (disparity scaled with the width), a batch at a time.
+disparity resized to the size asked (disparity scaled with the width), a batch at a time; a
+synthetic scene of the same kind where scikit-image is not installed.
 
     python scripts/bench_warp_kernel.py --device cuda --out warp-kernel.json
 
@@ -26,18 +27,46 @@ from stereoconv.backends.warp import WarpBackend
 from stereoconv.geometry import fill_unknown_disparity
 
 
-def motorcycle_batch(width: int, height: int, batch: int, device: torch.device):
-    """(frames (B, 3, H, W) in [0, 1], disparity (B, H, W) px) from Motorcycle, resized."""
-    from skimage import data
+def synthetic_scene(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A stand-in for Motorcycle where scikit-image is absent: 741 x 500 smooth random texture,
+    a slanted background (disparity 7-20 px) and a few near blocks (35-60 px) with some
+    unknown pixels, so that the warp meets depth edges, holes and cracks as on a real scene."""
+    rng = np.random.default_rng(seed)
+    h, w = 500, 741
+    texture = smooth_texture(rng.random((h // 8, w // 8, 3)), h, w)
+    disparity = np.tile(np.linspace(7, 20, w, dtype=np.float32), (h, 1))
+    for _ in range(6):
+        y, x = rng.integers(0, h - 120), rng.integers(0, w - 160)
+        disparity[y : y + rng.integers(40, 120), x : x + rng.integers(30, 160)] = rng.uniform(
+            35, 60
+        )
+    disparity[rng.random((h, w)) < 0.02] = np.nan
+    return (texture * 255).astype(np.uint8), disparity
 
-    left, _, disparity = data.stereo_motorcycle()
+
+def smooth_texture(small: np.ndarray, h: int, w: int) -> np.ndarray:
+    t = torch.from_numpy(small).permute(2, 0, 1)[None].float()
+    return F.interpolate(t, size=(h, w), mode="bicubic")[0].permute(1, 2, 0).clamp(0, 1).numpy()
+
+
+def scene_batch(width: int, height: int, batch: int, device: torch.device):
+    """(frames (B, 3, H, W) in [0, 1], disparity (B, H, W) px, the scene's name) from
+    Motorcycle (or the synthetic stand-in), resized."""
+    try:
+        from skimage import data
+
+        left, _, disparity = data.stereo_motorcycle()
+        name = "Motorcycle (scikit-image)"
+    except ImportError:
+        left, disparity = synthetic_scene()
+        name = "synthetic (scikit-image absent)"
     d = torch.from_numpy(np.where(np.isfinite(disparity), disparity, np.nan).astype(np.float32))
     d = fill_unknown_disparity(d[None], torch.isfinite(d[None]))
     frame = torch.from_numpy(np.ascontiguousarray(left)).permute(2, 0, 1)[None].float() / 255
     frame = F.interpolate(frame, size=(height, width), mode="bilinear", align_corners=False)
     d = F.interpolate(d[None], size=(height, width), mode="nearest")[0] * (width / left.shape[1])
     frames = frame.expand(batch, -1, -1, -1).contiguous().to(device)
-    return frames, d.expand(batch, -1, -1).contiguous().to(device)
+    return frames, d.expand(batch, -1, -1).contiguous().to(device), name
 
 
 def time_kernel(frames, disparity, repeats: int, device: torch.device) -> list[float]:
@@ -69,7 +98,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     width, height = (int(n) for n in args.size.split("x"))
     device = torch.device(args.device)
-    frames, disparity = motorcycle_batch(width, height, args.batch, device)
+    frames, disparity, scene = scene_batch(width, height, args.batch, device)
     times = time_kernel(frames, disparity, args.repeats, device)
     median = float(np.median(times))
     report = {
@@ -79,6 +108,7 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "command": "python scripts/bench_warp_kernel.py " + " ".join(sys.argv[1:]),
+        "scene": scene,
         "size": f"{width}x{height}",
         "batch": args.batch,
         "seconds_per_batch": [round(t, 4) for t in times],
