@@ -145,8 +145,10 @@ def forward_warp(
     edge-on (a segment of no length) draws nothing. Each source pixel also stands for a pixel-wide
     patch of its surface: where no segment continues it on one side (the end of a run, an
     isolated pixel) it covers the targets within half a pixel of its position on that side with
-    its own colour (a whole pixel on either side of a crack, CRACK_GAP). Where several candidates
-    land on one target pixel, the nearest surface (largest disparity) wins; ties average.
+    its own colour. Where several candidates land on one target pixel, the nearest surface
+    (largest disparity) wins; ties average. A surface farther than both sides of a crack (a gap
+    narrower than CRACK_GAP between neighbouring source pixels) does not show through it: those
+    target pixels are holes.
 
     The order of the z-test is that of a right view (near content, larger d, moves left); a left
     view is the mirror image of one.
