@@ -29,6 +29,8 @@ from stereoconv.layouts import RECORDS
 # stereo layouts: the names of their records (stereoconv.layouts), in the records' order
 LAYOUTS = tuple(layout.name for layout in RECORDS)
 DEPTH_KINDS = ("disparity-px", "relative-disparity", "depth")  # what a --depth file holds
+# which --depth values mean "no value" (disparity.maps.zero_is_unknown, docs/geometry.md)
+DEPTH_UNKNOWNS = ("auto", "0", "nan")
 ATTENTION_MODES = ("uni", "bi", "off")  # stereo self-attention (diffusion.attention)
 DEFAULT_DEPTH_MODEL = "depth-anything/Depth-Anything-V2-Small-hf"
 DEFAULT_SD_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"  # image, video, text
@@ -53,6 +55,7 @@ CHOICES = {
     "layout": LAYOUTS,
     "views": VIEWS,
     "depth_kind": DEPTH_KINDS,
+    "depth_unknown": DEPTH_UNKNOWNS,
     "attention": ATTENTION_MODES,
     "composite": COMPOSITES,
     "fill_start": FILL_STARTS,
@@ -100,6 +103,11 @@ class StereoConfig:
     depth_model: str = setting(DEFAULT_DEPTH_MODEL, "depth model: hub id or local folder")
     depth_kind: str = setting(
         "relative-disparity", "what --depth holds: disparity-px, relative-disparity or depth"
+    )
+    depth_unknown: str = setting(
+        "auto",
+        "which --depth values are unknown: auto (0 in a PNG or video, nan/inf in .npy/.pfm; in "
+        "a relative map 0 is the farthest), 0 (0 too, in every format), nan (only nan and inf)",
     )
     depth_scale: float = setting(
         1.0, "--depth values are multiplied by this (KITTI-style PNG: 1/256)", above=0, max=1e6
@@ -218,6 +226,7 @@ class StereoConfig:
         check_choice("layout", self.layout, LAYOUTS)
         check_choice("views", self.views, VIEWS)
         check_choice("depth-kind", self.depth_kind, DEPTH_KINDS)
+        check_choice("depth-unknown", self.depth_unknown, DEPTH_UNKNOWNS)
         check_ranges(self)  # every number inside the range its field declares
         if not self.depth_low_pct < self.depth_high_pct:
             raise UserError(

@@ -76,6 +76,11 @@ def fill_unknown_disparity(disparity: torch.Tensor, known: torch.Tensor) -> torc
 
 # --- image-space forward warp -----------------------------------------------------------------
 
+# A gap narrower than this (pixels of the target row) that opens between two neighbouring source
+# pixels is a crack: a surface farther than both its sides (by more than max_jump) does not show
+# through it; its pixels are holes, to be filled from the two sides.
+CRACK_GAP = 3.5
+
 
 class WarpResult(NamedTuple):
     image: torch.Tensor  # (B, C, H, W), zeros in holes
@@ -83,64 +88,181 @@ class WarpResult(NamedTuple):
     disparity: torch.Tensor  # (B, H, W) disparity of the surface seen at each target pixel
 
 
-def forward_warp(image: torch.Tensor, disparity: torch.Tensor, max_jump: float = 1.0) -> WarpResult:
+def _pad(x: torch.Tensor, side: str, value: bool) -> torch.Tensor:
+    """A (B, H, W-1) relation between neighbours as a (B, H, W) per-pixel one: for each pixel,
+    the relation with its left (side="left") or right neighbour; `value` where there is none."""
+    pad = (1, 0) if side == "left" else (0, 1)
+    return F.pad(x, pad, value=value)
+
+
+class _Candidates(NamedTuple):
+    """Colours offered to target pixels: flat target index (N,), disparity (N,) (-inf: none),
+    colour (C, N)."""
+
+    index: torch.Tensor
+    depth: torch.Tensor
+    colour: torch.Tensor
+
+
+class _Flat(NamedTuple):
+    """A warp's result with pixels flattened: image (C, B*H*W), holes and disparity (B*H*W,)."""
+
+    image: torch.Tensor
+    holes: torch.Tensor
+    disparity: torch.Tensor
+
+
+def _resolve(parts: list[_Candidates], c: int, n: int) -> _Flat:
+    """Z-buffer: per target pixel the largest disparity wins, candidates that reach it (within
+    1e-3) are averaged."""
+    depth0 = parts[0].depth
+    zbuf = torch.full((n,), -torch.inf, device=depth0.device, dtype=depth0.dtype)
+    for part in parts:
+        zbuf.scatter_reduce_(0, part.index, part.depth, reduce="amax")
+    count = torch.zeros_like(zbuf)
+    acc = torch.zeros(c, n, device=depth0.device, dtype=depth0.dtype)
+    for part in parts:
+        win = ((part.depth >= zbuf[part.index] - 1e-3) & (part.depth > -torch.inf)).to(zbuf.dtype)
+        count.scatter_add_(0, part.index, win)
+        acc.scatter_add_(1, part.index.expand(c, -1), part.colour * win)
+    holes = count == 0
+    seen = torch.where(holes, torch.zeros_like(zbuf), zbuf)
+    return _Flat(acc / count.clamp_min(1), holes, seen)
+
+
+def forward_warp(
+    image: torch.Tensor,
+    disparity: torch.Tensor,
+    max_jump: float = 1.0,
+    edge_extend: torch.Tensor | None = None,
+) -> WarpResult:
     """Z-buffered, sub-pixel forward warp: source pixel (x, y) goes to (x - d, y).
 
-    Each row is treated as a piecewise-linear surface: neighbouring source pixels whose
-    disparities differ by at most `max_jump` pixels are joined by a segment, and every target
-    pixel a segment covers gets the linearly interpolated colour and disparity. Larger jumps are
-    depth edges: the gap they open is a hole (a disocclusion), not a stretch. Pixels that belong to
-    no segment are splatted to the nearest target pixel. Where several candidates land on one
-    target pixel, the nearest surface (largest disparity) wins; ties average.
+    Each row is a piecewise-linear surface: neighbouring source pixels whose disparities differ
+    by at most `max_jump` pixels are joined by a segment, and every target pixel a segment covers
+    gets the linearly interpolated colour and disparity. Larger jumps are depth edges: the gap
+    they open is a hole (a disocclusion), not a stretch; a surface that folds away or is seen
+    edge-on (a segment of no length) draws nothing. Each source pixel also stands for a pixel-wide
+    patch of its surface: where no segment continues it on one side (the end of a run, an
+    isolated pixel) it covers the targets within half a pixel of its position on that side with
+    its own colour. Where several candidates land on one target pixel, the nearest surface
+    (largest disparity) wins; ties average. A surface farther than both sides of a crack (a gap
+    narrower than CRACK_GAP between neighbouring source pixels) does not show through it: those
+    target pixels are holes.
+
+    The order of the z-test is that of a right view (near content, larger d, moves left); a left
+    view is the mirror image of one.
+
+    edge_extend (B, H, W) in [0, 1], optional: occluding edges drawn soft. At the start of a run
+    whose left neighbour is farther by more than `max_jump` (the near surface's edge that moves
+    over the far one), the near surface's footprint begins `edge_extend` pixels before its
+    half-pixel patch, and each target pixel it covers in part blends the near surface's colour
+    over what lies behind, by the part covered (a camera pixel on an edge sees both).
     """
     b, c, h, w = image.shape
     disparity = disparity.to(image.dtype)
     cols = torch.arange(w, device=image.device, dtype=image.dtype)
     pos = cols - disparity  # target column of every source pixel
+    row_base = torch.arange(b * h, device=image.device).view(b, h, 1) * w
+    image_c = image.transpose(0, 1)  # (C, B, H, W)
 
     # Segments between source columns i and i + 1, each covering up to k integer targets.
     k = math.floor(1 + max_jump) + 1
     pa, pb = pos[..., :-1], pos[..., 1:]
     da, db = disparity[..., :-1], disparity[..., 1:]
-    joined = (db - da).abs() <= max_jump
+    seg = ((db - da).abs() <= max_jump) & (pb > pa)
     offsets = torch.arange(k, device=image.device, dtype=image.dtype)
     t = torch.ceil(pa).unsqueeze(-1) + offsets  # (B, H, W-1, k)
-    seg_valid = joined.unsqueeze(-1) & (t <= pb.unsqueeze(-1)) & (t >= 0) & (t <= w - 1)
+    seg_valid = seg.unsqueeze(-1) & (t <= pb.unsqueeze(-1)) & (t >= 0) & (t <= w - 1)
     frac = ((t - pa.unsqueeze(-1)) / (pb - pa).clamp_min(1e-6).unsqueeze(-1)).clamp(0, 1)
-    seg_depth = da.unsqueeze(-1) + frac * (db - da).unsqueeze(-1)
-    ca, cb = image[..., :-1].unsqueeze(-1), image[..., 1:].unsqueeze(-1)
-    seg_colour = ca + frac.unsqueeze(1) * (cb - ca)  # (B, C, H, W-1, k)
+    seg_depth = torch.lerp(da.unsqueeze(-1), db.unsqueeze(-1), frac)
+    seg_colour = torch.lerp(image_c[..., :-1].unsqueeze(-1), image_c[..., 1:].unsqueeze(-1), frac)
+    segments = _Candidates(
+        (t.long().clamp(0, w - 1) + row_base.unsqueeze(-1)).flatten(),
+        torch.where(seg_valid, seg_depth, torch.full_like(seg_depth, -torch.inf)).flatten(),
+        seg_colour.reshape(c, -1),
+    )
 
-    # Source pixels that no drawn segment ends on: splat them on their own.
-    drawn_seg = joined & (pb >= pa)
-    drawn = torch.zeros_like(disparity, dtype=torch.bool)
-    drawn[..., :-1] |= drawn_seg
-    drawn[..., 1:] |= drawn_seg
-    pt = torch.round(pos)
-    pt_valid = ~drawn & (pt >= 0) & (pt <= w - 1)
+    # The pixel's own patch where no segment continues it: the target in (pos - reach, pos] on
+    # its left (floor(pos)), the one in [pos, pos + reach) on its right (ceil(pos)). Few pixels
+    # have one: they are taken apart.
+    cap_left, cap_right = torch.floor(pos), torch.ceil(pos)
+    left_ok = _pad(~seg, "left", True) & (cap_left > pos - 0.5)
+    right_ok = _pad(~seg, "right", True) & (cap_right < pos + 0.5)
+    occluding = _pad(db - da > max_jump, "left", False)  # the left neighbour is farther
+    if edge_extend is not None:
+        left_ok = left_ok & ~occluding  # drawn soft, below
+    cap_t = torch.stack([cap_left, cap_right], dim=-1)  # (B, H, W, 2)
+    cap_valid = torch.stack([left_ok, right_ok], dim=-1) & (cap_t >= 0) & (cap_t <= w - 1)
+    which = cap_valid.flatten().nonzero().squeeze(1)
+    pixel = which // 2
+    image_flat = image_c.reshape(c, -1)
+    caps = _Candidates(
+        pixel - pixel % w + cap_t.flatten()[which].long(),
+        disparity.flatten()[pixel],
+        image_flat[:, pixel],
+    )
+    warped = _resolve([segments, caps], c, b * h * w)
+    gap = pb - pa
+    cracks = (~seg & (gap > 0) & (gap < CRACK_GAP)).flatten().nonzero().squeeze(1)
+    warped = _no_see_through(warped, cracks, pa, pb, torch.minimum(da, db) - max_jump, w)
+    if edge_extend is not None:
+        warped = _soft_edges(image_flat, disparity, pos, occluding, edge_extend, warped, max_jump)
+    out = warped.image.view(c, b, h, w).transpose(0, 1).contiguous()
+    return WarpResult(out, warped.holes.view(b, h, w), warped.disparity.view(b, h, w))
 
-    targets = torch.cat([t.flatten(2), pt.flatten(2)], dim=-1).long().clamp(0, w - 1)
-    valid = torch.cat([seg_valid.flatten(2), pt_valid.flatten(2)], dim=-1)
-    depth = torch.cat([seg_depth.flatten(2), disparity.flatten(2)], dim=-1)
-    colour = torch.cat([seg_colour.flatten(3), image.flatten(3)], dim=-1)
 
-    # Z-buffer: the largest disparity per target pixel, then average the candidates that reach it.
-    row_base = torch.arange(b * h, device=image.device).view(b, h, 1) * w
-    index = (targets + row_base).flatten()
-    depth_flat = torch.where(valid, depth, torch.full_like(depth, -torch.inf)).flatten()
-    zbuf = torch.full((b * h * w,), -torch.inf, device=image.device, dtype=image.dtype)
-    zbuf.scatter_reduce_(0, index, depth_flat, reduce="amax")
-    win = (valid.flatten() & (depth_flat >= zbuf[index] - 1e-3)).to(image.dtype)
-    count = torch.zeros(b * h * w, device=image.device, dtype=image.dtype)
-    count.scatter_add_(0, index, win)
-    colour_flat = (colour * win.view(b, 1, h, -1)).permute(1, 0, 2, 3).reshape(c, -1)
-    acc = torch.zeros(c, b * h * w, device=image.device, dtype=image.dtype)
-    acc.scatter_add_(1, index.expand(c, -1), colour_flat)
+def _no_see_through(warped: _Flat, cracks, pa, pb, floor, w: int) -> _Flat:
+    """The targets inside each crack (flat indices into the (B, H, W-1) neighbour pairs) that
+    show a surface farther than `floor` become holes."""
+    row = cracks // (w - 1) * w
+    a, b, lowest = pa.flatten()[cracks], pb.flatten()[cracks], floor.flatten()[cracks]
+    t = torch.floor(a).unsqueeze(1) + torch.arange(1, 4, device=a.device, dtype=a.dtype)
+    inside = (t < b.unsqueeze(1)) & (t >= 0) & (t <= w - 1)
+    target = (row.unsqueeze(1) + t.long().clamp(0, w - 1))[inside]
+    lowest = lowest.unsqueeze(1).expand_as(t)[inside]
+    target = target[~warped.holes[target] & (warped.disparity[target] < lowest)]
+    image, holes, seen = warped.image.clone(), warped.holes.clone(), warped.disparity.clone()
+    image[:, target], holes[target], seen[target] = 0, True, 0
+    return _Flat(image, holes, seen)
 
-    holes = (count == 0).view(b, h, w)
-    out = (acc / count.clamp_min(1)).view(c, b, h, w).permute(1, 0, 2, 3)
-    seen = torch.where(holes, torch.zeros_like(disparity), zbuf.view(b, h, w))
-    return WarpResult(out.contiguous(), holes, seen)
+
+def _soft_edges(image_flat, disparity, pos, occluding, extend, warped: _Flat, max_jump) -> _Flat:
+    """forward_warp's soft occluding edges: the two targets left of each occluding run start
+    take the near surface's colour over what lies there by the part of them it covers."""
+    w = pos.shape[-1]
+    n = pos.numel()
+    p = occluding.flatten().nonzero().squeeze(1)  # the occluding run starts
+    pos_p, near = pos.flatten()[p], disparity.flatten()[p]
+    start = pos_p - 0.5 - extend.flatten()[p].to(pos.dtype).clamp(0, 1)  # the footprint's start
+    t = torch.ceil(pos_p).unsqueeze(1) - torch.tensor([1.0, 2.0], device=pos.device)  # (m, 2)
+    cover = (t + 0.5 - start.unsqueeze(1)).clamp(0, 1)
+    target = (p - p % w).unsqueeze(1) + t.long().clamp(0, w - 1)
+    hole = warped.holes[target]
+    # Over a hole, a pixel covered at least half is the near surface's, as without softness.
+    ok = (t >= 0) & (cover > 0)
+    ok &= torch.where(hole, cover >= 0.5, near.unsqueeze(1) > warped.disparity[target] + max_jump)
+    cover = torch.where(hole, torch.ones_like(cover), cover)[ok]
+    target, depth = target[ok], near.unsqueeze(1).expand_as(ok)[ok]
+    source = p.unsqueeze(1).expand_as(ok)[ok]
+
+    # One near surface per target (the nearest; equals average), blended over what is there.
+    best = torch.full((n,), -torch.inf, device=pos.device, dtype=pos.dtype)
+    best.scatter_reduce_(0, target, depth, reduce="amax")
+    win = depth >= best[target] - 1e-3
+    target, cover, source = target[win], cover[win], source[win]
+    count = torch.zeros_like(best).index_add_(0, target, torch.ones_like(cover))
+    alpha = torch.zeros_like(best).index_add_(0, target, cover)
+    acc = torch.zeros_like(warped.image).index_add_(1, target, image_flat[:, source] * cover)
+    a = alpha[target] / count[target]  # the mean part covered
+    colour = acc[:, target] / alpha[target]  # the near colour, weighted by cover
+    image = warped.image.clone()
+    image[:, target] = a * colour + (1 - a) * warped.image[:, target]
+    seen, holes = warped.disparity.clone(), warped.holes.clone()
+    mostly = target[a >= 0.5]
+    seen[mostly] = best[mostly]
+    holes[target] = False
+    return _Flat(image, holes, seen)
 
 
 # --- latent-space shift (StereoDiffusion's Stereo Pixel Shift) ---------------------------------

@@ -148,7 +148,7 @@ def test_leave_blank_and_stretch_on_a_constant_shift():
 def test_method_names_and_sets():
     cfg = build_config("preview")
     names = [m.name for m in parse_methods("classical, warp,telea", cfg)]
-    assert names == ["leave-blank", "stretch", "telea", "warp"]
+    assert names == ["leave-blank", "stretch", "telea", "soft-splat", "warp"]
     assert len({m.name for m in parse_methods("ablation", cfg)}) == 24
     assert all(m.composite == "none" for m in parse_methods("table2", cfg))
     (m,) = parse_methods("diffusion:attention=bi:spsmd=off:composite=pure", cfg)
@@ -188,20 +188,29 @@ def test_eval_motorcycle_calibrated_warp_backend_beats_the_classics(capsys, tmp_
         name: {k: v["mean"] for k, v in method["summary"].items()}
         for name, method in results["methods"].items()
     }
-    assert list(mean) == ["leave-blank", "stretch", "telea", "warp"]
+    assert list(mean) == ["leave-blank", "stretch", "telea", "soft-splat", "warp"]
     print("\n" + (out / "results.md").read_text())
     warp = mean["warp"]
-    for other in ("leave-blank", "stretch", "telea"):
+    for other in ("leave-blank", "stretch", "telea", "soft-splat"):
         assert warp["psnr"] > mean[other]["psnr"] and warp["ssim"] > mean[other]["ssim"]
-    for other in ("leave-blank", "stretch"):
         assert warp["lpips"] < mean[other]["lpips"]
+        # every region: the holes, near them, far from them, both sides of the depth edges
+        for region in ("holes", "near", "far", "edge_fg", "edge_bg"):
+            assert warp[f"psnr_{region}"] > mean[other][f"psnr_{region}"], (other, region)
     # the same classic as tests/test_motorcycle.py, through the harness
     assert abs(mean["telea"]["psnr"] - 23.15) < 0.05
-    assert abs(mean["telea"]["psnr_holes"] - 16.40) < 0.05
+    assert abs(mean["telea"]["psnr_holes"] - 17.08) < 0.05
+    # the integer warp's seen pixels are the same whatever fills its holes
+    assert (
+        mean["telea"]["psnr_far"] == mean["stretch"]["psnr_far"] == mean["leave-blank"]["psnr_far"]
+    )
     # leave blank is black in the holes: far worse there than anything that fills them
     assert mean["leave-blank"]["psnr_holes"] < mean["stretch"]["psnr_holes"] - 5
     table = (out / "results.md").read_text()
     assert "| `warp` |" in table and f"**{warp['psnr']:.2f}**" in table
+    assert "PSNR far ↑ | PSNR edge fg ↑ | PSNR edge bg ↑ |" in table
+    regions = results["scene_info"]["Motorcycle"]["region_fractions"]
+    assert sum(regions[k] for k in ("holes", "near", "far")) == pytest.approx(1.0)
     figure = Image.open(out / "scenes" / "Motorcycle.png")
     assert figure.width > 741 and figure.height > 4 * 500 * 400 / 741
     # an existing report is kept unless --overwrite
@@ -218,7 +227,7 @@ def test_eval_diffusion_ablation_end_to_end_on_tiny_models(capsys, tmp_path, tin
     code, cap = run(capsys, *argv)
     assert code == 0, cap.err
     results = json.loads((out / "results.json").read_text())
-    assert len(results["methods"]) == 4 + 24
+    assert len(results["methods"]) == 5 + 24
     scores = {n: m["scenes"]["Alpha"]["psnr"] for n, m in results["methods"].items()}
     assert all(np.isfinite(v) for v in scores.values())
     base = "diffusion:attention=uni:spsmd=on:deblur=off:composite=pure"

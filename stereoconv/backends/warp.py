@@ -19,8 +19,19 @@ from stereoconv.geometry import (
 )
 
 # Surfaces whose neighbouring pixels differ by at most this many pixels of disparity are drawn as
-# one surface by the warp (steep slants stretch instead of cracking open).
-MAX_JUMP = 1.5
+# one surface by the warp. One pixel: a larger step would fold the surface away or stretch it to
+# more than twice its width, which is a depth edge, not a slant.
+MAX_JUMP = 1.0
+# Mixed pixels at depth edges: a pixel beside an edge whose colour lies between the colours of
+# its two neighbours across the edge is a blend of both surfaces (the camera's pixel straddled
+# the edge). Only where the two sides differ by at least EDGE_CONTRAST (RMS over the channels,
+# images in [0, 1]) is the blend measured; a blend between BLEND_LOW and 1 - BLEND_LOW of the
+# near colour counts as mixed.
+EDGE_CONTRAST = 0.1
+BLEND_LOW = 0.25
+# An occluding edge moves at most this far (pixels) from where the depth map has it towards the
+# colours' edge: a larger disagreement is more often texture than a misplaced edge.
+EDGE_SHIFT = 0.5
 # Hole runs at most this wide with seen pixels on both sides are cracks: interpolated across.
 CRACK_WIDTH = 2
 # Seen pixels averaged on the background side of a hole, the edge pixel first.
@@ -136,9 +147,87 @@ def fill_holes(
     return torch.where(filled.unsqueeze(1), smooth, extended)
 
 
+def _blend(pixel, near, far, near_beyond, far_beyond) -> torch.Tensor:
+    """How much of `near`'s colour each `pixel` holds on the line from `far` to `near` (0: far's
+    colour, 1: near's); colours (C, N). Measured only between two plain colours: NaN where the
+    two differ by less than EDGE_CONTRAST, or where the next pixel on either side
+    (`near_beyond`, `far_beyond`) differs from its neighbour by more than half as much (texture,
+    not an edge)."""
+    span = near - far
+    power = (span * span).sum(0)
+    blend = ((pixel - far) * span).sum(0) / power.clamp_min(1e-12)
+    plain = ((near_beyond - near) ** 2).sum(0) <= power / 4
+    plain &= ((far_beyond - far) ** 2).sum(0) <= power / 4
+    enough = (power >= pixel.shape[0] * EDGE_CONTRAST**2) & plain
+    return torch.where(enough, blend, torch.full_like(blend, float("nan")))
+
+
+def _row_colours(flat: torch.Tensor, pixels: torch.Tensor, w: int, shifts: range) -> list:
+    """The colours (C, N) at each of `shifts` columns left (negative: right) of the flat pixel
+    indices `pixels`, clamped to their row."""
+    col = pixels % w
+    return [flat[:, pixels - col + (col - k).clamp(0, w - 1)] for k in shifts]
+
+
 def warp_view(frames: torch.Tensor, disparity: torch.Tensor) -> WarpResult:
-    """The sub-pixel z-buffered warp every right view starts from (holes still open)."""
-    return forward_warp(frames, disparity, max_jump=MAX_JUMP)
+    """The sub-pixel z-buffered warp every right view starts from (holes still open), with the
+    mixed pixels of depth edges put where the camera of the new view would see them:
+
+    - At a disocclusion (the left neighbour is nearer by more than MAX_JUMP), the far pixel
+      beside the near one holds some of the near colour: the left view's blur of the edge. It is
+      drawn once more with the near surface, one pixel on, as the rim the edge leaves on the
+      background it reveals; where it is a blend of the two (BLEND_LOW), it leaves the background
+      side altogether, where it would be a ghost of the near edge.
+    - At an occluding edge (the left neighbour is farther), the near surface's edge is drawn
+      soft (forward_warp's edge_extend), reaching as far past its half pixel as its far
+      neighbour holds near colour, at most EDGE_SHIFT: the depth map's edge is moved towards
+      the colours' edge.
+    """
+    b, c, h, w = frames.shape
+    d = disparity.to(frames.dtype)
+    flat = frames.transpose(0, 1).reshape(c, -1)
+    left_d = F.pad(d[..., :-1], (1, 0), mode="replicate")  # each pixel's left neighbour's
+    revealed = (d < left_d - MAX_JUMP).flatten().nonzero().squeeze(1)
+    far_near = _row_colours(flat, revealed, w, range(-2, 3))  # columns i + 2 ... i - 2
+    blend = _blend(far_near[2], far_near[3], far_near[1], far_near[4], far_near[0])
+    ghost = (blend >= BLEND_LOW) & (blend <= 1 - BLEND_LOW)
+    moved = d.flatten().clone()
+    moved[revealed[ghost]] = left_d.flatten()[revealed[ghost]]
+    moved = moved.view_as(d)
+
+    # The part of each occluding edge's far neighbour (column i - 1) that is near colour,
+    # between the colours at i - 2 (far) and i (near).
+    occluding = moved > F.pad(moved[..., :-1], (1, 0), mode="replicate") + MAX_JUMP
+    occluding = occluding.flatten().nonzero().squeeze(1)
+    around = _row_colours(flat, occluding, w, range(-1, 4))  # columns i + 1 ... i - 3
+    far_part = _blend(around[2], around[1], around[3], around[0], around[4])
+    extend = torch.zeros_like(d).flatten()
+    extend[occluding] = far_part.nan_to_num(0).clamp(0, EDGE_SHIFT)
+    warped = forward_warp(frames, moved, MAX_JUMP, edge_extend=extend.view_as(d))
+    return _rim(flat, d, left_d, revealed[~ghost], warped)
+
+
+def _rim(flat, d, left_d, revealed, warped: WarpResult) -> WarpResult:
+    """Each revealed far pixel's colour (flat pixel indices) once more, with its near
+    neighbour's disparity, on the target pixel it would take moving with it, where that target
+    is a hole."""
+    b, c, h, w = warped.image.shape
+    col = revealed % w
+    near = left_d.flatten()[revealed]
+    target = torch.round(col - near).long()
+    inside = (target >= 0) & (target < w)
+    target = revealed - col + target.clamp(0, w - 1)
+    holes = warped.holes.flatten()
+    ok = inside & holes[target]
+    target, source = target[ok], revealed[ok]
+    image = warped.image.transpose(0, 1).reshape(c, -1)  # may be a view of warped, ours
+    image[:, target] = flat[:, source]
+    seen = warped.disparity.flatten().clone()
+    seen[target] = near[ok]
+    holes = holes.clone()
+    holes[target] = False
+    image = image.view(c, b, h, w).transpose(0, 1).contiguous()
+    return WarpResult(image, holes.view(b, h, w), seen.view(b, h, w))
 
 
 class WarpBackend:
@@ -157,13 +246,18 @@ class WarpBackend:
         return warped._replace(image=filled)
 
     def synthesise(self, frames: torch.Tensor, disparity: torch.Tensor) -> torch.Tensor:
-        """One warped view of `frames` by `disparity`, holes filled."""
+        """One right-eye view of `frames` by `disparity` (near content, larger d, moves left),
+        holes filled."""
         return self.filled_view(frames, disparity).image
 
     def convert(self, frames: torch.Tensor, disparity: torch.Tensor) -> StereoViews:
         d_left, d_right = view_disparities(disparity, self.views)
         right = self.filled_view(frames, d_right)
-        left = frames if self.views == "right" else self.synthesise(frames, d_left)
+        if self.views == "right":
+            return StereoViews(frames, right.image, right.holes)
+        # The left eye's near content moves right: the mirror image of a right-eye warp, so that
+        # the z-test and the fill still know near from far.
+        left = self.synthesise(frames.flip(-1), -d_left.flip(-1)).flip(-1)
         return StereoViews(left, right.image, right.holes)
 
     def __call__(

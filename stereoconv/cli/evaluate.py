@@ -10,7 +10,15 @@ import click
 from stereoconv.cli.options import config_from, job_options, setting_options
 from stereoconv.errors import UserError
 
-NOT_SETTINGS_HERE = ("backend", "layout", "views", "depth_kind", "depth_scale", "max_size")
+NOT_SETTINGS_HERE = (
+    "backend",
+    "layout",
+    "views",
+    "depth_kind",
+    "depth_scale",
+    "depth_unknown",
+    "max_size",
+)
 
 
 @click.command("eval")

@@ -29,7 +29,7 @@ from stereoconv.layouts import RECORDS
 
 # settings that only `video` uses, and the ones that read a --depth file
 VIDEO_ONLY = ("spatial_baseline", "spatial_hfov")
-GIVEN_DEPTH = ("depth_kind", "depth_scale")
+GIVEN_DEPTH = ("depth_kind", "depth_scale", "depth_unknown")
 TYPES = {"float": float, "int": int, "str": str, "float | None": float, "int | None": int}
 
 

@@ -41,18 +41,27 @@ def read_pfm(path: Path) -> np.ndarray:
     return np.ascontiguousarray(data, dtype=np.float32)
 
 
-def zero_is_unknown(kind: str) -> bool:
-    """Whether a 0 in an image depth map means "no value": for measured disparity (KITTI,
-    Middlebury) and metric depth, yes; in a relative map (near = bright) black is the farthest
-    plane, a value like any other."""
-    return kind != "relative-disparity"
+def zero_is_unknown(kind: str, unknown: str = "auto") -> bool | None:
+    """Whether a 0 in a depth map means "no value" (--depth-unknown): always with "0" (KITTI or
+    Middlebury 2003 ground truth saved as arrays), never with "nan" (only nan and inf are
+    unknown). "auto": never in a relative map (near = bright: black is the farthest plane, a
+    value like any other); otherwise None, the file's format decides (read_depth_values)."""
+    if unknown == "0":
+        return True
+    if unknown == "nan" or kind == "relative-disparity":
+        return False
+    return None
 
 
-def read_depth_values(path: Path, zero_unknown: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def read_depth_values(
+    path: Path, zero_unknown: bool | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Raw values of a depth or disparity map file and the mask of known values.
 
-    8/16-bit PNG (the first channel if it has colour; 0 = unknown if `zero_unknown`), .npy and
-    .pfm (inf and nan = unknown)."""
+    8/16-bit PNG and other images (the first channel if it has colour), .npy and .pfm. nan and
+    inf are always unknown; a 0 is unknown if `zero_unknown`, and where it is None, as the
+    format has it: in an image yes (an integer map has no other way to say it), in .npy and
+    .pfm no (a float map says unknown with nan or inf, and 0 is a disparity of 0)."""
     path = Path(path)
     if not path.is_file():
         raise UserError(f"depth map not found: {path}")
@@ -85,7 +94,10 @@ def read_depth_values(path: Path, zero_unknown: bool = True) -> tuple[np.ndarray
         if values.ndim == 3:
             values = values[..., 0]
         values = values.astype(np.float32)
-        known = values > 0 if zero_unknown else np.ones(values.shape, dtype=bool)
+        known = np.isfinite(values)  # a float TIFF may say unknown with nan
+        zero_unknown = True if zero_unknown is None else zero_unknown
+    if zero_unknown:
+        known &= values != 0
     if not known.any():
         raise UserError(f"{path}: the depth map has no known values")
     return values, known
@@ -147,11 +159,13 @@ def load_depth_map(
     height: int | None = None,
     width: int | None = None,
     scale: float = 1.0,
+    unknown: str = "auto",
 ) -> torch.Tensor:
-    """A depth map file (PNG, .npy, .pfm) as depth_from_values gives it."""
+    """A depth map file (PNG, .npy, .pfm) as depth_from_values gives it; `unknown`: which
+    values mean "no value" (zero_is_unknown)."""
     if kind not in DEPTH_KINDS:
         raise UserError(f"--depth-kind must be one of {', '.join(DEPTH_KINDS)}, not {kind!r}")
-    values, known = read_depth_values(path, zero_is_unknown(kind))
+    values, known = read_depth_values(path, zero_is_unknown(kind, unknown))
     return depth_from_values(values, known, kind, height, width, scale)
 
 
@@ -168,13 +182,14 @@ class DepthFrames:
         self,
         path: Path,
         offset: int = 0,
-        zero_unknown: bool = True,
+        zero_unknown: bool | None = None,
         pts: tuple[int, ...] | None = None,
     ):
         """offset: index in the depth source of the first converted frame (with --start, the
         source is read from the same frame on). zero_unknown: a 0 means no value (measured
-        disparity), not the farthest plane (a relative map, near = bright). pts: a depth
-        video's timestamps, if already read (reading them demuxes the whole file)."""
+        disparity), not the farthest plane (a relative map, near = bright); None: as each
+        file's format has it (zero_is_unknown), in a video yes. pts: a depth video's
+        timestamps, if already read (reading them demuxes the whole file)."""
         self.path = Path(path)
         self.offset = offset
         self.zero_unknown = zero_unknown
@@ -210,7 +225,7 @@ class DepthFrames:
         count = 0
         convert = functools.partial(map_values, info=self.info)
         for _, values in decode_range(self.path, self.pts[a], self.pts[b - 1], self.info, convert):
-            known = values > 0 if self.zero_unknown else np.ones(values.shape, dtype=bool)
+            known = values > 0 if self.zero_unknown is not False else np.ones(values.shape, bool)
             count += 1
             yield values, known
         if count != b - a:

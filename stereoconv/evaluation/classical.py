@@ -8,6 +8,12 @@ the reference code's pixel shift do): every left pixel goes to column round(x - 
   the image is stretched across the gap without knowing which side is background.
 - warp + Telea: holes inpainted by OpenCV's Telea method (radius 3), the usual classic.
 
+And one on a sub-pixel warp, the reference of issue 28 for what the left view sees:
+
+- soft splat: every left pixel splats bilinearly onto the two target columns around x - d; a
+  soft z-buffer keeps, per target pixel, every contribution within SOFT_Z px of disparity of
+  the nearest one, weights normalised; target pixels nothing reaches are inpainted by Telea.
+
 Views are (H, W, 3) uint8, disparity (H, W) float pixels with no unknown values.
 """
 
@@ -63,4 +69,40 @@ def warp_telea(left: np.ndarray, disparity: np.ndarray, radius: float = 3) -> np
     return cv2.inpaint(image, holes.astype(np.uint8), radius, cv2.INPAINT_TELEA)
 
 
-CLASSICAL_METHODS = {"leave-blank": leave_blank, "stretch": stretch, "telea": warp_telea}
+# soft splat: contributions this close in disparity to the nearest one are the same surface
+SOFT_Z = 1.0
+
+
+def soft_splat(left: np.ndarray, disparity: np.ndarray, radius: float = 3) -> np.ndarray:
+    """Bilinear forward splat with a soft z-buffer, holes by Telea (see the module's text)."""
+    h, w = disparity.shape
+    pos = np.arange(w)[None, :] - disparity.astype(np.float64)
+    base = np.floor(pos)
+    frac = pos - base
+    rows = np.broadcast_to(np.arange(h)[:, None], (h, w))
+    target = np.concatenate([base, base + 1]).astype(np.int64).ravel()
+    weight = np.concatenate([1 - frac, frac]).ravel()
+    depth = np.concatenate([disparity, disparity]).ravel().astype(np.float64)
+    flat = (np.concatenate([rows, rows]).ravel() * w) + target
+    colour = np.concatenate([left.reshape(-1, left.shape[2])] * 2).astype(np.float64)
+    ok = (target >= 0) & (target < w) & (weight > 1e-6)
+    flat, weight, depth, colour = flat[ok], weight[ok], depth[ok], colour[ok]
+    nearest = np.full(h * w, -np.inf)
+    np.maximum.at(nearest, flat, depth)
+    keep = depth >= nearest[flat] - SOFT_Z
+    total = np.zeros(h * w)
+    acc = np.zeros((h * w, left.shape[2]))
+    np.add.at(total, flat[keep], weight[keep])
+    np.add.at(acc, flat[keep], colour[keep] * weight[keep, None])
+    holes = total <= 0
+    image = acc / np.maximum(total, 1e-12)[:, None]
+    image = np.clip(np.round(image), 0, 255).astype(left.dtype).reshape(left.shape)
+    return cv2.inpaint(image, holes.reshape(h, w).astype(np.uint8), radius, cv2.INPAINT_TELEA)
+
+
+CLASSICAL_METHODS = {
+    "leave-blank": leave_blank,
+    "stretch": stretch,
+    "telea": warp_telea,
+    "soft-splat": soft_splat,
+}

@@ -1,11 +1,12 @@
 """The evaluation loop: each scene prepared by the protocol, its disparity (ground truth or a depth
 model), every method's right view, every metric against the real right view.
 
-Metrics are a list of `Metric`s, each a function of (reference, view, holes) -> float; a scene
-kind with a measure of its own (a video's flicker) adds one to the list, and the report shows
-whatever the list holds. The hole mask is what the left view cannot see: the target pixels the
-sub-pixel z-buffered warp of the ground-truth disparity leaves uncovered (of the disparity used,
-where there is no ground truth).
+Metrics are a list of `Metric`s, each a function of (reference, view, mask) -> float, the mask
+being the scene region the metric names (holes by default); a scene kind with a measure of its
+own (a video's flicker) adds one to the list, and the report shows whatever the list holds. The
+regions (evaluation.regions) come from the ground-truth disparity alone (the disparity used,
+where there is none): holes, what the left view cannot see; near, the seen pixels within 4 px of
+a hole; far, the rest; and the bands on either side of each depth edge.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
 
 from stereoconv.config import StereoConfig
 from stereoconv.errors import UserError
@@ -22,7 +22,7 @@ from stereoconv.evaluation import metrics
 from stereoconv.evaluation.datasets import Dataset
 from stereoconv.evaluation.methods import Method, MethodRunner
 from stereoconv.evaluation.protocols import Prepared, estimated_pixels, prepare
-from stereoconv.geometry import forward_warp
+from stereoconv.evaluation.regions import scene_regions
 from stereoconv.report.stats import flicker_ratio, frame_change
 
 
@@ -31,12 +31,24 @@ class Metric:
     name: str  # key in the results, e.g. "psnr_holes"
     label: str  # column title, e.g. "PSNR holes"
     higher_is_better: bool
-    score: Callable[[np.ndarray, np.ndarray, np.ndarray], float]  # (reference, view, holes)
+    score: Callable[[np.ndarray, np.ndarray, np.ndarray], float]  # (reference, view, mask)
+    region: str = "holes"  # the mask score gets: a key of evaluation.regions.scene_regions
+
+
+# PSNR on each of these regions too (evaluation.regions): label in the table
+REGION_LABELS = {
+    "near": "near",
+    "far": "far",
+    "edge_fg": "edge fg",
+    "edge_bg": "edge bg",
+}
 
 
 def standard_metrics(lpips: bool = True, device: str = "cpu") -> list[Metric]:
     """PSNR, SSIM and (optionally) LPIPS on the whole view, on the hole pixels alone (what the
-    left view cannot see) and on the visible pixels alone (what it sees)."""
+    left view cannot see) and on the visible pixels alone (what it sees); then PSNR on the
+    visible pixels near the holes and far from them, and on the bands either side of the depth
+    edges (evaluation.regions)."""
     found = [
         ("psnr", "PSNR", True, metrics.psnr),
         ("ssim", "SSIM", True, metrics.ssim),
@@ -53,7 +65,11 @@ def standard_metrics(lpips: bool = True, device: str = "cpu") -> list[Metric]:
         Metric(f"{n}_visible", f"{label} visible", hb, lambda r, v, h, f=f: f(r, v, ~h))
         for n, label, hb, f in found
     ]
-    return whole + holes + visible
+    regions = [
+        Metric(f"psnr_{region}", f"PSNR {label}", True, metrics.psnr, region)
+        for region, label in REGION_LABELS.items()
+    ]
+    return whole + holes + visible + regions
 
 
 @dataclass
@@ -65,6 +81,7 @@ class SceneResult:
     holes: np.ndarray  # (H, W) bool
     views: dict[str, np.ndarray]  # method name -> right view (H, W, 3) uint8
     scores: dict[str, dict[str, float]]  # method name -> metric name -> value
+    regions: dict[str, np.ndarray] = field(default_factory=dict)  # evaluation.regions
 
 
 @dataclass
@@ -114,9 +131,17 @@ class FlickerMeter:
         }
 
 
-def hole_mask(disparity: np.ndarray) -> np.ndarray:
-    d = torch.from_numpy(np.array(disparity, dtype=np.float32))[None]
-    return forward_warp(torch.zeros(1, 1, *d.shape[-2:]), d).holes[0].numpy()
+def hole_mask(disparity: np.ndarray, known: np.ndarray | None = None) -> np.ndarray:
+    """What the left view cannot see (evaluation.regions)."""
+    return scene_regions(disparity, known)["holes"]
+
+
+def truth_regions(prepared: Prepared, disparity: np.ndarray) -> dict[str, np.ndarray]:
+    """The scene's regions from its ground truth (its measured pixels only), or from the
+    disparity the methods were given where it has none."""
+    if prepared.disparity is None:
+        return scene_regions(disparity)
+    return scene_regions(prepared.disparity, prepared.known)
 
 
 def scene_disparity(
@@ -139,10 +164,13 @@ def scene_disparity(
 
 
 def score_views(
-    prepared: Prepared, views: dict[str, np.ndarray], holes: np.ndarray, metric_list: list[Metric]
+    prepared: Prepared,
+    views: dict[str, np.ndarray],
+    regions: dict[str, np.ndarray],
+    metric_list: list[Metric],
 ) -> dict[str, dict[str, float]]:
     return {
-        name: {m.name: float(m.score(prepared.right, view, holes)) for m in metric_list}
+        name: {m.name: float(m.score(prepared.right, view, regions[m.region])) for m in metric_list}
         for name, view in views.items()
     }
 
@@ -168,10 +196,10 @@ def evaluate(
         scene = source_scene.load()
         prepared = prepare(scene, protocol, paper_size)
         disparity = scene_disparity(prepared, protocol, source, runner.config, estimate)
-        truth = prepared.disparity if prepared.disparity is not None else disparity
-        holes = hole_mask(truth)
+        regions = truth_regions(prepared, disparity)
+        holes = regions["holes"]
         views = {m.name: runner.right_view(m, prepared.left, disparity) for m in methods}
-        scores = score_views(prepared, views, holes, metric_list)
+        scores = score_views(prepared, views, regions, metric_list)
         if meter is not None:
             meter.add(prepared.left, views)
         for name, values in scores.items():
@@ -180,10 +208,11 @@ def evaluate(
             **scene.meta,
             "size": list(prepared.left.shape[:2]),
             "hole_fraction": float(holes.mean()),
+            "region_fractions": {k: float(v.mean()) for k, v in regions.items()},
             "disparity_range": [float(disparity.min()), float(disparity.max())],
         }
         if on_scene is not None:
-            on_scene(SceneResult(prepared, disparity, holes, views, scores))
+            on_scene(SceneResult(prepared, disparity, holes, views, scores, regions))
     if meter is not None:
         results.temporal = meter.results()
     return results

@@ -132,7 +132,10 @@ def markdown(results: Results) -> str:
         "real right view. Cells: mean over the scenes"
         + (", then [worst, best]" if n_scenes > 1 else "")
         + f"; the best mean in bold. *holes*: only the pixels the left view cannot see "
-        f"({holes:.1%} of the pixels on average).",
+        f"({holes:.1%} of the pixels on average); *visible*: the others, split into *near* "
+        "(within 4 px of a hole) and *far*; *edge fg* / *edge bg*: the seen pixels in the 4 px "
+        "band on the near / far side of each depth edge (a jump of 2 px or more). Regions come "
+        "from the ground truth alone: docs/evaluation.md.",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
@@ -233,6 +236,12 @@ def _score_label(scores: dict[str, float], suffix: str = "") -> str:
     return ", ".join(parts)
 
 
+def _far_label(scores: dict[str, float]) -> str:
+    """The whole view's scores, then the PSNR of the pixels far from the holes."""
+    far = scores.get("psnr_far", float("nan"))
+    return _score_label(scores) + ("" if math.isnan(far) else f", far {far:.2f} dB")
+
+
 def scene_figure(result: SceneResult, tile_width: int = 400) -> np.ndarray:
     """Rows: left | real right | holes (magenta), then per method: its right view | its error
     map | the error in the holes alone; each error tile is labelled with its scores."""
@@ -249,7 +258,7 @@ def scene_figure(result: SceneResult, tile_width: int = 400) -> np.ndarray:
         rows.append(
             [
                 _tile(view, f"{name.split(':')[0]} {_short(name)}".strip(), tile_width),
-                _tile(error_map(p.right, view), "error: " + _score_label(scores), tile_width),
+                _tile(error_map(p.right, view), "error: " + _far_label(scores), tile_width),
                 _tile(
                     error_map(p.right, view, holes),
                     "holes: " + _score_label(scores, "_holes"),

@@ -57,7 +57,9 @@ def frame_disparity(
     if depth is None:
         relative = converter.relative_disparity(torch.from_numpy(rgb)[None])
     else:
-        relative = load_depth_map(depth, cfg.depth_kind, height, width, cfg.depth_scale)
+        relative = load_depth_map(
+            depth, cfg.depth_kind, height, width, cfg.depth_scale, cfg.depth_unknown
+        )
         relative = relative.to(converter.device)
     return DisparityPlan.of(cfg, given=depth is not None).still(relative)
 

@@ -133,7 +133,7 @@ def host_batches(
     frames = decode_range(job.input, job.pts[first], job.pts[stop - 1], job.info)
     maps = None
     if job.depth:
-        zero_unknown = zero_is_unknown(cfg.depth_kind)
+        zero_unknown = zero_is_unknown(cfg.depth_kind, cfg.depth_unknown)
         depth_frames = DepthFrames(job.depth, job.depth_offset, zero_unknown, job.depth_pts)
         # the depth source is at the input's rate: with --max-fps, the kept frames' maps
         start, end = job.depth_frame(first), job.depth_frame(stop - 1) + 1
