@@ -233,3 +233,29 @@ def test_video_protocol_mistakes_are_one_line(tmp_path, capsys, extra, message):
     err = capsys.readouterr().err
     assert code == 1 and message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "results.md").exists()
+
+
+def test_unet_evaluations_from_the_job_report_become_a_column(stills):
+    """When the job's report JSON gives `unet_evaluations` per frame, the tables show them."""
+    from stereoconv.evaluation.video_protocol import (
+        ClipResult,
+        MethodRun,
+        VideoMethod,
+        VideoResults,
+        clip_summary,
+        score_run,
+    )
+    from stereoconv.evaluation.video_report import columns, markdown
+
+    clip = make_clip("pan-right", stills["motorcycle"], ClipSpec(64, 48, 3, 2))
+    holes = clip_holes(clip)
+    frames = [{"index": t, "unet_evaluations": [80, 10, 0][t]} for t in range(3)]
+    run = MethodRun(clip.right.copy(), 3.0, frames)
+    scores = score_run(clip, holes, run, lpips=False, device="cpu")
+    assert [f["unet_evaluations"] for f in scores] == [80, 10, 0]
+    result = ClipResult(clip, holes, {"m": run.right}, {"m": scores}, [(0.0, 1)] * 3, {"m": 3.0})
+    results = VideoResults(ClipSpec(64, 48, 3, 2), [VideoMethod("m", ())], [], lpips=False)
+    results.clips[clip.name] = clip_summary(result)
+    assert results.clips[clip.name]["methods"]["m"]["mean"]["unet_evaluations"] == 30
+    assert "unet_evaluations" in [c[0] for c in columns(results)]
+    assert "UNet evaluations / frame" in markdown(results)

@@ -200,25 +200,25 @@ LABEL_WIDTH, GAP = 110, 2
 
 
 def hole_centre(holes: np.ndarray, wide: int = 9) -> tuple[float, float]:
-    """A pixel near the centre of the largest hole at least `wide` pixels wide (the ones the
-    hybrid generates; the frame-edge strips last), as thinner ones have little to show."""
+    """A pixel near the centre of the largest hole that holds a 5 x `wide` block (the kind the
+    hybrid generates), else of the largest hole; holes away from the frame's sides first."""
     h, w = holes.shape
     mask = holes.astype(np.uint8)
-    opened = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((1, wide), np.uint8))
-    for candidate in (opened, mask):
-        count, labels, stats, centroids = cv2.connectedComponentsWithStats(candidate, 8)
-        parts = [(stats[i, cv2.CC_STAT_AREA], i) for i in range(1, count)]
-        inner = [
-            (area, i)
-            for area, i in parts
-            if stats[i, cv2.CC_STAT_LEFT] > 0
-            and stats[i, cv2.CC_STAT_LEFT] + stats[i, cv2.CC_STAT_WIDTH] < w
-        ]
-        if inner or parts:
-            i = max(inner or parts)[1]
-            ys, xs = np.nonzero(labels == i)
-            k = np.argmin((xs - centroids[i][0]) ** 2 + (ys - centroids[i][1]) ** 2)
-            return float(xs[k]), float(ys[k])
+    opened = cv2.morphologyEx(mask, cv2.MORPH_OPEN, np.ones((5, wide), np.uint8))
+    for inner_only in (True, False):
+        for candidate in (opened, mask):
+            count, labels, stats, centroids = cv2.connectedComponentsWithStats(candidate, 8)
+            left, width = stats[:, cv2.CC_STAT_LEFT], stats[:, cv2.CC_STAT_WIDTH]
+            parts = [
+                (stats[i, cv2.CC_STAT_AREA], i)
+                for i in range(1, count)
+                if not inner_only or (left[i] > 0 and left[i] + width[i] < w)
+            ]
+            if parts:
+                i = max(parts)[1]
+                ys, xs = np.nonzero(labels == i)
+                k = np.argmin((xs - centroids[i][0]) ** 2 + (ys - centroids[i][1]) ** 2)
+                return float(xs[k]), float(ys[k])
     return (w - 1) / 2, (h - 1) / 2
 
 
@@ -267,7 +267,7 @@ def strip_frames(result: ClipResult, count: int) -> list[int]:
     return list(range(first, first + count))
 
 
-def clip_strip(result: ClipResult, frames: int = 8, size: int = 80) -> np.ndarray:
+def clip_strip(result: ClipResult, frames: int = 8, size: int = 96) -> np.ndarray:
     """Rows: the holes (magenta on the real right view), the real right view, each method's
     right view; columns: consecutive frames, each cropped around one hole that the crop
     follows; the method rows are labelled with the clip's temporal change in the holes."""
