@@ -168,6 +168,10 @@ def test_method_names_and_options():
 
 
 def test_clip_sets():
+    from stereoconv.cli.evaluate import CLIP_KINDS as OPTION_KINDS
+    from stereoconv.evaluation.clips import CLIP_KINDS
+
+    assert OPTION_KINDS == CLIP_KINDS  # spelt out in the CLI, so that --help loads no numpy
     standard = [p.name for p in plan_clips("video:standard")]
     assert len(standard) == 11 and "venus-pan-left" in standard and "teddy-cut-tsukuba" in standard
     assert len(plan_clips("video:all")) == 20
