@@ -24,7 +24,7 @@ NOT_SETTINGS_HERE = ("backend", "layout", "views", "depth_kind", "depth_scale", 
     type=click.Path(path_type=Path),
     default=Path("eval-results"),
     show_default=True,
-    help="Folder for results.md, results.json and scenes/*.png.",
+    help="Folder for results.md, results.json and scenes/*.png (video:...: clips/, strips/).",
 )
 @click.option(
     "--protocol",
@@ -45,8 +45,11 @@ NOT_SETTINGS_HERE = ("backend", "layout", "views", "depth_kind", "depth_scale", 
     ":spsmd=on|off:deblur=on|off:composite=hybrid|pure]; sets: classical, table2, ablation, all "
     "(default: classical,warp). video:...: warp, default, or NAME='VIDEO OPTIONS' (default: warp).",
 )
-@click.option("--scenes", help="Comma-separated scene names to keep (default: all).")
-@click.option("--limit", type=int, help="Only the first N scenes.")
+@click.option(
+    "--scenes",
+    help="Comma-separated scene names to keep (default: all); video:...: clip names (teddy-zoom).",
+)
+@click.option("--limit", type=int, help="Only the first N scenes (video:...: clips).")
 @click.option(
     "--paper-size", type=int, default=512, show_default=True, help="Side of the paper protocol."
 )
