@@ -12,10 +12,13 @@ For each frame, in order (one CarryFill per chunk; a cut starts afresh):
     4. the paint: runs of hole pixels that carried nothing seen or painted (nothing at all, or
        only a stop-gap fill) at least fill_min_width wide are generated (the diffusion
        backend's fill, the UNet on boxes around them only), conditioned on what was carried;
-       narrower runs keep what they carried, or take the warp's fill from their background
-       side if they carried nothing, and stay stop-gaps: painted once their run is wide enough;
-    5. the memory: the right view, the disparity of the surface at each of its pixels and
-       which of them are seen or painted (not stop-gaps), for the next frame.
+       where that touches a frame-edge strip, the whole strip of that edge is painted again
+       (what lies beyond the left view is only guessed from the content beside it, which a pan
+       keeps revealing); narrower runs keep what they carried, or take the warp's fill from
+       their background side if they carried nothing, and stay stop-gaps: painted once their
+       run is wide enough, or once enough of them wait (PAINT_MIN_SHARE);
+    5. the memory: the right view, the disparity of the surface at each of its pixels, which of
+       them are seen or painted (not stop-gaps) and which have only a guessed depth.
 """
 
 from __future__ import annotations
@@ -24,7 +27,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from stereoconv.backends.diffusion import (
     DiffusionBackend,
@@ -43,9 +45,6 @@ from stereoconv.motion import backward_flow, grey_for_flow, sample
 # 1 px of disparity plus this share of it (the depth changes a little between frames, and a
 # pixel of error in the motion moves along a slanted surface)
 DEPTH_TOLERANCE = (1.0, 0.1)
-# the canvas the right view is kept on is this share of the width wider on each side: where a
-# frame-edge strip is painted, what lies beyond it is painted at once, for a pan to bring in
-MARGIN = 0.1
 # after a shot's first frame, paint once what waits for it covers this share of the frame: a
 # few small runs keep their stop-gap fill a while rather than cost a call of the UNet each
 PAINT_MIN_SHARE = 0.005
@@ -69,59 +68,42 @@ def surface_disparity(warped: WarpResult) -> torch.Tensor:
     return warped.disparity.gather(-1, src)
 
 
-def hole_sources(
-    warped: WarpResult, flow: torch.Tensor, margin: int = 0
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Where each pixel of one frame's right view (warped of batch 1, on a canvas `margin`
-    columns wider than the frame on each side) was in the frame before, (x, y) each (H, W):
-    it moves as the left view at the surface it shows; a hole pixel as the seen background
-    beside it (its background side). flow: the left view's backward flow, (2, H, W)."""
+def hole_sources(warped: WarpResult, flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Where each pixel of one frame's right view (warped of batch 1) was in the frame before,
+    (x, y) each (H, W): it moves as the left view at the surface it shows; a hole pixel as the
+    seen background beside it (its background side). flow: the left view's backward flow,
+    (2, H, W)."""
     _, h, w = warped.holes.shape
     src = background_side_columns(~warped.holes, warped.disparity)[0]  # (H, W) columns
     rows = torch.arange(h, device=src.device).view(h, 1).expand(h, w).float()
-    left_x = src.float() - margin + warped.disparity[0].gather(-1, src)  # right x = left x - d
+    left_x = src.float() + warped.disparity[0].gather(-1, src)  # right x = left x - d
     motion = sample(flow.to(src.device), left_x, rows, "bilinear")
     cols = torch.arange(w, device=src.device).view(1, w).expand(h, w).float()
     return cols + motion[0], rows + motion[1]
 
 
-def widen(warped: WarpResult, base: torch.Tensor, margin: int) -> tuple[WarpResult, torch.Tensor]:
-    """The warp and its filled view on a canvas `margin` columns wider on each side: the
-    canvas's margins are holes (beyond the left view), the filled view continues the edge."""
-    if margin == 0:
-        return warped, base
-    pad = (margin, margin)
-    holes = F.pad(warped.holes.float(), pad, value=1.0) > 0.5
-    disparity = F.pad(warped.disparity, pad, mode="replicate")
-    image = F.pad(warped.image, pad)
-    return WarpResult(image, holes, disparity), F.pad(base, (*pad, 0, 0), mode="replicate")
-
-
-def with_margins(paint: torch.Tensor, unpainted: torch.Tensor, margin: int) -> torch.Tensor:
-    """The canvas's paint (B, H, W + 2 margin) from the frame's (B, H, W): where a frame-edge
-    strip is painted, that edge is painted as one, in every row where the frame's edge pixel
-    still needs paint: the margin beyond it (what a pan brings in next) and the strips there too
-    narrow to be painted alone."""
-    out = F.pad(paint.float(), (margin, margin)) > 0.5
-    if margin == 0:
-        return out
-    strips = border_runs(unpainted)  # runs touching the canvas's edges: the margins and beyond
+def refreshed_edges(paint: torch.Tensor, holes: torch.Tensor) -> torch.Tensor:
+    """Where a frame-edge strip is painted, the whole strip of that edge is painted again, in
+    every row: what lies beyond the left view is only guessed from the seen content beside it,
+    and a guess carried along a pan drifts from the content the pan has since revealed next to
+    it, so the strip is refreshed as one whenever it needs paint at all."""
+    strips = border_runs(holes)
     before, after = nearest_valid_columns(~strips)
-    for edge, column in ((0, margin), (-1, -margin - 1)):
-        if paint[..., edge].any():
-            side = (before < 0) if edge == 0 else (after >= strips.shape[-1])
-            out |= strips & side & unpainted[..., column : column + 1]
+    out = paint.clone()
+    for edge, side in ((0, before < 0), (-1, after >= holes.shape[-1])):
+        if (paint[..., edge] & strips[..., edge]).any():
+            out |= strips & side
     return out
 
 
 def carried(
-    memory: Memory, warped: WarpResult, surface: torch.Tensor, flow: torch.Tensor, margin: int
+    memory: Memory, warped: WarpResult, surface: torch.Tensor, flow: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(values (3, H, W), carried (H, W), painted (H, W)): the frame before's right view at each
     hole pixel's source, the hole pixels whose source showed a surface at their depth (any
     surface in a frame-edge strip, whose depth is only guessed), and which of those carried a
     seen or painted surface, not a stop-gap."""
-    x, y = hole_sources(warped, flow, margin)
+    x, y = hole_sources(warped, flow)
     h, w = surface.shape
     inside = (x >= 0) & (x <= w - 1) & (y > -1) & (y < h)
     y = y.clamp(0, h - 1)  # a row's motion may stray a fraction of a pixel past the top or bottom
@@ -161,38 +143,34 @@ class CarryFill:
     def frame(self, frame: torch.Tensor, disparity: torch.Tensor) -> StereoViews:
         settings = self.backend.settings
         height, width = frame.shape[-2:]
-        m = round(MARGIN * width)
-        # 1. The warp, on the canvas
+        # 1. The warp
         plan = warp_and_fill(frame, disparity, settings)
-        warped, right = widen(plan.warped, plan.base, m)
-        holes = warped.holes
+        warped, right, holes = plan.warped, plan.base, plan.warped.holes
         surface = surface_disparity(warped)
         grey = grey_for_flow(frame[0])
         ok, painted = torch.zeros_like(holes), torch.zeros_like(holes)
         # 2-3. The motion and the carry
         if self.memory is not None:
             flow = backward_flow(self.memory.grey, grey, height, width)
-            found = carried(self.memory, warped, surface[0], flow, m)
-            values, ok, painted = (x[None] for x in found)
+            values, ok, painted = (x[None] for x in carried(self.memory, warped, surface[0], flow))
             right = torch.where(ok.unsqueeze(1), values, right)
-        # 4. The paint: wide runs of what carried nothing seen or painted; new stop-gaps
+        # 4. The paint: wide runs of what carried nothing seen or painted (edge strips as one);
+        #    the rest a stop-gap: the warp's fill, carried pixels counted as known
         unpainted = holes & ~painted
-        if ok.any() and (holes & ~ok).any():  # the warp's fill, carried pixels seen as known
+        if ok.any() and (holes & ~ok).any():
             right = fill_holes(right, holes & ~ok, surface, settings.fill_sigma)
         min_width = max(settings.fill_min_width, CRACK_WIDTH + 1)
-        inner = generation_holes(unpainted[..., m : m + width], min_width, settings.fill_border)
-        paint = with_margins(inner, unpainted, m)
-        if self.memory is not None and inner.sum() < PAINT_MIN_SHARE * height * width:
+        paint = generation_holes(unpainted, min_width, settings.fill_border)
+        if self.memory is not None and paint.sum() < PAINT_MIN_SHARE * height * width:
             paint = torch.zeros_like(paint)
         cost = 0.0
         if paint.any():
-            left = F.pad(frame, (m, m, 0, 0), mode="replicate")
-            generated, pixels = self.backend.fill(left, right, paint, sparse=True)
+            paint = refreshed_edges(paint, holes)
+            generated, pixels = self.backend.fill(frame, right, paint, sparse=True)
             cost = pixels / self.backend.working_latent_area(height, width)
             region = HybridPlan(WarpResult(right, paint, surface), right, paint)
             right = hybrid_composite(region, generated, settings.seam)
         # 5. The memory
         guessed = border_runs(holes)[0]
         self.memory = Memory(grey, right[0], surface[0], (~holes | painted | paint)[0], guessed)
-        frame_right = right[..., m : m + width]
-        return StereoViews(frame, frame_right, plan.warped.holes, torch.tensor([cost]))
+        return StereoViews(frame, right, holes, torch.tensor([cost]))
