@@ -91,11 +91,13 @@ RECORDS = (
     Layout("anaglyph", "red-cyan anaglyph", "anaglyph", tag="_anaglyph"),
     # pair's own tags are the files' _L and _R (jobs/image.pair_paths)
     Layout("pair", "the two views as two files", "two-files"),
-    # Apple's players read the stereo of spatial video from inside the file (vexu), not a tag
+    # Apple's players read the stereo of spatial video from inside the file (vexu); its tag only
+    # keeps a name chosen in a folder apart from the input's (clip.mov -> clip_spatial.mov)
     Layout(
         "spatial",
         "Apple spatial video",
         "stacked",
+        tag="_spatial",
         video_only=True,
         container=".mov",
         encoder="mv-hevc",

@@ -179,32 +179,38 @@ def test_matroska_carries_the_records_stereo_mode(capsys, tmp_path, clip, layout
     said_by_ffmpeg(first_frame(out), layout, MATROSKA, layout.matroska)
 
 
-def refused(capsys, argv: list, tiny_depth) -> str:
+def refused(capsys, argv: list, tiny_depth, status: int = 1) -> str:
     code = main([str(a) for a in argv] + ["--backend", "warp", "--depth-model", str(tiny_depth)])
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 1 and len(err) == 1, err
+    assert code == status and len(err) == 1, err
     return err[0]
 
 
 def test_what_a_record_cannot_make_is_refused(capsys, tmp_path, clip, tiny_depth):
+    """A command's --layout offers only what it makes (a usage error, status 2, for the rest);
+    a preset that names another layout is refused by what the record says."""
     picture = tmp_path / "p.png"
     Image.fromarray(numbered_frame(0, 32, 64)).save(picture)
+
+    def both_ways(argv: list, layout) -> str:
+        line = refused(capsys, [*argv, "--layout", layout.name], tiny_depth, status=2)
+        assert f"'{layout.name}' is not one of" in line, line
+        preset = tmp_path / f"{layout.name}.toml"
+        preset.write_text(f'layout = "{layout.name}"\n')
+        return refused(capsys, [*argv, "--preset", preset], tiny_depth)
+
     for layout in RECORDS:
         if layout.video_only:  # no picture, no preview; only its container
-            line = refused(
-                capsys, ["image", picture, tmp_path / "o.png", "--layout", layout.name], tiny_depth
-            )
+            line = both_ways(["image", picture, tmp_path / "o.png"], layout)
             assert "`stereoconv video`" in line, line
             line = refused(
                 capsys, ["video", clip, tmp_path / "o.mkv", "--layout", layout.name], tiny_depth
             )
             assert layout.container in line, line
         if layout.files > 1:  # two files a picture: no video, no preview
-            line = refused(
-                capsys, ["video", clip, tmp_path / "o.mp4", "--layout", layout.name], tiny_depth
-            )
+            line = both_ways(["video", clip, tmp_path / "o.mp4"], layout)
             assert "two files" in line, line
         if layout.video_only or layout.files > 1:
-            argv = ["preview", clip, tmp_path / "s.png", "--frames", "1", "--layout", layout.name]
-            assert "a preview shows packed frames" in refused(capsys, argv, tiny_depth)
+            argv = ["preview", clip, tmp_path / "s.png", "--frames", "1"]
+            assert "a preview shows packed frames" in both_ways(argv, layout)
     assert not list(tmp_path.glob("o*")) and not (tmp_path / "s.png").exists()

@@ -13,7 +13,14 @@ LABELS = {
     "checking": ("checking", "file", False),
     "diffusion": ("diffusion", "step", False),
     "convergence": ("depth at the borders", "frame", True),
+    "scenes": ("scenes", "scene", False),
 }
+
+
+def iterate(items, stage: str):
+    """The items with a bar of `stage` as they are taken (eval's scenes); only on a terminal."""
+    label, unit, leave = LABELS[stage]
+    return tqdm.tqdm(items, desc=label, unit=unit, leave=leave, disable=None)
 
 
 class Bars:

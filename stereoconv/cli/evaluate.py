@@ -10,7 +10,24 @@ import click
 from stereoconv.cli.options import config_from, job_options, setting_options
 from stereoconv.errors import UserError
 
-NOT_SETTINGS_HERE = ("backend", "layout", "views", "depth_kind", "depth_scale", "max_size")
+# what eval has no use for: it scores the right view itself (no layout, no output size), from
+# the dataset's disparity or the depth model's, with image-to-stereo's guidance
+NOT_SETTINGS_HERE = (
+    "backend",
+    "layout",
+    "views",
+    "depth_kind",
+    "depth_scale",
+    "max_size",
+    "vr180_hfov",
+    "spatial_baseline",
+    "spatial_hfov",
+    "text_guidance",
+)
+# stereoconv.evaluation.protocols' PROTOCOLS and DISPARITY_SOURCES, spelt out so that `--help`
+# need not import torch
+PROTOCOLS = ("calibrated", "paper")
+DISPARITY_SOURCES = ("gt", "estimated")
 
 
 @click.command("eval")
@@ -24,6 +41,7 @@ NOT_SETTINGS_HERE = ("backend", "layout", "views", "depth_kind", "depth_scale", 
 )
 @click.option(
     "--protocol",
+    type=click.Choice(PROTOCOLS),
     default="calibrated",
     show_default=True,
     help="calibrated (native size, disparity in pixels) or paper (512x512 crop, s = 8 %).",
@@ -31,6 +49,7 @@ NOT_SETTINGS_HERE = ("backend", "layout", "views", "depth_kind", "depth_scale", 
 @click.option(
     "--disparity",
     "source",
+    type=click.Choice(DISPARITY_SOURCES),
     default="gt",
     show_default=True,
     help="gt (the dataset's ground truth) or estimated (the depth model).",
@@ -121,8 +140,8 @@ def run_evaluation(
 ) -> None:
     """Steps 2 and 3 of `eval`: the models (loaded on first use), the run and the report."""
     import torch
-    from tqdm import tqdm
 
+    from stereoconv.cli.bars import iterate
     from stereoconv.config import to_dict
     from stereoconv.evaluation.harness import evaluate, standard_metrics
     from stereoconv.evaluation.methods import MethodRunner
@@ -159,7 +178,7 @@ def run_evaluation(
         estimate=estimate,
         paper_size=paper_size,
         on_scene=on_scene,
-        progress=lambda it: tqdm(it, desc="scenes", unit="scene", leave=False),
+        progress=lambda scenes: iterate(scenes, "scenes"),
     )
     settings = {
         **to_dict(config),

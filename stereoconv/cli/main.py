@@ -38,6 +38,7 @@ LIBRARY_VERBOSITY = {
     "DIFFUSERS_VERBOSITY": "error",
     "HF_HUB_VERBOSITY": "error",
     "ACCELERATE_LOG_LEVEL": "ERROR",
+    "RAY_BACKEND_LOG_LEVEL": "error",  # Ray's C++ side (its reconnect warnings, ...)
 }
 
 
@@ -51,6 +52,16 @@ def quiet_libraries() -> None:
         os.environ.setdefault(name, level)
     for name in LIBRARY_LOGGERS:
         logging.getLogger(name).setLevel(logging.ERROR)
+
+
+# the commands whose finished work a rerun of the same command keeps (video chunks, photos)
+RESUMABLE = ("video", "images")
+
+
+def resumes(argv: list[str] | None) -> bool:
+    """Whether the command of the command line resumes when run again."""
+    args = sys.argv[1:] if argv is None else argv
+    return next((a for a in args if a in cli.commands), None) in RESUMABLE
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -72,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"stereoconv: error: {exc}", err=True)
         return 1
     except (click.exceptions.Abort, KeyboardInterrupt):  # click turns Ctrl-C into Abort
-        click.echo("stereoconv: interrupted; run the same command again to resume", err=True)
+        resume = "; run the same command again to resume" if resumes(argv) else ""
+        click.echo(f"stereoconv: interrupted{resume}", err=True)
         return 128 + signal.SIGTERM if received else 130
     except click.ClickException as exc:
         click.echo(f"stereoconv: error: {exc.format_message()}", err=True)

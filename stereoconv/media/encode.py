@@ -38,7 +38,12 @@ class EncoderSettings:
 
     @property
     def high_bit_depth(self) -> bool:
-        return "10" in self.pix_fmt or "12" in self.pix_fmt
+        return high_bit_depth(self.pix_fmt)
+
+
+def high_bit_depth(pix_fmt: str) -> bool:
+    """More than 8 bits a sample (config.PIX_FMTS: 10 or 12)."""
+    return "10" in pix_fmt or "12" in pix_fmt
 
 
 def legal_size(height: int, width: int) -> tuple[int, int]:
@@ -46,15 +51,17 @@ def legal_size(height: int, width: int) -> tuple[int, int]:
     return height + height % 2, width + width % 2
 
 
-def choose_codec(requested: str, width: int, high_bit_depth: bool) -> tuple[str, str | None]:
-    """The codec to use and, if it differs from the request, the one-line reason."""
+def choose_codec(requested: str, width: int, pix_fmt: str, asked: bool) -> tuple[str, str | None]:
+    """The codec to use and, if it differs from the request, the one-line reason. asked: the
+    pixel format is --pix-fmt's (else the source's bit depth chose it)."""
     if requested == "libx264" and width > H264_MAX_WIDTH:
         return "libx265", (
             f"{width} pixels is wider than H.264 allows ({H264_MAX_WIDTH}): encoding HEVC "
             "(libx265) instead; use --layout half-sbs to keep H.264"
         )
-    if requested == "libx264" and high_bit_depth:
-        return "libx265", "10-bit source: encoding HEVC Main 10 (libx265) to keep its bit depth"
+    if requested == "libx264" and high_bit_depth(pix_fmt):
+        why = f"--pix-fmt {pix_fmt} is more than 8-bit" if asked else "10-bit source"
+        return "libx265", f"{why}: encoding HEVC (libx265) to keep the bit depth"
     return requested, None
 
 
@@ -78,9 +85,9 @@ def _codec_options(settings: EncoderSettings) -> dict[str, str]:
         if params:
             options["x264-params"] = ":".join(params)
     else:
+        # no profile: x265 takes the one of its input (Main 10 for yuv420p10le, RExt for 4:2:2,
+        # 4:4:4 and 12-bit, which a fixed main10 would refuse)
         options["x265-params"] = f"log-level=0:{X265_FRAME_THREADS}"
-        if settings.high_bit_depth:
-            options["profile"] = "main10"
     return options
 
 

@@ -7,7 +7,8 @@ import dataclasses
 import hashlib
 import json
 import shutil
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -135,9 +136,10 @@ def check_video_output(config: StereoConfig, input_path: Path, output: Path) -> 
             f"--layout {layout.name} writes {layout.about}: name the output {layout.container}"
         )
     if output.suffix.lower() not in CONTAINERS:
+        folder = "" if output.suffix else f", or {output}/ to write into a new folder"
         raise UserError(
             f"unsupported output container {output.suffix or '(none)'!r}: "
-            f"use {', '.join(CONTAINERS)}"
+            f"use {', '.join(CONTAINERS)}{folder}"
         )
     if output.exists() and output.resolve() == input_path.resolve():
         raise UserError(f"output {output} is the input file; choose another name")
@@ -159,7 +161,7 @@ def encoder_settings(
             notify(f"spatial video is 8-bit 4:2:0 HEVC (Multiview Main): yuv420p, not {pix_fmt}")
         pix_fmt, codec = "yuv420p", "libx265"
     else:
-        codec, why = choose_codec(options.codec, width, "10" in pix_fmt)
+        codec, why = choose_codec(options.codec, width, pix_fmt, options.pix_fmt != "auto")
         if why:
             notify(why)
     return EncoderSettings(
@@ -234,13 +236,20 @@ def prepare_job(
         depth_frames = DepthFrames(depth, depth_offset)
         needed = job.depth_frame(len(pts) - 1) + 1  # --max-fps: the input's frames they span
         if len(depth_frames) < needed:
+            still = "; one map cannot drive a video: give a depth video or a folder of maps"
             raise UserError(
-                f"--depth {depth} has {len(depth_frames)} frames from the start of the range, "
-                f"fewer than the {needed} input frames it spans"
+                f"--depth {depth} has {frames_text(len(depth_frames))} from the start of the "
+                f"range, fewer than the {needed} input frames it spans"
+                + (still if depth_frames.count == 1 else "")
             )
         if depth_frames.files is None:
             job = dataclasses.replace(job, depth_pts=tuple(depth_frames.pts))
     return job
+
+
+def frames_text(count: int) -> str:
+    """ "1 frame", "2 frames"."""
+    return f"{count} frame" if count == 1 else f"{count} frames"
 
 
 def kept_places(pts: list[int], kept: list[int]) -> tuple[int, ...] | None:
@@ -250,6 +259,20 @@ def kept_places(pts: list[int], kept: list[int]) -> tuple[int, ...] | None:
         return None
     place = {p: i for i, p in enumerate(pts)}
     return tuple(place[p] for p in kept)
+
+
+@contextmanager
+def work_folder(job: VideoJob, overwrite: bool, notify: Callable[[str], None]) -> Iterator[None]:
+    """The job's work folder (open_workdir) for the block. A run that fails before a chunk is
+    converted leaves none behind: there is nothing to resume, and a folder made under other
+    settings would refuse the corrected command."""
+    open_workdir(job, overwrite, notify)
+    try:
+        yield
+    except BaseException:
+        if not any(job.is_done(chunk) for chunk in job.chunks):
+            shutil.rmtree(job.workdir, ignore_errors=True)
+        raise
 
 
 def open_workdir(job: VideoJob, overwrite: bool, notify: Callable[[str], None]) -> None:

@@ -1,0 +1,293 @@
+"""What a new user meets on a fresh clone (issue 29), each through the real command line: one
+line for every mistake, nothing left behind by a failed run, models found before any work, and
+--help offering only what a command takes."""
+
+from __future__ import annotations
+
+import av
+import numpy as np
+import pytest
+from PIL import Image
+
+from stereoconv.cli.main import main
+from tests.clips import numbered_frame, write_clip
+
+
+def run(capsys, *argv):
+    """`stereoconv ARGV`: (exit status, stdout, stderr lines)."""
+    code = main([str(a) for a in argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err.strip().splitlines()
+
+
+def one_line_error(code, err, text):
+    assert code != 0
+    assert len(err) == 1 and err[0].startswith("stereoconv: error:") and text in err[0], err
+
+
+@pytest.fixture(scope="module")
+def clip(tmp_path_factory):
+    """6 numbered frames at 25 fps with audio, and a folder of their disparity maps (4 px)."""
+    folder = tmp_path_factory.mktemp("newcomer")
+    path = write_clip(
+        folder / "clip.mp4", [numbered_frame(i) for i in range(6)], audio_seconds=0.24
+    )
+    maps = folder / "maps"
+    maps.mkdir()
+    for i in range(6):
+        Image.fromarray(np.full((64, 128), 4, np.uint8)).save(maps / f"{i:03d}.png")
+    return path, maps
+
+
+def warp(clip) -> list[str]:
+    """The fast options of a video run: the warp backend on the given disparity."""
+    return ["--backend", "warp", "--depth", clip[1], "--depth-kind", "disparity-px", "--quiet"]
+
+
+def leftovers(folder) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if p.name.startswith("."))
+
+
+# --- 1. no traceback ---------------------------------------------------------------------------
+
+
+def test_every_pixel_format_offered_encodes(capsys, tmp_path, clip):
+    """4:2:2 10-bit was refused by a fixed Main 10 profile deep in the encoder."""
+    out = tmp_path / "o.mkv"
+    code, _, err = run(
+        capsys, "video", clip[0], out, *warp(clip), "--pix-fmt", "yuv422p10le", "--max-frames", "3"
+    )
+    assert code == 0, err
+    assert "--pix-fmt yuv422p10le is more than 8-bit: encoding HEVC" in err[0]
+    assert "10-bit source" not in err[0]  # the source is 8-bit
+    with av.open(str(out)) as container:
+        cc = container.streams.video[0].codec_context
+        assert (cc.name, cc.pix_fmt) == ("hevc", "yuv422p10le")
+
+
+# --- 2 and 4. every model found before any work; nothing left behind --------------------------
+
+
+def test_a_missing_model_leaves_no_work_folder(capsys, tmp_path, clip, monkeypatch):
+    """The corrected command runs without --overwrite."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    out = tmp_path / "o.mp4"
+    code, _, err = run(
+        capsys, "video", clip[0], out, "--backend", "warp", "--depth-model", tmp_path / "none"
+    )
+    assert code == 1 and "depth model" in err[-1], err
+    assert leftovers(tmp_path) == []
+    code, _, err = run(capsys, "video", clip[0], out, *warp(clip))
+    assert code == 0, err
+
+
+def test_a_run_stopped_before_its_first_chunk_leaves_no_work_folder(
+    capsys, tmp_path, clip, monkeypatch
+):
+    """Stopped in its first chunk: nothing to resume, so nothing is kept; stopped in its second,
+    the first chunk is kept for the rerun."""
+    import stereoconv.runner.local as local
+
+    real, calls = local.convert_chunk, []
+
+    def stop_at(n):
+        def convert(job, converter, chunk, progress):
+            calls.append(chunk.index)
+            if chunk.index == n:
+                raise KeyboardInterrupt
+            return real(job, converter, chunk, progress)
+
+        return convert
+
+    out = tmp_path / "o.mp4"
+    monkeypatch.setattr(local, "convert_chunk", stop_at(0))
+    code, _, _ = run(capsys, "video", clip[0], out, *warp(clip), "--chunk-frames", "3")
+    assert code == 130 and leftovers(tmp_path) == []
+    monkeypatch.setattr(local, "convert_chunk", stop_at(1))
+    code, _, _ = run(capsys, "video", clip[0], out, *warp(clip), "--chunk-frames", "3")
+    assert code == 130 and leftovers(tmp_path) == [".o.mp4.stereoconv-work"]
+    monkeypatch.setattr(local, "convert_chunk", stop_at(-1))
+    calls.clear()
+    code, _, err = run(capsys, "video", clip[0], out, *warp(clip), "--chunk-frames", "3")
+    assert code == 0 and calls == [1], err
+    assert "resuming: 1 of 2 chunks already converted" in err[0]
+
+
+def test_images_leave_no_output_folder_when_no_photo_was_converted(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    pictures = tmp_path / "in"
+    pictures.mkdir()
+    Image.fromarray(numbered_frame(1)).save(pictures / "a.png")
+    out = tmp_path / "out"
+    code, _, err = run(
+        capsys, "images", pictures, out, "--backend", "warp", "--depth-model", tmp_path / "none"
+    )
+    assert code == 1 and "depth model" in err[-1], err
+    assert not out.exists()
+
+
+def test_text_finds_its_depth_model_before_the_diffusion(capsys, tmp_path, tiny_sd, monkeypatch):
+    """`text` ran 70 s of diffusion, then failed on the missing depth model."""
+    from stereoconv.diffusion.pipeline import StereoDiffusion
+
+    def never(*args, **kwargs):
+        raise AssertionError("the diffusion ran before every model was found")
+
+    monkeypatch.setattr(StereoDiffusion, "text_to_stereo", never)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    out = tmp_path / "o.png"
+    code, _, err = run(
+        capsys, "text", "a cat", out, "--model", tiny_sd, "--depth-model", tmp_path / "none"
+    )
+    assert code == 1 and "depth model" in err[-1], err
+    assert not out.exists()
+
+
+# --- 5 and 6. hints and --help offer only what the command takes -------------------------------
+
+
+@pytest.mark.parametrize("command", ["text", "depth"])
+def test_the_cpu_hint_of_text_and_depth_offers_no_backend(capsys, tmp_path, command, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    args = ["a cat"] if command == "text" else [tmp_path / "d.png", "a cat"]
+    Image.fromarray(np.zeros((64, 64), np.uint8)).save(tmp_path / "d.png")
+    code, _, err = run(
+        capsys, command, *args, tmp_path / "o.png", "--device", "cpu", "--model", tmp_path / "m"
+    )
+    assert code == 1 and "takes minutes per picture" in err[0], err
+    assert "--backend" not in err[0]
+
+
+def help_of(capsys, *command) -> str:
+    assert main([*command, "--help"]) == 0
+    return " ".join(capsys.readouterr().out.split())  # click's wrapping undone
+
+
+def layouts_offered(text: str) -> list[str]:
+    return text.split("--layout [")[1].split("]")[0].split("|")
+
+
+def test_help_offers_only_what_each_command_takes(capsys):
+    for command in ("image", "images", "text", "depth", "preview"):
+        assert "spatial" not in layouts_offered(help_of(capsys, command)), command
+    assert "pair" not in layouts_offered(help_of(capsys, "video"))
+    assert "pair" not in layouts_offered(help_of(capsys, "preview"))
+    video = help_of(capsys, "video")
+    assert "-q, --quiet" in video and "--text-guidance" not in video
+    assert "--pix-fmt [auto|yuv420p|" in video
+    for command in ("image", "images", "preview"):
+        assert "--text-guidance" not in help_of(capsys, command), command
+    for command in ("text", "depth"):
+        text = help_of(capsys, command)
+        for option in ("--guidance ", "--views", "--null-text", "--fill-start", "--temporal-fill"):
+            assert option not in text, (command, option)
+        assert "--text-guidance" in text and "-q, --quiet" in text
+    evaluation = help_of(capsys, "eval")
+    for option in ("--spatial-", "--vr180-hfov", "--text-guidance"):
+        assert option not in evaluation, option
+    assert "--protocol [calibrated|paper]" in evaluation
+    assert "--disparity [gt|estimated]" in evaluation
+    assert "_RL sbs-rl" in help_of(capsys, "image")
+
+
+def test_eval_choices_are_the_evaluations_own():
+    from stereoconv.cli import evaluate
+    from stereoconv.evaluation import protocols
+
+    assert evaluate.PROTOCOLS == protocols.PROTOCOLS
+    assert evaluate.DISPARITY_SOURCES == protocols.DISPARITY_SOURCES
+
+
+def test_video_refuses_a_layout_it_does_not_offer_in_one_line(capsys, tmp_path, clip):
+    code, _, err = run(
+        capsys, "video", clip[0], tmp_path / "o.mp4", *warp(clip), "--layout", "pair"
+    )
+    one_line_error(code, err, "'pair' is not one of")
+
+
+# --- 12. messages ------------------------------------------------------------------------------
+
+
+def test_ctrl_c_on_one_picture_promises_no_resume(capsys, tmp_path, monkeypatch):
+    import stereoconv.jobs.image
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(stereoconv.jobs.image, "convert_image", interrupted)
+    Image.fromarray(numbered_frame(1)).save(tmp_path / "a.png")
+    code, _, err = run(capsys, "image", tmp_path / "a.png", tmp_path / "o.png", "--backend", "warp")
+    assert (code, err) == (130, ["stereoconv: interrupted"])
+
+
+def test_one_frame_is_one_frame_and_one_map_cannot_drive_a_video(capsys, tmp_path, clip):
+    code, out, err = run(
+        capsys, "video", clip[0], tmp_path / "o.mp4", *warp(clip), "--max-frames", "1"
+    )
+    assert code == 0 and "(1 frame;" in out, err
+    still = sorted(clip[1].iterdir())[0]
+    argv = ["--backend", "warp", "--depth", still, "--depth-kind", "disparity-px", "--quiet"]
+    code, _, err = run(capsys, "video", clip[0], tmp_path / "p.mp4", *argv)
+    one_line_error(code, err, "has 1 frame from the start of the range")
+    assert "one map cannot drive a video: give a depth video or a folder of maps" in err[0]
+
+
+def test_make_tiny_models_help_makes_no_folder(tmp_path):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "scripts" / "make_tiny_models.py"
+    done = subprocess.run(
+        [sys.executable, script, "--help"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert done.returncode == 0 and "OUT" in done.stdout
+    assert not list(tmp_path.iterdir())
+
+
+# --- 7. preview: fast by default, the video's depth options, each row's time --------------------
+
+
+def test_preview_takes_the_videos_depth_and_labels_each_row(capsys, tmp_path, clip, monkeypatch):
+    """No --backend: the warp backend (no diffusion model is loaded, so it runs offline); the
+    --depth of the video; each cell says its frame's time."""
+    import stereoconv.jobs.preview as preview
+
+    captions, real = [], preview.caption
+    monkeypatch.setattr(preview, "caption", lambda c, text: captions.append(text) or real(c, text))
+    out = tmp_path / "sheet.png"
+    given = ["--depth", clip[1], "--depth-kind", "disparity-px"]
+    code, _, err = run(
+        capsys, "preview", clip[0], out, *given, "--frames", "2", "--divergences", "3"
+    )
+    assert code == 0, err
+    assert captions == [
+        "0.00 s   div 3  conv 0.5",
+        "0.00 s   div 3  conv auto",
+        "0.20 s   div 3  conv 0.5",
+        "0.20 s   div 3  conv auto",
+    ]
+    sheet = np.asarray(Image.open(out)).astype(int)
+    cell = sheet[18:82, :256]  # the given 4 px: the right view is the left moved by 4
+    left, right = cell[:, :128], cell[:, 128:]
+    assert np.abs(left[:, 8:120] - right[:, 4:116]).mean() < 8
+    assert "backend" not in " ".join(err)
+
+
+def test_preview_help_says_its_default_backend(capsys):
+    assert (
+        "--backend [warp|diffusion] warp (fast) or diffusion (StereoDiffusion) [default: warp]"
+        in (help_of(capsys, "preview"))
+    )
+    assert "--depth PATH" in help_of(capsys, "preview")
+
+
+# --- 11. names ---------------------------------------------------------------------------------
+
+
+def test_spatial_video_into_its_own_folder_gets_a_name_of_its_own(capsys, tmp_path, clip):
+    src = write_clip(tmp_path / "clip.mov", [numbered_frame(i) for i in range(3)])
+    argv = ["--backend", "warp", "--depth", clip[1], "--depth-kind", "disparity-px", "--quiet"]
+    code, out, err = run(capsys, "video", src, tmp_path, *argv, "--layout", "spatial")
+    assert code == 0, err
+    assert f"wrote {tmp_path / 'clip_spatial.mov'}" in out
