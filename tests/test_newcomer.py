@@ -4,13 +4,15 @@ line for every mistake, nothing left behind by a failed run, models found before
 
 from __future__ import annotations
 
+from fractions import Fraction
+
 import av
 import numpy as np
 import pytest
 from PIL import Image
 
 from stereoconv.cli.main import main
-from tests.clips import numbered_frame, write_clip
+from tests.clips import decode_all, numbered_frame, read_number, write_clip
 
 
 def run(capsys, *argv):
@@ -291,3 +293,49 @@ def test_spatial_video_into_its_own_folder_gets_a_name_of_its_own(capsys, tmp_pa
     code, out, err = run(capsys, "video", src, tmp_path, *argv, "--layout", "spatial")
     assert code == 0, err
     assert f"wrote {tmp_path / 'clip_spatial.mov'}" in out
+
+
+# --- 9. --max-fps: a steady cadence, declared --------------------------------------------------
+
+
+def test_max_fps_keeps_a_steady_cadence_and_says_its_rate(capsys, tmp_path):
+    """25 fps capped at 12 kept 2 frames of every 25 a slot late: a 120 ms hitch every second
+    and a variable rate (ffprobe: 11.745 fps). Now every 3rd frame, 8.333 fps, said."""
+    src = write_clip(tmp_path / "c.mp4", [numbered_frame(i) for i in range(25)])
+    maps = tmp_path / "maps"
+    maps.mkdir()
+    for i in range(25):
+        Image.fromarray(np.full((64, 128), 4, np.uint8)).save(maps / f"{i:03d}.png")
+    given = ["--backend", "warp", "--depth", maps, "--depth-kind", "disparity-px", "--quiet"]
+    out = tmp_path / "o.mp4"
+    code, _, err = run(capsys, "video", src, out, *given, "--max-fps", "12")
+    assert code == 0, err
+    assert "cadence at 8.333 fps (every 3rd frame)" in err[0]
+    frames, times = decode_all(out)
+    assert [read_number(f) for f in frames] == list(range(0, 25, 3))
+    assert np.diff(times) == pytest.approx([0.12] * 8, abs=1e-3)
+    with av.open(str(out)) as container:
+        assert container.streams.video[0].average_rate == Fraction(25, 3)
+
+
+# --- 10. the copied audio is the source's ------------------------------------------------------
+
+
+def audio_packets(path) -> list[bytes]:
+    with av.open(str(path)) as container:
+        return [bytes(p) for p in container.demux(container.streams.audio[0]) if p.size]
+
+
+def audio_samples(path) -> np.ndarray:
+    with av.open(str(path)) as container:
+        return np.concatenate([f.to_ndarray() for f in container.decode(audio=0)], axis=1)
+
+
+def test_copied_aac_keeps_its_priming_packet(capsys, tmp_path, clip):
+    """AAC's first packet (its priming, before time 0 behind the edit list) was left out: one
+    packet less and the first 21 ms decoded differently."""
+    out = tmp_path / "o.mp4"
+    code, _, err = run(capsys, "video", clip[0], out, *warp(clip))
+    assert code == 0, err
+    assert audio_packets(out) == audio_packets(clip[0])
+    assert np.array_equal(audio_samples(out), audio_samples(clip[0]))

@@ -10,6 +10,7 @@ import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 from stereoconv import __version__
@@ -23,7 +24,6 @@ from stereoconv.media.encode import EncoderSettings, choose_codec, legal_size
 from stereoconv.media.video import (
     VideoInfo,
     cap_frame_rate,
-    capped_rate,
     check_header,
     frame_timestamps,
     probe,
@@ -146,10 +146,14 @@ def check_video_output(config: StereoConfig, input_path: Path, output: Path) -> 
 
 
 def encoder_settings(
-    config: StereoConfig, options: VideoOptions, info: VideoInfo, notify: Callable[[str], None]
+    config: StereoConfig,
+    options: VideoOptions,
+    info: VideoInfo,
+    notify: Callable[[str], None],
+    frame_rate: Fraction | None = None,
 ) -> EncoderSettings:
-    """The encoder of the job's chunks: codec, pixel format, packed size (--max-size) and rate
-    (--max-fps)."""
+    """The encoder of the job's chunks: codec, pixel format, packed size (--max-size) and the
+    rate it declares (the source's, or --max-fps's: cap_frame_rate)."""
     pix_fmt = options.pix_fmt
     if pix_fmt == "auto":
         pix_fmt = "yuv420p10le" if info.high_bit_depth else "yuv420p"
@@ -172,7 +176,7 @@ def encoder_settings(
         width,
         height,
         info.time_base,
-        capped_rate(info.frame_rate, options.max_fps),
+        frame_rate,
         info.colour,
         layout,
     )
@@ -208,13 +212,15 @@ def prepare_job(
                 f"{input_path} looks truncated: {len(pts)} frames where its header promises "
                 f"about {promised}; converting the frames that are there"
             )
-    kept = cap_frame_rate(pts, info.time_base, options.max_fps)
-    depth_index = kept_places(pts, kept) if depth is not None else None
-    pts = kept
+    cap = cap_frame_rate(pts, info.time_base, options.max_fps, info.frame_rate)
+    if cap.note:
+        notify(cap.note)
+    depth_index = kept_places(pts, cap.kept) if depth is not None else None
+    pts = cap.kept
     depth_offset = 0
     if depth is not None and options.start:
         depth_offset = len(frame_timestamps(input_path, 0, options.start))
-    encoder = encoder_settings(config, options, info, notify)
+    encoder = encoder_settings(config, options, info, notify, cap.rate)
     workdir = output.with_name(f".{output.name}.stereoconv-work")
     job = VideoJob(
         input_path,
