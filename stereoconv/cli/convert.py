@@ -246,7 +246,7 @@ def run_video_job(job, converter, workers: int, ray_address, device, bars: Bars)
 
     if converter.config.auto_convergence:
         note("--convergence auto: measuring the depth at the frame borders, shot by shot")
-        job = plan_convergence(job, converter, bars)
+        job = plan_convergence(job, converter, bars, note)
     if workers == 1 and not ray_address:
         return job, *convert_video(converter, job, bars)
     from stereoconv.runner.ray import convert_video_on_ray

@@ -70,6 +70,8 @@ class VideoJob:
     # per frame, from --convergence auto: the screen plane (normalised depth), or for disparity
     # given in pixels the disparity put on the screen plane (pixels, subtracted)
     convergence_plan: tuple[float, ...] | None = None
+    # --convergence auto, disparity given in pixels: its factor into the --divergence budget
+    given_scale: float = 1.0
     collect_stats: bool = False  # per-frame comfort statistics, for --report
     repeated: int = 0  # packets whose timestamp another one had (broken timestamps): dropped
     # with --max-fps and --depth: each converted frame's place among the frames before the cap
