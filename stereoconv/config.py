@@ -287,8 +287,8 @@ class VideoOptions:
     max_frames: int | None = setting(None, "Convert at most this many frames.", min=1, max=10**9)
     max_fps: float | None = setting(
         None,
-        "Cap the frame rate: frames are dropped, those kept keep their times (audio stays in "
-        "sync).",
+        "Cap the frame rate at a steady cadence: every k-th frame is kept, at its own time "
+        "(audio stays in sync).",
         above=0,
         max=1000,
     )

@@ -381,3 +381,42 @@ def test_given_pixels_are_held_to_the_budget(capsys, tmp_path, clip):
     assert data["overall"]["used_pct_max"] == pytest.approx(3.0, abs=0.01)
     assert data["overall"]["over_budget_shots"] == [] and data["overall"]["violation_frames"] == []
     assert "beyond the budget" not in (tmp_path / "b.html").read_text()
+
+
+# --- 14. stereo metadata a player reading only the bitstream sees -------------------------------
+
+
+def said_by_the_bitstream(path, folder) -> list[tuple[int, int]]:
+    """FFmpeg's stereo side data on the first frame of the video stream alone, remuxed to a raw
+    H.264 / HEVC file (no container to say anything): (AVStereo3D type, flags) of each."""
+    import struct
+
+    with av.open(str(path)) as source:
+        stream = source.streams.video[0]
+        codec = stream.codec_context.name
+        raw = folder / f"raw.{codec}"
+        with av.open(str(raw), "w", format=codec) as out:
+            copy = out.add_stream_from_template(stream)
+            for packet in source.demux(stream):
+                if packet.size:
+                    packet.stream = copy
+                    out.mux(packet)
+    with av.open(str(raw)) as container:
+        frame = next(container.decode(video=0))
+    return [
+        struct.unpack("=ii", bytes(d)[:8]) for d in frame.side_data if "STEREO3D" in str(d.type)
+    ]
+
+
+@pytest.mark.parametrize(
+    "layout,codec,said",
+    [("sbs-rl", "libx264", (1, 1)), ("sbs", "libx265", (1, 0)), ("tb", "libx265", (2, 0))],
+)
+def test_the_frame_packing_sei_says_the_layout(capsys, tmp_path, clip, layout, codec, said):
+    """AV_STEREO3D_SIDEBYSIDE 1, TOPBOTTOM 2; flag 1: the right view first. sbs-rl and every
+    HEVC output said nothing in the bitstream."""
+    out = tmp_path / "o.mp4"
+    argv = [*warp(clip), "--layout", layout, "--codec", codec, "--max-frames", "3"]
+    code, _, err = run(capsys, "video", clip[0], out, *argv)
+    assert code == 0, err
+    assert said_by_the_bitstream(out, tmp_path) == [said]

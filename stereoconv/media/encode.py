@@ -15,6 +15,7 @@ import numpy as np
 
 from stereoconv.fileio import atomic_output
 from stereoconv.layouts import Layout
+from stereoconv.media.framepacking import sei_nal, with_sei
 from stereoconv.media.video import AV_ERRORS, ColourTags
 from stereoconv.overlap import Background
 
@@ -78,13 +79,7 @@ X265_FRAME_THREADS = f"frame-threads={ENCODER_THREADS // 2}"
 def _codec_options(settings: EncoderSettings) -> dict[str, str]:
     options = {"crf": str(settings.crf), "preset": settings.preset}
     options["threads"] = str(ENCODER_THREADS)
-    if settings.codec == "libx264":
-        params = []
-        if settings.layout.frame_packing is not None:
-            params.append(f"frame-packing={settings.layout.frame_packing}")
-        if params:
-            options["x264-params"] = ":".join(params)
-    else:
+    if settings.codec == "libx265":  # (the frame-packing SEI: ChunkEncoder, framepacking.py)
         # no profile: x265 takes the one of its input (Main 10 for yuv420p10le, RExt for 4:2:2,
         # 4:4:4 and 12-bit, which a fixed main10 would refuse)
         options["x265-params"] = f"log-level=0:{X265_FRAME_THREADS}"
@@ -220,7 +215,25 @@ class ChunkEncoder(ChunkEncoderBase):
 
     def _encode_frame(self, rgb: np.ndarray, pts: int, fmt: str) -> None:
         frame = self.yuv_frame(rgb, pts, fmt, self.settings.pix_fmt)
-        self.container.mux(self.stream.encode(frame))
+        self.container.mux(self._signalled(self.stream.encode(frame)))
 
     def _flush(self) -> None:
-        self.container.mux(self.stream.encode())
+        self.container.mux(self._signalled(self.stream.encode()))
+
+    def _signalled(self, packets: list[av.Packet]) -> list[av.Packet]:
+        """The packets with the layout's frame-packing SEI in each keyframe (H.264 and HEVC
+        alike), for players that read only the bitstream."""
+        if self.settings.layout.frame_packing is None:
+            return packets
+        hevc = self.settings.codec == "libx265"
+        nal = sei_nal(self.settings.layout, hevc)
+        out = []
+        for packet in packets:
+            if packet.is_keyframe:
+                signalled = av.Packet(with_sei(bytes(packet), nal, hevc))
+                signalled.pts, signalled.dts = packet.pts, packet.dts
+                signalled.time_base, signalled.duration = packet.time_base, packet.duration
+                signalled.is_keyframe, signalled.stream = True, packet.stream
+                packet = signalled
+            out.append(packet)
+        return out

@@ -16,7 +16,7 @@ from stereoconv.errors import UserError
 from stereoconv.fileio import atomic_output
 from stereoconv.layouts import Layout
 from stereoconv.media.encode import MOV_FLAGS
-from stereoconv.media.mp4box import add_st3d
+from stereoconv.media.mp4box import add_st3d, signalled_header
 from stereoconv.media.spatial.vexu import SpatialMetadata, add_vexu
 from stereoconv.media.video import AV_ERRORS, open_input
 
@@ -152,7 +152,12 @@ def join_chunks(
         out = stack.enter_context(
             av.open(str(tmp), "w", options={"movflags": MOV_FLAGS} if mov else {})
         )
-        with av.open(str(chunks[0][0])) as first:
+        first_chunk = chunks[0][0]
+        if not mov and layout.projection is not None:  # Matroska's Projection: from side data
+            first_chunk = signalled_header(
+                first_chunk, first_chunk.with_suffix(".head.mp4"), layout
+            )
+        with av.open(str(first_chunk)) as first:
             template = first.streams.video[0]
             video = out.add_stream_from_template(template)
             video.time_base = template.time_base
