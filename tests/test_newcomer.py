@@ -420,3 +420,37 @@ def test_the_frame_packing_sei_says_the_layout(capsys, tmp_path, clip, layout, c
     code, _, err = run(capsys, "video", clip[0], out, *argv)
     assert code == 0, err
     assert said_by_the_bitstream(out, tmp_path) == [said]
+
+
+# --- 13. progress: a label on every bar, no bar in a log ----------------------------------------
+
+
+def test_every_bar_of_a_video_has_its_label(capsys, tmp_path, clip, monkeypatch):
+    """The conversion and --convergence auto's first pass: one labelled bar each."""
+    import tqdm
+
+    from stereoconv.cli.bars import LABELS
+
+    opened = []
+
+    class Recorder(tqdm.tqdm):
+        def __init__(self, *args, **kwargs):
+            opened.append(kwargs.get("desc"))
+            super().__init__(*args, **{**kwargs, "disable": True})
+
+    monkeypatch.setattr(tqdm, "tqdm", Recorder)
+    given = ["--backend", "warp", "--depth", clip[1], "--depth-kind", "disparity-px"]
+    code, _, err = run(
+        capsys, "video", clip[0], tmp_path / "o.mp4", *given, "--convergence", "auto"
+    )
+    assert code == 0, err
+    assert opened == [LABELS["convergence"][0], LABELS["frames"][0]]
+
+
+def test_eval_writes_no_bar_into_a_log(capsys, tmp_path):
+    """stderr is not a terminal here (a log, a pipe): no carriage-return bar lines."""
+    argv = ["eval", "skimage:motorcycle", "--methods", "leave-blank", "--no-lpips"]
+    code = main([*argv, "--no-figures", "--out", str(tmp_path / "e")])
+    err = capsys.readouterr().err
+    assert code == 0, err
+    assert "\r" not in err and "scene" not in err
