@@ -454,3 +454,20 @@ def test_eval_writes_no_bar_into_a_log(capsys, tmp_path):
     err = capsys.readouterr().err
     assert code == 0, err
     assert "\r" not in err and "scene" not in err
+
+
+# --- libx265 and a stream of two frames -------------------------------------------------------
+
+
+@pytest.mark.parametrize("layout,suffix", [("sbs", ".mp4"), ("spatial", ".mov")])
+def test_a_two_frame_hevc_video_has_its_decode_times(capsys, tmp_path, clip, layout, suffix):
+    """x265 leaves the decode times of a one- or two-frame stream unset (garbage, a few times in
+    20: the MP4 muxer's "pts/dts pair unsupported", spatial video's views out of step); a last
+    chunk of two frames hit it. Their decode times are now their presentation times."""
+    out = tmp_path / f"o{suffix}"
+    argv = [*warp(clip), "--codec", "libx265", "--layout", layout, "--max-frames", "2"]
+    code, _, err = run(capsys, "video", clip[0], out, *argv)
+    assert code == 0, err
+    with av.open(str(out)) as container:
+        times = [(p.pts, p.dts) for p in container.demux(video=0) if p.size]
+    assert len(times) == 2 and all(pts == dts for pts, dts in times), times

@@ -76,6 +76,24 @@ ENCODER_THREADS = 4
 X265_FRAME_THREADS = f"frame-threads={ENCODER_THREADS // 2}"
 
 
+# x265 (as FFmpeg 8.1's libx265 calls it) computes a packet's decode time from its B-frame
+# delay, which it learns only from the third frame on: the packets of a stream of one or two
+# frames carry uninitialised decode times, garbage about once in two tries (the MP4 muxer:
+# "pts/dts pair unsupported"; the spatial encoder: its two views out of step). Such a stream is
+# not reordered: its decode times are its presentation times, as x265 gives them when that
+# memory happens to hold zero.
+X265_UNTIMED_FRAMES = 2
+
+
+def timed(packets: list[av.Packet], codec: str, frames: int) -> list[av.Packet]:
+    """The flushed packets of an encoder given `frames` frames, their decode times set where
+    x265 leaves them unset (X265_UNTIMED_FRAMES)."""
+    if codec == "libx265" and frames <= X265_UNTIMED_FRAMES:
+        for packet in packets:
+            packet.dts = packet.pts
+    return packets
+
+
 def _codec_options(settings: EncoderSettings) -> dict[str, str]:
     options = {"crf": str(settings.crf), "preset": settings.preset}
     options["threads"] = str(ENCODER_THREADS)
@@ -218,7 +236,8 @@ class ChunkEncoder(ChunkEncoderBase):
         self.container.mux(self._signalled(self.stream.encode(frame)))
 
     def _flush(self) -> None:
-        self.container.mux(self._signalled(self.stream.encode()))
+        flushed = timed(self.stream.encode(), self.settings.codec, self.frames)
+        self.container.mux(self._signalled(flushed))
 
     def _signalled(self, packets: list[av.Packet]) -> list[av.Packet]:
         """The packets with the layout's frame-packing SEI in each keyframe (H.264 and HEVC
