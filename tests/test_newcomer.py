@@ -188,7 +188,7 @@ def test_help_offers_only_what_each_command_takes(capsys):
     for option in ("--spatial-", "--vr180-hfov", "--text-guidance"):
         assert option not in evaluation, option
     assert "--protocol [calibrated|paper]" in evaluation
-    assert "--disparity [gt|estimated]" in evaluation
+    assert "--disparity [gt|estimated]" in evaluation and "-q, --quiet" in evaluation
     assert "_RL sbs-rl" in help_of(capsys, "image")
 
 
@@ -449,8 +449,12 @@ def test_every_bar_of_a_video_has_its_label(capsys, tmp_path, clip, monkeypatch)
 
 def test_eval_writes_no_bar_into_a_log(capsys, tmp_path):
     """stderr is not a terminal here (a log, a pipe): no carriage-return bar lines."""
-    argv = ["eval", "skimage:motorcycle", "--methods", "leave-blank", "--no-lpips"]
-    code = main([*argv, "--no-figures", "--out", str(tmp_path / "e")])
+    for side in ("left", "right", "disparity"):
+        (tmp_path / "scenes" / side).mkdir(parents=True)
+        picture = np.full((64, 128), 4, np.uint8) if side == "disparity" else numbered_frame(1)
+        Image.fromarray(picture).save(tmp_path / "scenes" / side / "a.png")
+    argv = ["eval", tmp_path / "scenes", "--methods", "leave-blank", "--no-lpips"]
+    code = main([str(a) for a in argv] + ["--no-figures", "--out", str(tmp_path / "e")])
     err = capsys.readouterr().err
     assert code == 0, err
     assert "\r" not in err and "scene" not in err

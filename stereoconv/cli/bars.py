@@ -17,10 +17,11 @@ LABELS = {
 }
 
 
-def iterate(items, stage: str):
-    """The items with a bar of `stage` as they are taken (eval's scenes); only on a terminal."""
+def iterate(items, stage: str, quiet: bool = False):
+    """The items with a bar of `stage` as they are taken (eval's scenes); only on a terminal,
+    none if `quiet`."""
     label, unit, leave = LABELS[stage]
-    return tqdm.tqdm(items, desc=label, unit=unit, leave=leave, disable=None)
+    return tqdm.tqdm(items, desc=label, unit=unit, leave=leave, disable=True if quiet else None)
 
 
 class Bars:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from stereoconv.cli.options import config_from, job_options, setting_options
+from stereoconv.cli.options import config_from, job_options, quiet_option, setting_options
 from stereoconv.errors import UserError
 
 # what eval has no use for: it scores the right view itself (no layout, no output size), from
@@ -68,6 +68,7 @@ DISPARITY_SOURCES = ("gt", "estimated")
 )
 @click.option("--lpips/--no-lpips", default=True, help="Score LPIPS (needs its weights).")
 @click.option("--figures/--no-figures", default=True, help="Write a picture per scene.")
+@quiet_option
 @job_options
 @setting_options(exclude=NOT_SETTINGS_HERE)
 def eval_command(
@@ -81,11 +82,13 @@ def eval_command(
     paper_size: int,
     lpips: bool,
     figures: bool,
+    quiet: bool,
     overwrite: bool,
     **kwargs,
 ) -> None:
-    """Evaluate right-view synthesis on DATASET_DIR (Middlebury 2014, KITTI 2015, a folder with
-    left/ right/ disparity/, or skimage:motorcycle) against its real right views."""
+    """Evaluate right-view synthesis on DATASET_DIR (Middlebury 2014 or 2001/2003, KITTI 2015, a
+    folder with left/ right/ disparity/, a stereo video pair, or skimage:motorcycle) against its
+    real right views."""
     from stereoconv.evaluation.datasets import open_dataset
     from stereoconv.evaluation.methods import parse_methods
     from stereoconv.evaluation.protocols import check_protocol
@@ -122,6 +125,7 @@ def eval_command(
         paper_size,
         lpips,
         figures,
+        quiet,
     )
 
 
@@ -137,6 +141,7 @@ def run_evaluation(
     paper_size: int,
     lpips: bool,
     figures: bool,
+    quiet: bool = False,
 ) -> None:
     """Steps 2 and 3 of `eval`: the models (loaded on first use), the run and the report."""
     import torch
@@ -178,7 +183,7 @@ def run_evaluation(
         estimate=estimate,
         paper_size=paper_size,
         on_scene=on_scene,
-        progress=lambda scenes: iterate(scenes, "scenes"),
+        progress=lambda scenes: iterate(scenes, "scenes", quiet),
     )
     settings = {
         **to_dict(config),

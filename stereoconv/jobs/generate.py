@@ -80,8 +80,8 @@ def text_to_stereo(
     outputs = prepare_outputs(output, cfg.layout, overwrite, [])
     if height or width:  # a bad size fails before the model loads
         check_size(height or 64, width or 64)
-    _ = converter.depth_estimator  # every model found before the diffusion starts
     pipeline = generator(converter, DEFAULT_SD_MODEL)
+    _ = converter.depth_estimator  # every model found before the diffusion starts
     size = pipeline.components.default_size
     height, width = height or size, width or size
 
