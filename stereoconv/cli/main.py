@@ -38,7 +38,6 @@ LIBRARY_VERBOSITY = {
     "DIFFUSERS_VERBOSITY": "error",
     "HF_HUB_VERBOSITY": "error",
     "ACCELERATE_LOG_LEVEL": "ERROR",
-    "RAY_BACKEND_LOG_LEVEL": "error",  # Ray's C++ side (its reconnect warnings, ...)
 }
 
 
