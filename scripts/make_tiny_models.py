@@ -6,12 +6,15 @@
 Their output is noise by design: they prove that the whole pipeline runs, not its quality.
 """
 
-import sys
-
-from stereoconv.testing import make_all
+import argparse
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit(__doc__)
-    for name, path in make_all(sys.argv[1]).items():
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("out", metavar="OUT", help="folder to write the models in")
+    args = parser.parse_args()
+    from stereoconv.testing import make_all  # torch: after --help
+
+    for name, path in make_all(args.out).items():
         print(f"{name}: {path}")

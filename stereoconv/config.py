@@ -37,6 +37,8 @@ DEFAULT_SD_MODEL = "stable-diffusion-v1-5/stable-diffusion-v1-5"  # image, video
 DEFAULT_DEPTH2IMG_MODEL = "stabilityai/stable-diffusion-2-depth"  # depth
 BACKENDS = ("warp", "diffusion")
 CODECS = ("libx264", "libx265")
+# the encoders' pixel formats: 4:2:0, 4:2:2, 4:4:4 at 8, 10, 12 bits (above 8: HEVC, encode.py)
+PIX_FMTS = ("auto", *(f"yuv{c}p{b}" for b in ("", "10le", "12le") for c in ("420", "422", "444")))
 # x264's and x265's speed presets, fastest first
 ENCODER_PRESETS = (
     "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow",
@@ -79,11 +81,8 @@ class StereoConfig:
     """The settings of a conversion; each field is the CLI option of the same name."""
 
     backend: str = setting("diffusion", "warp (fast) or diffusion (StereoDiffusion)")
-    layout: str = setting(
-        "sbs",
-        "sbs, half-sbs, tb, half-tb, anaglyph, pair (two files), spatial (video, .mov), sbs-rl "
-        "(eyes swapped: cross-eyed) or vr180 (180-degree players: equirectangular SBS)",
-    )
+    # the --layout help lists each layout a command makes with its record's `about`
+    layout: str = setting("sbs", "how the two views are stored")
     divergence: float = setting(
         3.0, "near-to-far disparity range, % of one eye's view width", min=0, max=25
     )
@@ -115,7 +114,7 @@ class StereoConfig:
     depth_low_pct: float = setting(2.0, "percentile mapped to the farthest depth", min=0, max=100)
     depth_high_pct: float = setting(98.0, "percentile mapped to the nearest depth", min=0, max=100)
     fill_sigma: float = setting(
-        3.0, "warp backend: smoothing of filled holes, pixels (0: plain extension)", min=0, max=100
+        3.0, "smoothing of warp-filled holes, pixels (0: plain extension)", min=0, max=100
     )
     batch_size: int = setting(8, "frames per batch through the models", min=1, max=1024)
     max_megapixels: float = setting(
@@ -252,15 +251,17 @@ class VideoOptions:
     max_frames: int | None = setting(None, "Convert at most this many frames.", min=1, max=10**9)
     max_fps: float | None = setting(
         None,
-        "Cap the frame rate: frames are dropped, those kept keep their times (audio stays in "
-        "sync).",
+        "Cap the frame rate at a steady cadence: every k-th frame is kept, at its own time "
+        "(audio stays in sync).",
         above=0,
         max=1000,
     )
     codec: str = setting("libx264", "H.264 or HEVC; H.264 wider than 4096 or 10-bit becomes HEVC.")
     crf: int = setting(18, "Encoder quality (lower is better).", min=0, max=51)
     preset: str = setting("medium", "Encoder speed: slower is smaller.")
-    pix_fmt: str = setting("auto", "auto: yuv420p, or yuv420p10le for 10-bit sources.")
+    pix_fmt: str = setting(
+        "auto", "auto: yuv420p, or yuv420p10le for 10-bit sources; 10- and 12-bit are HEVC."
+    )
     chunk_frames: int = setting(240, "Frames per chunk (the unit of resume).", min=1, max=100_000)
     shots: str = setting(
         "transnet",
@@ -274,12 +275,18 @@ class VideoOptions:
         check_choice("codec", self.codec, CODECS)
         check_choice("encoder-preset", self.preset, ENCODER_PRESETS)
         check_choice("shots", self.shots, SHOT_DETECTORS)
+        check_choice("pix-fmt", self.pix_fmt, PIX_FMTS)
         check_ranges(self)
         if self.end is not None and self.end <= (self.start or 0):
             raise UserError(f"--end ({self.end}) must be after --start ({self.start or 0})")
 
 
-VIDEO_CHOICES = {"codec": CODECS, "preset": ENCODER_PRESETS, "shots": SHOT_DETECTORS}
+VIDEO_CHOICES = {
+    "codec": CODECS,
+    "preset": ENCODER_PRESETS,
+    "shots": SHOT_DETECTORS,
+    "pix_fmt": PIX_FMTS,
+}
 VIDEO_FLAGS = {"preset": "encoder_preset"}  # where the option's name is not the field's
 
 

@@ -62,6 +62,13 @@ class StereoConverter:
             self._backend = make_backend(self.config, self.device, self.progress)
         return self._backend
 
+    def load_models(self, depth_model: bool = True) -> None:
+        """Load the backend's models and, if `depth_model`, the depth model now rather than on
+        first use: a model that cannot be had fails before any work is done."""
+        _ = self.backend
+        if depth_model:
+            _ = self.depth_estimator
+
     def relative_disparity(self, frames: torch.Tensor) -> torch.Tensor:
         """Estimated relative disparity (B, H, W) of uint8 (B, H, W, 3) or float frames."""
         estimate = lambda x: self.depth_estimator(x, batch_size=len(x)).to(self.device)  # noqa: E731

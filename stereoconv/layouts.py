@@ -24,7 +24,8 @@ ENCODERS = ("packed", "mv-hevc")
 @dataclass(frozen=True)
 class Layout:
     """One stereo layout. The metadata values are None where the format has no word for the
-    layout: st3d and the H.264 SEI say left first, so sbs-rl is signalled in Matroska only."""
+    layout: st3d says left first, so sbs-rl has none; the frame-packing SEI of H.264 and HEVC
+    says which view comes first (media/framepacking.py: right_first)."""
 
     name: str  # the --layout value
     about: str  # what it is, in words, for messages
@@ -40,7 +41,7 @@ class Layout:
     encoder: str = "packed"  # one of ENCODERS
     st3d: int | None = None  # Spherical Video V2 st3d stereo_mode: 1 top-bottom, 2 left-right
     matroska: str | None = None  # Matroska StereoMode (FFmpeg's stereo_mode tag)
-    frame_packing: int | None = None  # H.264 frame-packing SEI type (x264): 3 SBS, 4 TB
+    frame_packing: int | None = None  # frame-packing SEI type (H.264, HEVC): 3 SBS, 4 TB
 
     @property
     def files(self) -> int:
@@ -91,11 +92,13 @@ RECORDS = (
     Layout("anaglyph", "red-cyan anaglyph", "anaglyph", tag="_anaglyph"),
     # pair's own tags are the files' _L and _R (jobs/image.pair_paths)
     Layout("pair", "the two views as two files", "two-files"),
-    # Apple's players read the stereo of spatial video from inside the file (vexu), not a tag
+    # Apple's players read the stereo of spatial video from inside the file (vexu); its tag only
+    # keeps a name chosen in a folder apart from the input's (clip.mov -> clip_spatial.mov)
     Layout(
         "spatial",
         "Apple spatial video",
         "stacked",
+        tag="_spatial",
         video_only=True,
         container=".mov",
         encoder="mv-hevc",
@@ -107,6 +110,7 @@ RECORDS = (
         right_first=True,
         tag="_RL",
         matroska="right_left",
+        frame_packing=3,
     ),
     # `_180_LR`: 180 degrees, then the eyes' order, the tag DeoVR and SKYBOX document
     Layout(

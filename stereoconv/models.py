@@ -81,6 +81,8 @@ def load_pretrained(cls, name: str, what: str, strict: bool = True, **kwargs):
     path = Path(name).expanduser()
     if path.exists() and not path.is_dir():
         raise UserError(f"{what} {name!r} is a file; give a hub id or a model folder")
+    if not path.exists() and (path.is_absolute() or name.startswith((".", "~"))):
+        raise UserError(f"{what} folder {name!r} does not exist")  # a path, not a hub id
     source = str(path) if path.is_dir() else name
     part = kwargs.get("subfolder", "")
     weights = strict and _has_weights(cls)

@@ -14,7 +14,7 @@ from PIL import Image
 from stereoconv.cli.main import main
 from stereoconv.layout import view_size_within
 from stereoconv.layouts import layout_of
-from stereoconv.media.video import cap_frame_rate, capped_rate
+from stereoconv.media.video import RateCap, cap_frame_rate
 from tests.clips import audio_duration, decode_all, numbered_frame, psnr, read_number, write_clip
 
 
@@ -37,16 +37,24 @@ def fifty_fps(tmp_path_factory):
     return write_clip(path, frames, rate=50, audio_seconds=0.8)
 
 
-def test_cap_keeps_the_first_frame_of_each_slot():
+def test_cap_keeps_a_steady_cadence():
+    """A steady source keeps every k-th frame (a steady rate, said where it is not the cap);
+    a variable-rate one the first frame of each 1 / cap slot."""
     tb = Fraction(1, 600)
     sixty = [i * 10 for i in range(12)]  # 60 fps
-    assert cap_frame_rate(sixty, tb, 30) == sixty[::2]
+    cap = cap_frame_rate(sixty, tb, 30, Fraction(60))
+    assert (cap.kept, cap.rate, cap.note) == (sixty[::2], 30, None)
     thirty = [i * 20 for i in range(10)]
-    kept = cap_frame_rate(thirty, tb, 24)  # 4 of every 5
-    assert len(kept) == 8 and kept[0] == 0
-    assert cap_frame_rate(thirty, tb, 30) == thirty == cap_frame_rate(thirty, tb, None)
-    assert capped_rate(Fraction(30), 24) == 24 and capped_rate(Fraction(25), 30) == 25
-    assert capped_rate(Fraction(30000, 1001), None) == Fraction(30000, 1001)
+    cap = cap_frame_rate(thirty, tb, 24, Fraction(30))  # every other: 15 fps, said
+    assert (cap.kept, cap.rate) == (thirty[::2], 15)
+    assert "keeps a steady cadence at 15 fps (every 2nd frame)" in cap.note
+    assert cap_frame_rate(thirty, tb, 30, Fraction(30)).kept == thirty
+    assert cap_frame_rate(thirty, tb, None, Fraction(30)) == RateCap(thirty, Fraction(30))
+    ntsc = [round(i * 1001 / 30000 * 1000) for i in range(30)]  # 29.97 fps in milliseconds
+    assert cap_frame_rate(ntsc, Fraction(1, 1000), 29.97, None).kept == ntsc
+    variable = [0, 20, 30, 60, 70, 100, 140, 150]  # 60 fps with gaps
+    cap = cap_frame_rate(variable, tb, 30, None)
+    assert (cap.kept, cap.rate) == ([0, 20, 60, 100, 140], 30)
 
 
 def test_view_size_keeps_aspect_and_even_sides():

@@ -348,5 +348,6 @@ def test_spatial_needs_a_mov_video(capsys, tmp_path, planes):
         ]
     )
     err = capsys.readouterr().err.strip().splitlines()
-    assert code == 1 and len(err) == 1 and "stereoconv video" in err[0], err
+    # `image --layout` does not offer it (a preset that names it: tests/test_layouts.py)
+    assert code == 2 and len(err) == 1 and "'spatial' is not one of" in err[0], err
     assert not (tmp_path / "o.png").exists()

@@ -13,7 +13,15 @@ LABELS = {
     "checking": ("checking", "file", False),
     "diffusion": ("diffusion", "step", False),
     "convergence": ("depth at the borders", "frame", True),
+    "scenes": ("scenes", "scene", False),
 }
+
+
+def iterate(items, stage: str, quiet: bool = False):
+    """The items with a bar of `stage` as they are taken (eval's scenes); only on a terminal,
+    none if `quiet`."""
+    label, unit, leave = LABELS[stage]
+    return tqdm.tqdm(items, desc=label, unit=unit, leave=leave, disable=True if quiet else None)
 
 
 class Bars:

@@ -9,6 +9,7 @@ import click
 
 from stereoconv.cli.bars import Bars
 from stereoconv.cli.options import (
+    GENERATION_ONLY,
     GIVEN_DEPTH,
     VIDEO_ONLY,
     job_options,
@@ -16,6 +17,9 @@ from stereoconv.cli.options import (
     name_tag_option,
     names_a_folder,
     note,
+    one_file,
+    pictures,
+    quiet_option,
     ray_options,
     report,
     report_option,
@@ -28,22 +32,24 @@ from stereoconv.errors import UserError
 # stereoconv.jobs.library.FORMATS, spelt out so that `--help` need not import torch
 FORMAT_CHOICES = ("same", "jpeg", "png", "webp", "tiff", "heic", "mpo")
 PATH = click.Path(path_type=Path)
+PREVIEW_BACKEND = "warp"  # a preview before a long job is quick
 
 
 @click.command()
 @click.argument("input_path", metavar="IN", type=PATH)
 @click.argument("output", metavar="OUT", type=click.Path())
 @click.option("--depth", type=PATH, help="Depth map instead of a model.")
+@quiet_option
 @name_tag_option
 @job_options
-@setting_options(exclude=VIDEO_ONLY)
-def image(input_path: Path, output: str, depth, overwrite, name_tag, **kwargs) -> None:
+@setting_options(exclude=(*VIDEO_ONLY, *GENERATION_ONLY), layouts=pictures)
+def image(input_path: Path, output: str, depth, quiet, overwrite, name_tag, **kwargs) -> None:
     """Convert one image IN to a stereo image OUT (a file, or a folder to put IN_LR.jpg ... in)."""
     from stereoconv.jobs.image import convert_image, picture_output_name
     from stereoconv.layouts import layout_of
     from stereoconv.layouts import name_tag as tag_of
 
-    with Bars() as bars:
+    with Bars(quiet) as bars:
         converter = make_converter(kwargs, progress=bars)
         out, tag = Path(output), tag_of(layout_of(converter.config.layout), name_tag)
         if names_a_folder(output):
@@ -69,7 +75,7 @@ def image(input_path: Path, output: str, depth, overwrite, name_tag, **kwargs) -
 @report_option
 @name_tag_option
 @job_options
-@setting_options(exclude=(*VIDEO_ONLY, *GIVEN_DEPTH))
+@setting_options(exclude=(*VIDEO_ONLY, *GIVEN_DEPTH, *GENERATION_ONLY), layouts=pictures)
 def images(
     in_dir: Path,
     out_dir: Path,
@@ -154,12 +160,12 @@ def library_summary(outcome, out_dir: Path, quiet: bool) -> None:
 @click.option("--depth", type=PATH, help="Depth video or folder of per-frame maps.")
 @click.option("--save-depth", type=PATH, help="Write estimated depth here.")
 @video_options
-@click.option("--quiet", is_flag=True, help="No progress bar.")
+@quiet_option
 @report_option
 @ray_options
 @name_tag_option
 @job_options
-@setting_options
+@setting_options(exclude=GENERATION_ONLY, layouts=one_file)
 def video(
     input_path: Path,
     output: str,
@@ -177,10 +183,11 @@ def video(
     IN_LR.mp4 ... in), audio kept."""
     from stereoconv import lock
     from stereoconv.jobs.video.job import (
-        open_workdir,
+        frames_text,
         plan_shots,
         prepare_job,
         video_output_name,
+        work_folder,
     )
     from stereoconv.layouts import layout_of
     from stereoconv.layouts import name_tag as tag_of
@@ -207,9 +214,14 @@ def video(
         note,
         collect_stats=report is not None,
     )
+    if workers == 1 and not ray_address:  # here: every model found before any work (on Ray,
+        converter.load_models(job.depth is None)  # each worker loads its own)
     # one writer per output: held before the work folder, so a live run's work is never touched
-    with lock.holding(job.output, note), Bars(quiet, stages=("convergence", "frames")) as bars:
-        open_workdir(job, overwrite, note)
+    with (
+        lock.holding(job.output, note),
+        work_folder(job, overwrite, note),
+        Bars(quiet, stages=("convergence", "frames")) as bars,
+    ):
         job = plan_shots(job, converter.device, note)  # the cuts, stored in the work folder
         job, notes, totals = run_video_job(job, converter, workers, ray_address, device, bars)
     for text in notes:
@@ -218,7 +230,7 @@ def video(
     if converter.config.backend == "diffusion":
         work = f"; UNet image-evaluations per frame: {totals.unet_evaluations_per_frame:.1f}"
     click.echo(
-        f"wrote {job.output} ({totals.frames} frames; flicker of the right view relative to "
+        f"wrote {job.output} ({frames_text(totals.frames)}; flicker of the right view relative to "
         f"the left: {totals.flicker_ratio:.2f}{work})"
     )
     if report is not None:
@@ -236,7 +248,7 @@ def run_video_job(job, converter, workers: int, ray_address, device, bars: Bars)
 
     if converter.config.auto_convergence:
         note("--convergence auto: measuring the depth at the frame borders, shot by shot")
-        job = plan_convergence(job, converter, bars)
+        job = plan_convergence(job, converter, bars, note)
     if workers == 1 and not ray_address:
         return job, *convert_video(converter, job, bars)
     from stereoconv.runner.ray import convert_video_on_ray
@@ -268,8 +280,13 @@ def run_video_job(job, converter, workers: int, ray_address, device, bars: Bars)
     show_default=True,
     help="Width of each picture on the sheet, pixels.",
 )
+@click.option("--depth", type=PATH, help="Depth video or folder of per-frame maps.")
 @job_options
-@setting_options(exclude=("divergence", "convergence", "max_size", *VIDEO_ONLY, *GIVEN_DEPTH))
+@setting_options(
+    exclude=("divergence", "convergence", "max_size", *VIDEO_ONLY, *GENERATION_ONLY),
+    layouts=lambda layout: one_file(layout) and pictures(layout),
+    defaults={"backend": PREVIEW_BACKEND},
+)
 def preview(
     input_path: Path,
     output: Path,
@@ -279,15 +296,21 @@ def preview(
     divergences,
     convergences,
     cell_width,
+    depth,
     overwrite,
     **kwargs,
 ) -> None:
     """Before a long job: a contact sheet OUT (.png, .jpg) of a few frames of the video IN,
-    each at every divergence and convergence asked (a row per frame, a column per setting)."""
+    each at every divergence and convergence asked (a row per frame, a column per setting),
+    with the warp backend unless --backend (or the preset) says diffusion."""
+    from stereoconv.config import load_preset
     from stereoconv.jobs.preview import parse_values, preview_video
 
     divergence_list = parse_values(divergences, "--divergences", "divergence")
     convergence_list = parse_values(convergences, "--convergences", "convergence", auto=True)
+    if kwargs["backend"] is None:  # fast: at the divergences it compares, warp shows the depth
+        kwargs["backend"] = load_preset(kwargs["preset"] or "default").get("backend")
+        kwargs["backend"] = kwargs["backend"] or PREVIEW_BACKEND
     converter = make_converter(kwargs)
     report(
         preview_video(
@@ -301,5 +324,6 @@ def preview(
             convergence_list,
             cell_width,
             overwrite,
+            depth,
         )
     )

@@ -9,11 +9,13 @@ from pathlib import Path
 
 import click
 
-from stereoconv.cli.options import config_from, job_options, setting_options
+from stereoconv.cli.options import config_from, job_options, quiet_option, setting_options
 from stereoconv.errors import UserError
 
 CLIP_KINDS = ("pan-right", "pan-left", "zoom", "static", "cut")  # evaluation.clips, without numpy
 
+# what eval has no use for: it scores the right view itself (no layout, no output size), from
+# the dataset's disparity or the depth model's, with image-to-stereo's guidance
 NOT_SETTINGS_HERE = (
     "backend",
     "layout",
@@ -22,7 +24,15 @@ NOT_SETTINGS_HERE = (
     "depth_scale",
     "depth_unknown",
     "max_size",
+    "vr180_hfov",
+    "spatial_baseline",
+    "spatial_hfov",
+    "text_guidance",
 )
+# stereoconv.evaluation.protocols' PROTOCOLS and DISPARITY_SOURCES, spelt out so that `--help`
+# need not import torch
+PROTOCOLS = ("calibrated", "paper")
+DISPARITY_SOURCES = ("gt", "estimated")
 
 
 @click.command("eval")
@@ -36,6 +46,7 @@ NOT_SETTINGS_HERE = (
 )
 @click.option(
     "--protocol",
+    type=click.Choice(PROTOCOLS),
     default="calibrated",
     show_default=True,
     help="calibrated (native size, disparity in pixels) or paper (512x512 crop, s = 8 %).",
@@ -43,6 +54,7 @@ NOT_SETTINGS_HERE = (
 @click.option(
     "--disparity",
     "source",
+    type=click.Choice(DISPARITY_SOURCES),
     default="gt",
     show_default=True,
     help="gt (the dataset's ground truth) or estimated (the depth model).",
@@ -85,6 +97,7 @@ NOT_SETTINGS_HERE = (
     help="video:... only: read a method's video left in --out by the same command on the same "
     "clip instead of converting again.",
 )
+@quiet_option
 @job_options
 @setting_options(exclude=NOT_SETTINGS_HERE)
 def eval_command(
@@ -103,6 +116,7 @@ def eval_command(
     clip_frames: int,
     pan_step: int,
     reuse_outputs: bool,
+    quiet: bool,
     overwrite: bool,
     **kwargs,
 ) -> None:
@@ -156,6 +170,7 @@ def eval_command(
         paper_size,
         lpips,
         figures,
+        quiet,
     )
 
 
@@ -171,11 +186,12 @@ def run_evaluation(
     paper_size: int,
     lpips: bool,
     figures: bool,
+    quiet: bool = False,
 ) -> None:
     """Steps 2 and 3 of `eval`: the models (loaded on first use), the run and the report."""
     import torch
-    from tqdm import tqdm
 
+    from stereoconv.cli.bars import iterate
     from stereoconv.config import to_dict
     from stereoconv.evaluation.harness import evaluate, standard_metrics
     from stereoconv.evaluation.methods import MethodRunner
@@ -212,7 +228,7 @@ def run_evaluation(
         estimate=estimate,
         paper_size=paper_size,
         on_scene=on_scene,
-        progress=lambda it: tqdm(it, desc="scenes", unit="scene", leave=False),
+        progress=lambda scenes: iterate(scenes, "scenes", quiet),
     )
     settings = {
         **to_dict(config),

@@ -53,6 +53,16 @@ def quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+# the commands whose finished work a rerun of the same command keeps (video chunks, photos)
+RESUMABLE = ("video", "images")
+
+
+def resumes(argv: list[str] | None) -> bool:
+    """Whether the command of the command line resumes when run again."""
+    args = sys.argv[1:] if argv is None else argv
+    return next((a for a in args if a in cli.commands), None) in RESUMABLE
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: user errors become one line on stderr and exit status 1; Ctrl-C and
     SIGTERM stop cleanly (finished chunks kept, temporary files removed) with status 130 and
@@ -72,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         click.echo(f"stereoconv: error: {exc}", err=True)
         return 1
     except (click.exceptions.Abort, KeyboardInterrupt):  # click turns Ctrl-C into Abort
-        click.echo("stereoconv: interrupted; run the same command again to resume", err=True)
+        resume = "; run the same command again to resume" if resumes(argv) else ""
+        click.echo(f"stereoconv: interrupted{resume}", err=True)
         return 128 + signal.SIGTERM if received else 130
     except click.ClickException as exc:
         click.echo(f"stereoconv: error: {exc.format_message()}", err=True)

@@ -9,6 +9,8 @@ option is checked here or in the dataclasses before a model loads.
 from __future__ import annotations
 
 import os
+import socket
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 
@@ -25,11 +27,25 @@ from stereoconv.config import (
     preset_names,
 )
 from stereoconv.errors import UserError
-from stereoconv.layouts import RECORDS
+from stereoconv.layouts import RECORDS, Layout
 
-# settings that only `video` uses, and the ones that read a --depth file
-VIDEO_ONLY = ("spatial_baseline", "spatial_hfov")
+# settings that only `video` uses, the ones that read a --depth file, and those of text and
+# depth to stereo (generated from noise) that image to stereo has no use for
+VIDEO_ONLY = ("spatial_baseline", "spatial_hfov", "temporal_fill")
 GIVEN_DEPTH = ("depth_kind", "depth_scale", "depth_unknown")
+GENERATION_ONLY = ("text_guidance",)
+
+
+def pictures(layout: Layout) -> bool:
+    """The layouts of still pictures (setting_options' `layouts`)."""
+    return not layout.video_only
+
+
+def one_file(layout: Layout) -> bool:
+    """The layouts of one file per picture: a video, a preview sheet."""
+    return layout.files == 1
+
+
 TYPES = {"float": float, "int": int, "str": str, "float | None": float, "int | None": int}
 
 
@@ -40,13 +56,15 @@ def _with_default(help: str, value: object) -> str:
     return f"{help}  [default: {shown}]" if shown else help
 
 
-def _option(f, flag: str, choices: dict, name: str | None = None):
+def _option(f, flag: str, choices: dict, name: str | None = None, default=None):
     """One click option for a dataclass field (its parameter `name`, the field's by default),
-    the default shown in the help; the value None means not given."""
+    the default shown in the help (the field's, or the command's own `default`); the value None
+    means not given."""
     name = name or f.name
     help = f.metadata["help"]
-    if f.default is not None:
-        help = _with_default(help, f.default)
+    default = f.default if default is None else default
+    if default is not None:
+        help = _with_default(help, default)
     if f.type == "bool":
         return click.option(f"{flag}/--no-{flag[2:]}", name, default=None, help=help)
     if f.name in choices:
@@ -54,19 +72,41 @@ def _option(f, flag: str, choices: dict, name: str | None = None):
     return click.option(flag, name, type=TYPES[f.type], help=help)
 
 
-def setting_options(func=None, *, exclude: tuple[str, ...] = ()):
-    """One option per StereoConfig field, plus --preset; the help shows the default.
-    auto_convergence is spelt `--convergence auto`."""
+def layout_option(f, layouts: Callable[[Layout], bool]):
+    """--layout with the layouts a command makes (`layouts` says which), each in words."""
+    offered = [layout for layout in RECORDS if layouts(layout)]
+    said = [
+        f"{layout.name}: {layout.about}" + (f" ({layout.container})" if layout.container else "")
+        for layout in offered
+    ]
+    help = _with_default(f"{f.metadata['help']}. {'; '.join(said)}", f.default)
+    choice = click.Choice([layout.name for layout in offered])
+    return click.option("--layout", f.name, type=choice, help=help)
+
+
+def setting_options(
+    func=None,
+    *,
+    exclude: tuple[str, ...] = (),
+    layouts: Callable[[Layout], bool] = lambda layout: True,
+    defaults: dict | None = None,
+):
+    """One option per StereoConfig field, plus --preset; the help shows the default (the
+    command's own where `defaults` has one). auto_convergence is spelt `--convergence auto`;
+    --layout offers the layouts that `layouts` keeps (those the command can make)."""
     if func is None:
-        return lambda f: setting_options(f, exclude=exclude)
+        return lambda f: setting_options(f, exclude=exclude, layouts=layouts, defaults=defaults)
+    defaults = defaults or {}
     skip = {*exclude, "auto_convergence"}
     for f in reversed([f for f in fields(StereoConfig) if f.name not in skip]):
         flag = "--" + f.name.replace("_", "-")
         if f.name == "convergence":  # a number, or "auto" (sets auto_convergence)
             help = _with_default(f.metadata["help"], f.default)
             option = click.option(flag, f.name, metavar="FLOAT|auto", help=help)
+        elif f.name == "layout":
+            option = layout_option(f, layouts)
         else:
-            option = _option(f, flag, CHOICES)
+            option = _option(f, flag, CHOICES, default=defaults.get(f.name))
         func = option(func)
     presets = ", ".join(preset_names())
     preset_help = f"Preset ({presets}) or a .toml file; the defaults shown are the default one's."
@@ -120,14 +160,41 @@ def _check_workers(ctx, param, value: int) -> int:
     return value
 
 
+# how long --ray-address may take to answer: Ray itself waits for an unreachable cluster for
+# many minutes, printing its reconnect warnings
+RAY_CONNECT_SECONDS = 5.0
+
+
+def _check_ray_address(ctx, param, value: str | None) -> str | None:
+    """A cluster address Ray takes (host:port, ray://host:port, auto) with something listening
+    there, checked before any work; Ray's own wait for an unreachable one is unbounded."""
+    if value is None or value in ("auto", "local"):
+        return value
+    host, _, port = value.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit() or "/" in host:
+        raise UserError(f"--ray-address must be host:port, ray://host:port or auto, not {value!r}")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), RAY_CONNECT_SECONDS).close()
+    except OSError as exc:
+        why = exc.strerror or str(exc) or type(exc).__name__
+        raise UserError(f"cannot reach a Ray cluster at {value}: {why}") from None
+    return value
+
+
 def ray_options(func):
-    """--workers (checked here, before any model loads) and --ray-address."""
-    ray_help = "An existing Ray cluster to run on."
-    func = click.option("--ray-address", envvar="RAY_ADDRESS", help=ray_help)(func)
+    """--workers and --ray-address (checked here, before any model loads)."""
+    ray_help = "An existing Ray cluster to run on: host:port, ray://host:port or auto."
+    func = click.option(
+        "--ray-address", envvar="RAY_ADDRESS", callback=_check_ray_address, help=ray_help
+    )(func)
     workers_help = "Ray workers, one per GPU (or CPU); 1, no --ray-address: no Ray."
     return click.option(
         "--workers", default=1, show_default=True, callback=_check_workers, help=workers_help
     )(func)
+
+
+def quiet_option(func):
+    return click.option("--quiet", "-q", is_flag=True, help="No progress bar.")(func)
 
 
 def report_option(func, name: str = "report"):
@@ -158,7 +225,9 @@ def make_converter(kwargs: dict, diffusion: bool = False, progress=None):
 
     config = config_from(kwargs)
     device = pick_device(kwargs.pop("device"))
-    if (diffusion or config.backend == "diffusion") and device.type == "cpu":
+    if device.type == "cpu" and diffusion:  # text and depth: diffusion is all they do
+        note("note: diffusion on the CPU takes minutes per picture; fewer --steps is faster")
+    elif device.type == "cpu" and config.backend == "diffusion":
         note(
             "note: the diffusion backend on the CPU takes minutes per picture; --backend warp "
             "is fast"

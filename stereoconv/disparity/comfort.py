@@ -59,6 +59,20 @@ def shot_shift(nearness_px: list[float], cuts: list[bool]) -> list[float]:
     return _per_shot(nearness_px, cuts, lambda shot: max(0.0, max(shot) + MARGIN_PX))
 
 
+def span_pct(disparity: torch.Tensor) -> torch.Tensor:
+    """Per frame of (B, H, W) pixel disparity: its near-to-far span in % of the width, the
+    parallax range a report measures."""
+    flat = disparity.flatten(1)
+    return (flat.amax(1) - flat.amin(1)) / disparity.shape[-1] * 100
+
+
+def budget_scale(span: float, divergence: float) -> float:
+    """--convergence auto for disparity given in pixels: the factor (at most 1) that brings its
+    span (% of the width) within the --divergence budget. On screen, parallax is a comfort fact
+    whatever the depth's units: measured disparity of a close scene can span 11 % of the width."""
+    return 1.0 if span <= divergence else divergence / span
+
+
 def still_convergence(
     relative: torch.Tensor, low: torch.Tensor, high: torch.Tensor, base: float
 ) -> torch.Tensor:

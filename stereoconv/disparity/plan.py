@@ -7,7 +7,8 @@
       -> pixels       signed disparity in image pixels (relative_to_pixels)
 
 Disparity given in pixels (--depth with --depth-kind disparity-px) skips the range: it is used as
-given, less the shift that --convergence auto puts on the screen plane.
+given, less the shift that --convergence auto puts on the screen plane; --convergence auto also
+scales it down where its span exceeds --divergence (given_scale).
 """
 
 from __future__ import annotations
@@ -21,8 +22,10 @@ import torch.nn.functional as F
 from stereoconv.config import StereoConfig
 from stereoconv.disparity.comfort import (
     border_nearness,
+    budget_scale,
     shot_convergence,
     shot_shift,
+    span_pct,
     still_convergence,
 )
 from stereoconv.disparity.shots import (
@@ -92,10 +95,14 @@ class DisparityPlan:
     low_pct: float
     high_pct: float
     given_px: bool = False  # disparity given in pixels: used as given
+    given_scale: float = 1.0  # --convergence auto: its factor into the --divergence budget
 
     @classmethod
-    def of(cls, config: StereoConfig, given: bool = False) -> DisparityPlan:
-        """The plan of a config; `given`: the job's depth comes from --depth."""
+    def of(
+        cls, config: StereoConfig, given: bool = False, given_scale: float = 1.0
+    ) -> DisparityPlan:
+        """The plan of a config; `given`: the job's depth comes from --depth; given_scale: the
+        factor --convergence auto chose for disparity given in pixels (a video's first pass)."""
         return cls(
             config.divergence,
             config.convergence,
@@ -103,6 +110,7 @@ class DisparityPlan:
             config.depth_low_pct,
             config.depth_high_pct,
             given and config.depth_kind == "disparity-px",
+            given_scale,
         )
 
     def range(self, relative: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -118,9 +126,10 @@ class DisparityPlan:
     ) -> torch.Tensor:
         """Pixel disparity (B, H, W) of relative disparity in the range (low, high), at the
         configured screen plane or at `convergence` per frame (B,); disparity given in pixels
-        is kept, less `convergence` (pixels) if given."""
+        is kept (times given_scale), less `convergence` (pixels) if given."""
         if self.given_px:
-            return relative if convergence is None else relative - convergence.view(-1, 1, 1)
+            scaled = relative * self.given_scale if self.given_scale != 1 else relative
+            return scaled if convergence is None else scaled - convergence.view(-1, 1, 1)
         if convergence is None:
             convergence = self.convergence
         width = relative.shape[-1]
@@ -129,10 +138,11 @@ class DisparityPlan:
     def still(self, relative: torch.Tensor) -> torch.Tensor:
         """Pixel disparity (B, H, W) of still pictures, each its own shot: its own range and,
         with --convergence auto, its own screen plane (disparity given in pixels: one picture)."""
-        if self.given_px:  # as given; auto: shifted behind the borders
+        if self.given_px:  # as given; auto: within the budget, shifted behind the borders
             if not self.auto_convergence:
                 return relative
-            return relative - shot_shift([float(border_nearness(relative)[0])], [False])[0]
+            scaled = relative * budget_scale(float(span_pct(relative)[0]), self.divergence)
+            return scaled - shot_shift([float(border_nearness(scaled)[0])], [False])[0]
         low, high = self.range(relative)
         convergence = None
         if self.auto_convergence:
@@ -144,8 +154,8 @@ class DisparityPlan:
     ) -> torch.Tensor:
         """The pixel disparity the configured screen plane would have given, from the disparity
         at the planned one (`convergence` per frame): what --convergence auto changed."""
-        if self.given_px:
-            return disparity + convergence.view(-1, 1, 1)  # the disparity as given
+        if self.given_px:  # the disparity as given
+            return (disparity + convergence.view(-1, 1, 1)) / self.given_scale
         span = self.divergence / 100 * width
         return disparity + (convergence - self.convergence).view(-1, 1, 1) * span
 

@@ -81,6 +81,7 @@ def text_to_stereo(
     if height or width:  # a bad size fails before the model loads
         check_size(height or 64, width or 64)
     pipeline = generator(converter, DEFAULT_SD_MODEL)
+    _ = converter.depth_estimator  # every model found before the diffusion starts
     size = pipeline.components.default_size
     height, width = height or size, width or size
 
@@ -109,7 +110,7 @@ def depth_to_stereo(
     device = converter.device
     if from_image is not None:
         rgb = read_image(from_image, cfg.max_megapixels)
-        relative = converter.relative_disparity(torch.from_numpy(rgb)[None])
+        _ = converter.depth_estimator  # every model found before any work
     else:
         relative = load_depth_map(source, "relative-disparity")
     pipeline = generator(converter, DEFAULT_DEPTH2IMG_MODEL)
@@ -119,6 +120,8 @@ def depth_to_stereo(
             f"--model {cfg.model or DEFAULT_DEPTH2IMG_MODEL!r} is not depth-conditioned: "
             "the depth command needs an SD 2 depth model"
         )
+    if from_image is not None:
+        relative = converter.relative_disparity(torch.from_numpy(rgb)[None])
     long_side = size or components.default_size
     height, width = relative.shape[-2:]
     scale = long_side / max(height, width)

@@ -81,6 +81,7 @@ def convert_image(
     if depth is not None and Path(depth).resolve() in {o.resolve() for o in outputs}:
         raise UserError(f"output {output} is the depth map; choose another name")
     rgb = read_image(input_path, converter.config.max_megapixels)
+    converter.load_models(depth_model=depth is None)
     disparity = frame_disparity(converter, rgb, depth)
     views = converter.views(torch.from_numpy(rgb)[None], disparity)
     write_views(outputs, views.left, views.right, converter.config)

@@ -301,10 +301,25 @@ def convert_library(
     )
     tasks.sort(key=lambda t: (t.size_hint, str(t.source)))
     if tasks:  # one run writes OUT_DIR at a time; planning wrote nothing, so a bad photo found
-        with lock.holding(out_dir, folder=True):  # there leaves no OUT_DIR behind
-            run = LibraryRun(in_dir, out_dir, config, manifest, outcome, fail, progress)
-            run.convert(tasks, mapper, skip_errors)
+        made = not out_dir.exists()  # there leaves no OUT_DIR behind
+        try:
+            with lock.holding(out_dir, folder=True):
+                run = LibraryRun(in_dir, out_dir, config, manifest, outcome, fail, progress)
+                run.convert(tasks, mapper, skip_errors)
+        except BaseException:
+            if made:  # nor does a run that stops before its first photo (a model not found)
+                remove_empty_folders(out_dir)
+            raise
     return outcome
+
+
+def remove_empty_folders(top: Path) -> None:
+    """Remove `top` and the folders under it that hold no file."""
+    for folder, _, _ in sorted(os.walk(top), key=lambda entry: -len(entry[0])):
+        try:
+            os.rmdir(folder)
+        except OSError:  # not empty
+            pass
 
 
 @dataclass

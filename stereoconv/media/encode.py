@@ -15,6 +15,7 @@ import numpy as np
 
 from stereoconv.fileio import atomic_output
 from stereoconv.layouts import Layout
+from stereoconv.media.framepacking import sei_nal, with_sei
 from stereoconv.media.video import AV_ERRORS, ColourTags
 from stereoconv.overlap import Background
 
@@ -38,7 +39,12 @@ class EncoderSettings:
 
     @property
     def high_bit_depth(self) -> bool:
-        return "10" in self.pix_fmt or "12" in self.pix_fmt
+        return high_bit_depth(self.pix_fmt)
+
+
+def high_bit_depth(pix_fmt: str) -> bool:
+    """More than 8 bits a sample (config.PIX_FMTS: 10 or 12)."""
+    return "10" in pix_fmt or "12" in pix_fmt
 
 
 def legal_size(height: int, width: int) -> tuple[int, int]:
@@ -46,15 +52,17 @@ def legal_size(height: int, width: int) -> tuple[int, int]:
     return height + height % 2, width + width % 2
 
 
-def choose_codec(requested: str, width: int, high_bit_depth: bool) -> tuple[str, str | None]:
-    """The codec to use and, if it differs from the request, the one-line reason."""
+def choose_codec(requested: str, width: int, pix_fmt: str, asked: bool) -> tuple[str, str | None]:
+    """The codec to use and, if it differs from the request, the one-line reason. asked: the
+    pixel format is --pix-fmt's (else the source's bit depth chose it)."""
     if requested == "libx264" and width > H264_MAX_WIDTH:
         return "libx265", (
             f"{width} pixels is wider than H.264 allows ({H264_MAX_WIDTH}): encoding HEVC "
             "(libx265) instead; use --layout half-sbs to keep H.264"
         )
-    if requested == "libx264" and high_bit_depth:
-        return "libx265", "10-bit source: encoding HEVC Main 10 (libx265) to keep its bit depth"
+    if requested == "libx264" and high_bit_depth(pix_fmt):
+        why = f"--pix-fmt {pix_fmt} is more than 8-bit" if asked else "10-bit source"
+        return "libx265", f"{why}: encoding HEVC (libx265) to keep the bit depth"
     return requested, None
 
 
@@ -68,19 +76,31 @@ ENCODER_THREADS = 4
 X265_FRAME_THREADS = f"frame-threads={ENCODER_THREADS // 2}"
 
 
+# x265 (as FFmpeg 8.1's libx265 calls it) computes a packet's decode time from its B-frame
+# delay, which it learns only from the third frame on: the packets of a stream of one or two
+# frames carry uninitialised decode times, garbage about once in two tries (the MP4 muxer:
+# "pts/dts pair unsupported"; the spatial encoder: its two views out of step). Such a stream is
+# not reordered: its decode times are its presentation times, as x265 gives them when that
+# memory happens to hold zero.
+X265_UNTIMED_FRAMES = 2
+
+
+def timed(packets: list[av.Packet], codec: str, frames: int) -> list[av.Packet]:
+    """The flushed packets of an encoder given `frames` frames, their decode times set where
+    x265 leaves them unset (X265_UNTIMED_FRAMES)."""
+    if codec == "libx265" and frames <= X265_UNTIMED_FRAMES:
+        for packet in packets:
+            packet.dts = packet.pts
+    return packets
+
+
 def _codec_options(settings: EncoderSettings) -> dict[str, str]:
     options = {"crf": str(settings.crf), "preset": settings.preset}
     options["threads"] = str(ENCODER_THREADS)
-    if settings.codec == "libx264":
-        params = []
-        if settings.layout.frame_packing is not None:
-            params.append(f"frame-packing={settings.layout.frame_packing}")
-        if params:
-            options["x264-params"] = ":".join(params)
-    else:
+    if settings.codec == "libx265":  # (the frame-packing SEI: ChunkEncoder, framepacking.py)
+        # no profile: x265 takes the one of its input (Main 10 for yuv420p10le, RExt for 4:2:2,
+        # 4:4:4 and 12-bit, which a fixed main10 would refuse)
         options["x265-params"] = f"log-level=0:{X265_FRAME_THREADS}"
-        if settings.high_bit_depth:
-            options["profile"] = "main10"
     return options
 
 
@@ -213,7 +233,26 @@ class ChunkEncoder(ChunkEncoderBase):
 
     def _encode_frame(self, rgb: np.ndarray, pts: int, fmt: str) -> None:
         frame = self.yuv_frame(rgb, pts, fmt, self.settings.pix_fmt)
-        self.container.mux(self.stream.encode(frame))
+        self.container.mux(self._signalled(self.stream.encode(frame)))
 
     def _flush(self) -> None:
-        self.container.mux(self.stream.encode())
+        flushed = timed(self.stream.encode(), self.settings.codec, self.frames)
+        self.container.mux(self._signalled(flushed))
+
+    def _signalled(self, packets: list[av.Packet]) -> list[av.Packet]:
+        """The packets with the layout's frame-packing SEI in each keyframe (H.264 and HEVC
+        alike), for players that read only the bitstream."""
+        if self.settings.layout.frame_packing is None:
+            return packets
+        hevc = self.settings.codec == "libx265"
+        nal = sei_nal(self.settings.layout, hevc)
+        out = []
+        for packet in packets:
+            if packet.is_keyframe:
+                signalled = av.Packet(with_sei(bytes(packet), nal, hevc))
+                signalled.pts, signalled.dts = packet.pts, packet.dts
+                signalled.time_base, signalled.duration = packet.time_base, packet.duration
+                signalled.is_keyframe, signalled.stream = True, packet.stream
+                packet = signalled
+            out.append(packet)
+        return out

@@ -92,9 +92,10 @@ def read_image(path: Path, max_megapixels: float) -> np.ndarray:
 
 def check_writable_suffix(path: Path) -> None:
     if Path(path).suffix.lower() not in WRITABLE:
+        folder = "" if Path(path).suffix else f", or {path}/ to write into a new folder"
         raise UserError(
             f"unsupported output format {Path(path).suffix or '(none)'!r} for {path}: "
-            f"use one of {', '.join(sorted(WRITABLE))}"
+            f"use one of {', '.join(sorted(WRITABLE))}{folder}"
         )
 
 

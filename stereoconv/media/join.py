@@ -16,7 +16,7 @@ from stereoconv.errors import UserError
 from stereoconv.fileio import atomic_output
 from stereoconv.layouts import Layout
 from stereoconv.media.encode import MOV_FLAGS
-from stereoconv.media.mp4box import add_st3d
+from stereoconv.media.mp4box import add_st3d, signalled_header
 from stereoconv.media.spatial.vexu import SpatialMetadata, add_vexu
 from stereoconv.media.video import AV_ERRORS, open_input
 
@@ -63,23 +63,36 @@ def _video_packets(
             yield packet
 
 
-def _source_packets(container, stream, start: float, end: float | None) -> Iterator[av.Packet]:
+def _source_packets(
+    container, stream, start: float, end: float | None, pre_roll: bool = False
+) -> Iterator[av.Packet]:
     """Audio or subtitle packets of the source within [start, end) seconds, shifted so that the
-    output starts at 0."""
+    output starts at 0. pre_roll (audio into MP4 / MOV): also the packet before `start` and,
+    from the source's beginning, every packet before its time 0 (AAC's priming, hidden by the
+    source's edit list), at negative times: the muxer's edit list starts playback at 0, and the
+    audio decodes to the source's samples (without them, its first 21 ms differ)."""
     tb = stream.time_base
     lo, hi = start / tb, (None if end is None else end / tb)
-    container.seek(int(start * av.time_base), backward=True)
+    container.seek(int((start - 1) * av.time_base), backward=True)  # a second early: pre-roll
+    before: list[av.Packet] = []  # the pre-roll, until the first packet in the range
     for packet in container.demux(stream):
         if packet.size == 0 or packet.pts is None:
             continue
         if packet.pts + (packet.duration or 0) <= lo:
+            if pre_roll:
+                before = [p for p in before if p.pts < 0 and lo <= 0] + [packet]
             continue
         if hi is not None and packet.pts >= hi:
             break
-        shift = int(round(lo))
-        packet.pts -= shift
-        packet.dts = packet.pts if packet.dts is None else packet.dts - shift
-        yield packet
+        for early in (*before, packet):
+            yield _shifted(early, int(round(lo)))
+        before = []
+
+
+def _shifted(packet: av.Packet, shift: int) -> av.Packet:
+    packet.pts -= shift
+    packet.dts = packet.pts if packet.dts is None else packet.dts - shift
+    return packet
 
 
 def _merge_by_time(streams: list[Iterator[av.Packet]]) -> Iterator[av.Packet]:
@@ -139,7 +152,12 @@ def join_chunks(
         out = stack.enter_context(
             av.open(str(tmp), "w", options={"movflags": MOV_FLAGS} if mov else {})
         )
-        with av.open(str(chunks[0][0])) as first:
+        first_chunk = chunks[0][0]
+        if not mov and layout.projection is not None:  # Matroska's Projection: from side data
+            first_chunk = signalled_header(
+                first_chunk, first_chunk.with_suffix(".head.mp4"), layout
+            )
+        with av.open(str(first_chunk)) as first:
             template = first.streams.video[0]
             video = out.add_stream_from_template(template)
             video.time_base = template.time_base
@@ -190,7 +208,8 @@ def _source_stream(
     if name in out.supported_codecs:
         copy = out.add_stream_from_template(own)
         copy.metadata.update(stream.metadata)
-        return _routed(copy, _source_packets(reader, own, start, end))
+        pre_roll = stream.type == "audio" and suffix in (".mp4", ".mov", ".m4v")  # edit lists
+        return _routed(copy, _source_packets(reader, own, start, end, pre_roll))
     if stream.type == "audio" and "aac" in out.supported_codecs:
         aac = out.add_stream("aac", rate=own.codec_context.sample_rate)
         aac.layout = own.codec_context.layout

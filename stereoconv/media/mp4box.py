@@ -72,6 +72,22 @@ def read_moov(path: Path) -> tuple[list, int, int, bytearray]:
         return top, pos, size, bytearray(f.read(size))
 
 
+def signalled_header(path: Path, target: Path, layout: Layout) -> Path:
+    """`target`: an MP4 of `path`'s ftyp and moov only, with the layout's st3d / sv3d boxes.
+    Opened as a template, its video stream carries FFmpeg's stereo and spherical side data,
+    which the Matroska muxer writes as StereoMode and Projection (media/join.py)."""
+    top, _, _, moov = read_moov(Path(path))
+    ftyp = b""
+    with open(path, "rb") as f:
+        for kind, at, size in top:
+            if kind == b"ftyp":
+                f.seek(at)
+                ftyp = f.read(size)
+    Path(target).write_bytes(ftyp + bytes(moov))
+    add_st3d(Path(target), layout)
+    return Path(target)
+
+
 def find_path(data: bytes, path: list[bytes], start: int, end: int) -> list[tuple[int, int, int]]:
     """All (offset, size, header) chains matching `path` below data[start:end]."""
     found = []

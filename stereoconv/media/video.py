@@ -192,29 +192,68 @@ def read_timestamps(
     return (unique[:max_frames] if max_frames else unique), repeated
 
 
-def cap_frame_rate(pts: list[int], time_base: Fraction, max_fps: float | None) -> list[int]:
-    """The frames to keep so that the rate stays at most max_fps: time is cut into slots of
-    1 / max_fps seconds from the first frame, and the first frame of each slot is kept (a 60 fps
-    source capped at 30 keeps every other frame). The kept frames keep their own timestamps, so
-    they stay in sync with the audio; a source already slower than the cap loses nothing."""
+@dataclass(frozen=True)
+class RateCap:
+    """What --max-fps keeps: the frames (their own timestamps: audio stays in sync), the rate
+    the output declares, and a line for the user where the cap is not the asked rate."""
+
+    kept: list[int]
+    rate: Fraction | None
+    note: str | None = None
+
+
+def steady_rate(pts: list[int], time_base: Fraction) -> Fraction | None:
+    """The rate of timestamps that step evenly (each step within a tick of the mean: a
+    container's rounding, 33/34 ms at 29.97 fps in Matroska), else None (variable rate)."""
+    if len(pts) < 2:
+        return None
+    mean = Fraction(pts[-1] - pts[0], len(pts) - 1)
+    if mean <= 0 or any(abs(b - a - mean) > 1 for a, b in itertools.pairwise(pts)):
+        return None
+    return 1 / (mean * time_base)
+
+
+def cap_frame_rate(
+    pts: list[int], time_base: Fraction, max_fps: float | None, frame_rate: Fraction | None
+) -> RateCap:
+    """The frames to keep so that the rate stays at most max_fps, at a steady cadence: a
+    source of steady rate keeps every k-th frame, the least k that brings it under the cap
+    (60 fps capped at 30: every other frame; 25 capped at 12: every 3rd, 8.33 fps, said in the
+    note), since any other choice repeats a longer gap now and then (a hitch, and a variable
+    rate to players). A variable-rate source keeps the first frame of each 1 / max_fps slot.
+    frame_rate: the source's declared rate (declared again where nothing is dropped)."""
+    steady = steady_rate(pts, time_base)
     if not max_fps or len(pts) < 2:
-        return list(pts)
-    rate = Fraction(max_fps).limit_denominator(1_000_000)
+        return RateCap(list(pts), frame_rate)
+    cap = Fraction(max_fps).limit_denominator(1_000_000)
+    if steady is not None:
+        every = max(1, math.ceil(steady / cap * Fraction(999, 1000)))  # 29.97 under a 30 cap
+        rate = steady / every if every > 1 else frame_rate or steady
+        note = None
+        if every > 1 and abs(rate - cap) > cap / 1000:
+            note = (
+                f"--max-fps {max_fps:g}: the {float(steady):.4g} fps source keeps a steady "
+                f"cadence at {float(rate):.4g} fps (every {ordinal(every)} frame), the nearest "
+                "rate under the cap"
+            )
+            if every > 2:
+                faster = float(steady / (every - 1))
+                note += f"; --max-fps {faster:.4g} keeps every {ordinal(every - 1)} frame"
+        return RateCap(list(pts[::every]), rate, note)
     kept, last_slot = [], None
     for p in pts:
-        slot = math.floor((p - pts[0]) * time_base * rate)
+        slot = math.floor((p - pts[0]) * time_base * cap)
         if slot != last_slot:
             kept.append(p)
             last_slot = slot
-    return kept
+    declared = Fraction(max_fps).limit_denominator(1001)
+    return RateCap(kept, declared if frame_rate is None or frame_rate > declared else frame_rate)
 
 
-def capped_rate(frame_rate: Fraction | None, max_fps: float | None) -> Fraction | None:
-    """The frame rate a capped video declares: the source's, or the cap where it is lower."""
-    if not max_fps:
-        return frame_rate
-    cap = Fraction(max_fps).limit_denominator(1001)
-    return cap if frame_rate is None or frame_rate > cap else frame_rate
+def ordinal(n: int) -> str:
+    """2nd, 3rd, 4th, ..."""
+    last = 0 if n % 100 in (11, 12, 13) else n % 10
+    return f"{n}{ {1: 'st', 2: 'nd', 3: 'rd'}.get(last, 'th') }"
 
 
 def frame_timestamps(

@@ -150,8 +150,13 @@ def violations_verdict(overall: Mapping[str, Any], auto: bool) -> str:
 
 def budget_text(data: Mapping[str, Any]) -> str:
     budget = data["budget"]
-    if budget["divergence_pct"] is None:
-        return "disparity given in pixels: no divergence budget applies"
+    if budget.get("given_px"):
+        text = f"divergence {pct(budget['divergence_pct'])} of the width; disparity given in pixels"
+        if not budget["auto_convergence"]:
+            return text + ", used as given"
+        scale = budget.get("given_scale", 1.0)
+        scaled = f", scaled by {number(scale, 3)} into the budget" if scale < 1 else ""
+        return text + f"{scaled}, shifted per shot behind the frame borders (auto)"
     plane = number(budget["convergence"])
     if budget["auto_convergence"]:
         plane = f"auto, per shot, at least {plane}"
@@ -166,6 +171,14 @@ def video_overview(data: Mapping[str, Any]) -> str:
     )
     if data["budget"]["divergence_pct"]:
         used += f" of the {pct(data['budget']['divergence_pct'])} asked"
+    used = escape(used)
+    over = o.get("over_budget_shots") or []
+    if over:
+        used += (
+            f' — <span class="warn">beyond the budget in {plural(len(over), "shot")}</span>: '
+            "uncomfortable to fuse (a smaller --depth-scale, or --convergence auto, which scales "
+            "given disparity into the budget)"
+        )
     holes = f"mean {share(o['holes_mean'])}, max {share(o['holes_max'])} of the right view"
     generated = data["provenance"]["settings"]["backend"] == "diffusion"
     holes += " (generated)" if generated else " (filled by warp)"
@@ -179,7 +192,7 @@ def video_overview(data: Mapping[str, Any]) -> str:
             ),
         ),
         ("Budget asked", escape(budget_text(data))),
-        ("Parallax used", escape(used)),
+        ("Parallax used", used),
         ("Window violations", violations_verdict(o, data["budget"]["auto_convergence"])),
         (
             "Flicker ratio",
@@ -220,7 +233,12 @@ def shots_table(shots: Sequence[Mapping[str, Any]]) -> str:
             plane,
             pct(s["near_pct_max"], True),
             pct(s["far_pct_min"], True),
-            f"{pct(s['used_pct'])} / {pct(s['budget_pct'])}",
+            (
+                f'<span class="warn">{pct(s["used_pct"])}</span>'
+                if s.get("over_budget")
+                else pct(s["used_pct"])
+            )
+            + f" / {pct(s['budget_pct'])}",
             f'<span class="warn">{violations}</span>' if violations else "0",
         ]
         if auto:

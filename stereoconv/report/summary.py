@@ -72,13 +72,29 @@ def violation_sides(frame: dict, share: float) -> list[str]:
     return [side for side in ("left", "right") if frame[f"front_{side}"] > share]
 
 
-def shot_summary(number: int, frames: Sequence[dict], divergence: float | None) -> dict:
+# the parallax range may exceed the budget by this share before a report calls it over (the
+# plan fits it to the budget exactly; floating point does the rest)
+OVER_BUDGET = 1.001
+
+
+def over_budget(used_pct: float, divergence: float | None) -> bool:
+    """Whether a near-to-far parallax range is beyond the --divergence budget."""
+    return divergence is not None and used_pct > divergence * OVER_BUDGET
+
+
+def shot_summary(
+    number: int, frames: Sequence[dict], divergence: float | None, given_px: bool = False
+) -> dict:
     """One shot: frame and time range, the screen plane, the parallax used against the budget,
-    window violations, flicker and holes."""
+    window violations, flicker and holes. given_px: the disparity was given in pixels, its
+    screen plane a shift (no band of the budget around it; its range is still measured
+    against the budget)."""
     near = [f["near_pct"] for f in frames]
     far = [f["far_pct"] for f in frames]
     planes = sorted({f["convergence"] for f in frames})
-    limits = budget_limits(divergence, planes[0]) if len(planes) == 1 else None
+    limits = None
+    if len(planes) == 1 and not given_px:
+        limits = budget_limits(divergence, planes[0])
     holes = [f["holes"] for f in frames if f.get("holes") is not None]
     out: dict[str, Any] = {
         "shot": number,
@@ -96,6 +112,7 @@ def shot_summary(number: int, frames: Sequence[dict], divergence: float | None) 
         "budget_pct": divergence,
         "budget_far_pct": None if limits is None else limits[0],
         "budget_near_pct": None if limits is None else limits[1],
+        "over_budget": over_budget(max(near) - min(far), divergence),
         "violation_frames": [f["index"] for f in frames if f["violation"]],
         "flicker_ratio": flicker_of(frames),
         "holes_mean": mean(holes),
@@ -118,6 +135,7 @@ def overall(shots: Sequence[dict], frames: Sequence[dict]) -> dict:
         "near_pct_max": max((s["near_pct_max"] for s in shots), default=None),
         "far_pct_min": min((s["far_pct_min"] for s in shots), default=None),
         "used_pct_max": max((s["used_pct"] for s in shots), default=None),
+        "over_budget_shots": [s["shot"] for s in shots if s["over_budget"]],
         "violation_frames": [i for s in shots for i in s["violation_frames"]],
         "holes_mean": mean(holes),
         "holes_max": max(holes) if holes else None,
@@ -129,10 +147,11 @@ def overall(shots: Sequence[dict], frames: Sequence[dict]) -> dict:
     return out
 
 
-def video_summary(frames: Sequence[dict], divergence: float | None) -> dict:
+def video_summary(frames: Sequence[dict], divergence: float | None, given_px: bool = False) -> dict:
     """Shots and the overall numbers of a video's per-frame statistics."""
     shots = [
-        shot_summary(n, shot, divergence) for n, shot in enumerate(split_shots(frames), start=1)
+        shot_summary(n, shot, divergence, given_px)
+        for n, shot in enumerate(split_shots(frames), start=1)
     ]
     return {"overall": overall(shots, frames), "shots": shots}
 

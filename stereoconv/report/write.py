@@ -223,8 +223,7 @@ def video_report_data(job, totals, notes: Sequence[str]) -> dict:
     if not frames:
         raise UserError("no per-frame statistics to report (the job ran without collect_stats)")
     given_px = cfg.depth_kind == "disparity-px" and job.depth is not None
-    divergence = None if given_px else cfg.divergence
-    summary = video_summary(frames, divergence)
+    summary = video_summary(frames, cfg.divergence, given_px)
     created = now()
     return {
         "stereoconv_report": REPORT_VERSION,
@@ -242,7 +241,9 @@ def video_report_data(job, totals, notes: Sequence[str]) -> dict:
             "duration_s": info.duration,
         },
         "budget": {
-            "divergence_pct": divergence,
+            "divergence_pct": cfg.divergence,
+            "given_px": given_px,  # disparity given in pixels: its range against the budget
+            "given_scale": job.given_scale,  # --convergence auto's factor into it
             "convergence": cfg.convergence,
             "auto_convergence": cfg.auto_convergence,
             "border_band_pct": BORDER * 100,
@@ -276,8 +277,9 @@ def write_video_report(path: Path, job, totals, notes: Sequence[str]) -> list[Pa
 
     report_paths(path)  # a bad name fails before any work
     data = video_report_data(job, totals, notes)
-    divergence = data["budget"]["divergence_pct"]
-    plots = video_plots(data["frames"], divergence, job.config.backend)
+    budget = data["budget"]
+    band = None if budget["given_px"] else budget["divergence_pct"]  # no plane to draw it at
+    plots = video_plots(data["frames"], band, job.config.backend)
     thumbs = video_thumbnails(job.output, [t["frame"] for t in data["thumbnails"]])
     return write_files(path, render_video(data, plots, thumbs), data)
 

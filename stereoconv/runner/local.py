@@ -48,9 +48,7 @@ class AtOnce:
         """Load the models now, once: they load lazily, and threads must not load them twice.
         depth_model: also the depth model (not needed when the job's depth is given)."""
         with self._loading:
-            _ = self.converter.backend
-            if depth_model:
-                _ = self.converter.depth_estimator
+            self.converter.load_models(depth_model)
 
     def run(self, work: Callable, *args, depth_model: bool = True):
         """work(*args) once one of the n places is free, on a CUDA stream of its own (at 1080p

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import logging
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -130,10 +131,15 @@ def start_ray(address: str | None, workers: int) -> None:
         return
     try:
         if address:
-            ray.init(address=address, log_to_driver=False)
+            ray.init(address=address, log_to_driver=False, logging_level=logging.ERROR)
         else:
             cpus = max(workers, os.cpu_count() or 1)
-            ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
+            ray.init(
+                num_cpus=cpus,
+                include_dashboard=False,
+                log_to_driver=False,
+                logging_level=logging.ERROR,
+            )
     except ConnectionError as exc:
         raise UserError(f"cannot reach the Ray cluster at {address}: {exc}") from None
 

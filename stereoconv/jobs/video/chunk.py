@@ -34,7 +34,7 @@ def convert_chunk(
     beside it (a resumed job reads them back). `progress` hears ("frames", n, the job's frames)
     after each batch."""
     cfg, device = converter.config, converter.device
-    plan = DisparityPlan.of(cfg, given=job.depth is not None)
+    plan = DisparityPlan.of(cfg, given=job.depth is not None, given_scale=job.given_scale)
     shots, changes = ShotTracker(plan, job.cuts), ViewChanges()
     views_of = converter.video_views()  # the chunk's own: a coherent fill keeps its frames
     frames_stats: list[FrameRecord] = []

@@ -8,8 +8,10 @@ import hashlib
 import json
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import torch
@@ -32,7 +34,6 @@ from stereoconv.media.encode import EncoderSettings, choose_codec, legal_size
 from stereoconv.media.video import (
     VideoInfo,
     cap_frame_rate,
-    capped_rate,
     check_header,
     frame_timestamps,
     probe,
@@ -82,6 +83,8 @@ class VideoJob:
     # the frames that start a shot, planned over the whole range (--shots transnet or none:
     # jobs/video/shots.py); None: --shots threshold, decided frame by frame in the chunks
     cuts: tuple[int, ...] | None = None
+    # --convergence auto, disparity given in pixels: its factor into the --divergence budget
+    given_scale: float = 1.0
     collect_stats: bool = False  # per-frame comfort statistics, for --report
     repeated: int = 0  # packets whose timestamp another one had (broken timestamps): dropped
     # with --max-fps and --depth: each converted frame's place among the frames before the cap
@@ -148,19 +151,24 @@ def check_video_output(config: StereoConfig, input_path: Path, output: Path) -> 
             f"--layout {layout.name} writes {layout.about}: name the output {layout.container}"
         )
     if output.suffix.lower() not in CONTAINERS:
+        folder = "" if output.suffix else f", or {output}/ to write into a new folder"
         raise UserError(
             f"unsupported output container {output.suffix or '(none)'!r}: "
-            f"use {', '.join(CONTAINERS)}"
+            f"use {', '.join(CONTAINERS)}{folder}"
         )
     if output.exists() and output.resolve() == input_path.resolve():
         raise UserError(f"output {output} is the input file; choose another name")
 
 
 def encoder_settings(
-    config: StereoConfig, options: VideoOptions, info: VideoInfo, notify: Callable[[str], None]
+    config: StereoConfig,
+    options: VideoOptions,
+    info: VideoInfo,
+    notify: Callable[[str], None],
+    frame_rate: Fraction | None = None,
 ) -> EncoderSettings:
-    """The encoder of the job's chunks: codec, pixel format, packed size (--max-size) and rate
-    (--max-fps)."""
+    """The encoder of the job's chunks: codec, pixel format, packed size (--max-size) and the
+    rate it declares (the source's, or --max-fps's: cap_frame_rate)."""
     pix_fmt = options.pix_fmt
     if pix_fmt == "auto":
         pix_fmt = "yuv420p10le" if info.high_bit_depth else "yuv420p"
@@ -172,7 +180,7 @@ def encoder_settings(
             notify(f"spatial video is 8-bit 4:2:0 HEVC (Multiview Main): yuv420p, not {pix_fmt}")
         pix_fmt, codec = "yuv420p", "libx265"
     else:
-        codec, why = choose_codec(options.codec, width, "10" in pix_fmt)
+        codec, why = choose_codec(options.codec, width, pix_fmt, options.pix_fmt != "auto")
         if why:
             notify(why)
     return EncoderSettings(
@@ -183,7 +191,7 @@ def encoder_settings(
         width,
         height,
         info.time_base,
-        capped_rate(info.frame_rate, options.max_fps),
+        frame_rate,
         info.colour,
         layout,
     )
@@ -220,13 +228,15 @@ def prepare_job(
                 f"{input_path} looks truncated: {len(pts)} frames where its header promises "
                 f"about {promised}; converting the frames that are there"
             )
-    kept = cap_frame_rate(pts, info.time_base, options.max_fps)
-    depth_index = kept_places(pts, kept) if depth is not None else None
-    pts = kept
+    cap = cap_frame_rate(pts, info.time_base, options.max_fps, info.frame_rate)
+    if cap.note:
+        notify(cap.note)
+    depth_index = kept_places(pts, cap.kept) if depth is not None else None
+    pts = cap.kept
     depth_offset = 0
     if depth is not None and options.start:
         depth_offset = len(frame_timestamps(input_path, 0, options.start))
-    encoder = encoder_settings(config, options, info, notify)
+    encoder = encoder_settings(config, options, info, notify, cap.rate)
     workdir = output.with_name(f".{output.name}.stereoconv-work")
     job = VideoJob(
         input_path,
@@ -248,9 +258,11 @@ def prepare_job(
         depth_frames = DepthFrames(depth, depth_offset)
         needed = job.depth_frame(len(pts) - 1) + 1  # --max-fps: the input's frames they span
         if len(depth_frames) < needed:
+            still = "; one map cannot drive a video: give a depth video or a folder of maps"
             raise UserError(
-                f"--depth {depth} has {len(depth_frames)} frames from the start of the range, "
-                f"fewer than the {needed} input frames it spans"
+                f"--depth {depth} has {frames_text(len(depth_frames))} from the start of the "
+                f"range, fewer than the {needed} input frames it spans"
+                + (still if depth_frames.count == 1 else "")
             )
         if depth_frames.files is None:
             job = dataclasses.replace(job, depth_pts=tuple(depth_frames.pts))
@@ -279,6 +291,11 @@ def plan_shots(job: VideoJob, device: torch.device, notify: Callable[[str], None
     return dataclasses.replace(job, cuts=tuple(cuts))
 
 
+def frames_text(count: int) -> str:
+    """ "1 frame", "2 frames"."""
+    return f"{count} frame" if count == 1 else f"{count} frames"
+
+
 def kept_places(pts: list[int], kept: list[int]) -> tuple[int, ...] | None:
     """Where each kept timestamp sits among all of them (--max-fps dropped the others); None
     when none was dropped."""
@@ -286,6 +303,20 @@ def kept_places(pts: list[int], kept: list[int]) -> tuple[int, ...] | None:
         return None
     place = {p: i for i, p in enumerate(pts)}
     return tuple(place[p] for p in kept)
+
+
+@contextmanager
+def work_folder(job: VideoJob, overwrite: bool, notify: Callable[[str], None]) -> Iterator[None]:
+    """The job's work folder (open_workdir) for the block. A run that fails before a chunk is
+    converted leaves none behind: there is nothing to resume, and a folder made under other
+    settings would refuse the corrected command."""
+    open_workdir(job, overwrite, notify)
+    try:
+        yield
+    except BaseException:
+        if not any(job.is_done(chunk) for chunk in job.chunks):
+            shutil.rmtree(job.workdir, ignore_errors=True)
+        raise
 
 
 def open_workdir(job: VideoJob, overwrite: bool, notify: Callable[[str], None]) -> None:

@@ -17,6 +17,7 @@ from stereoconv.media.encode import (
     ChunkEncoderBase,
     EncoderSettings,
     set_colour,
+    timed,
 )
 from stereoconv.media.spatial.hevc import MvHevcError, annexb
 from stereoconv.media.spatial.mvhevc import ViewJoiner
@@ -116,7 +117,7 @@ class SpatialChunkEncoder(ChunkEncoderBase):
     def _flush(self) -> None:
         """Both encoders flushed, their last access units joined."""
         for i, encoder in enumerate(self._encoders):
-            self._pending[i].extend(encoder.encode(None))
+            self._pending[i].extend(timed(encoder.encode(None), "libx265", self.frames))
         self._mux_ready()
         if self._pending[0] or self._pending[1]:
             raise MvHevcError("the two views' encoders returned different numbers of frames")
