@@ -34,12 +34,12 @@ def edited(tmp_path_factory):
     return write_clip(path, frames)
 
 
-def video(capsys, src, out, depth_model, *extra):
+def video(capsys, src, out, depth_model, *extra, quiet=True):
     """`stereoconv video` (warp, lossless x264 so that frames compare exactly) with a report;
     returns its exit code, stderr lines, the frames that start a shot (the report's cut flags)
     and the report's options."""
     argv = [src, out, "--backend", "warp", "--depth-model", depth_model, *extra, "--crf", "0"]
-    argv += ["--quiet"]
+    argv += ["--quiet"] if quiet else []
     argv += ["--report", out.with_suffix(".html")]
     code = main(["video", *map(str, argv)])
     err = capsys.readouterr().err.strip().splitlines()
@@ -141,8 +141,11 @@ def test_chunks_and_resume_give_the_same_cuts_and_frames(
 
     cuts, frames = one_piece
     chunked = tmp_path / "chunked.mp4"
-    code, err, chunked_cuts, _ = video(capsys, edited, chunked, tiny_depth, "--chunk-frames", 16)
+    code, err, chunked_cuts, _ = video(
+        capsys, edited, chunked, tiny_depth, "--chunk-frames", 16, quiet=False
+    )
     assert code == 0, err
+    assert sum(line.startswith(f"stereoconv: shots: {len(cuts)} in ") for line in err) == 1
     assert chunked_cuts == cuts
     assert all(np.array_equal(a, b) for a, b in zip(decode_all(chunked)[0], frames, strict=True))
 
@@ -158,6 +161,7 @@ def test_chunks_and_resume_give_the_same_cuts_and_frames(
     monkeypatch.setattr(local, "convert_chunk", interrupted)
     code, err, _, _ = video(capsys, edited, resumed, tiny_depth, "--chunk-frames", 16)
     assert code == 130, err
+    assert not any("shots:" in line for line in err)  # --quiet: the pass says nothing
     work = tmp_path / ".resumed.mp4.stereoconv-work"
     assert json.loads((work / "shots.json").read_text())["cuts"] == cuts
 

@@ -169,6 +169,11 @@ def _row_colours(flat: torch.Tensor, pixels: torch.Tensor, w: int, shifts: range
     return [flat[:, pixels - col + (col - k).clamp(0, w - 1)] for k in shifts]
 
 
+def left_neighbour(x: torch.Tensor) -> torch.Tensor:
+    """Each pixel's left neighbour's value, the first column its own (any width, one too)."""
+    return torch.cat([x[..., :1], x[..., :-1]], dim=-1)
+
+
 def warp_view(frames: torch.Tensor, disparity: torch.Tensor) -> WarpResult:
     """The sub-pixel z-buffered warp every right view starts from (holes still open), with the
     mixed pixels of depth edges put where the camera of the new view would see them:
@@ -186,7 +191,7 @@ def warp_view(frames: torch.Tensor, disparity: torch.Tensor) -> WarpResult:
     b, c, h, w = frames.shape
     d = disparity.to(frames.dtype)
     flat = frames.transpose(0, 1).reshape(c, -1)
-    left_d = F.pad(d[..., :-1], (1, 0), mode="replicate")  # each pixel's left neighbour's
+    left_d = left_neighbour(d)  # each pixel's left neighbour's
     revealed = (d < left_d - MAX_JUMP).flatten().nonzero().squeeze(1)
     far_near = _row_colours(flat, revealed, w, range(-2, 3))  # columns i + 2 ... i - 2
     blend = _blend(far_near[2], far_near[3], far_near[1], far_near[4], far_near[0])
@@ -197,7 +202,7 @@ def warp_view(frames: torch.Tensor, disparity: torch.Tensor) -> WarpResult:
 
     # The part of each occluding edge's far neighbour (column i - 1) that is near colour,
     # between the colours at i - 2 (far) and i (near).
-    occluding = moved > F.pad(moved[..., :-1], (1, 0), mode="replicate") + MAX_JUMP
+    occluding = moved > left_neighbour(moved) + MAX_JUMP
     occluding = occluding.flatten().nonzero().squeeze(1)
     around = _row_colours(flat, occluding, w, range(-1, 4))  # columns i + 1 ... i - 3
     far_part = _blend(around[2], around[1], around[3], around[0], around[4])

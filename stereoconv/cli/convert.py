@@ -135,6 +135,10 @@ def images(
     library_summary(outcome, out_dir, quiet)
 
 
+def silent(text: str) -> None:
+    """A notify that says nothing (--quiet)."""
+
+
 def library_summary(outcome, out_dir: Path, quiet: bool) -> None:
     """What was left alone or failed, one line each (the first few), and the summary: once, in
     the error line when the run ends in one."""
@@ -160,7 +164,7 @@ def library_summary(outcome, out_dir: Path, quiet: bool) -> None:
 @click.option("--depth", type=PATH, help="Depth video or folder of per-frame maps.")
 @click.option("--save-depth", type=PATH, help="Write estimated depth here.")
 @video_options
-@quiet_option
+@click.option("--quiet", "-q", is_flag=True, help="No progress bar and no shot-pass line.")
 @report_option
 @ray_options
 @name_tag_option
@@ -222,7 +226,8 @@ def video(
         work_folder(job, overwrite, note),
         Bars(quiet, stages=("convergence", "frames")) as bars,
     ):
-        job = plan_shots(job, converter.device, note)  # the cuts, stored in the work folder
+        # the cuts, stored in the work folder; the pass's summary line is progress (not --quiet)
+        job = plan_shots(job, converter.device, silent if quiet else note)
         job, notes, totals = run_video_job(job, converter, workers, ray_address, device, bars)
     for text in notes:
         note(text)
