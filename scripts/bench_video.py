@@ -312,7 +312,13 @@ def run_cli(args: list[str]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--image", type=Path, required=True, help="the scene the clip pans over")
+    parser.add_argument("--image", type=Path, help="the scene the clip pans over")
+    parser.add_argument(
+        "--footage",
+        type=Path,
+        help="real footage instead of the pan (e.g. bikes.mp4), scaled to --size; GIVEN is then"
+        " its smooth depth (smooth_depth)",
+    )
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--work", type=Path, default=Path("/tmp/bench-video"))
     parser.add_argument("--frames", default="12,72", help="short,long clip lengths")
@@ -352,17 +358,28 @@ def main() -> None:
         build_depth(torch.device("cuda"), torch.float16)  # saves its folder
         depth = "/tmp/bench-dav2-small"
     short, long = (int(n) for n in args.frames.split(","))
-    clips = {
-        n: make_clip(args.image, args.work / f"pan{size[1]}p{n}.mp4", n, *size)
-        for n in (short, long)
-    }
-    # GIVEN in a case's arguments: the scene's own disparity (holes where the scene has them)
-    pfm = args.image.with_name("disp0.pfm")
-    given = {
-        n: make_clip(pfm, args.work / f"pan{size[1]}p{n}-disparity.mkv", n, *size, gray=True)
-        for n in (short, long)
-        if pfm.exists()
-    }
+    if args.footage:
+        clips = {
+            n: footage_clip(args.footage, args.work / f"footage{size[1]}p{n}.mp4", n, *size)
+            for n in (short, long)
+        }
+        # GIVEN: the footage's blurred luminance as its relative disparity
+        given = {n: smooth_depth(c, c.with_name(c.stem + "-depth.mkv")) for n, c in clips.items()}
+        given_kind = ["--depth-kind", "relative-disparity"]
+    else:
+        clips = {
+            n: make_clip(args.image, args.work / f"pan{size[1]}p{n}.mp4", n, *size)
+            for n in (short, long)
+        }
+        # GIVEN: the scene's own disparity (holes where the scene has them)
+        pfm = args.image.with_name("disp0.pfm")
+        given = {
+            n: make_clip(pfm, args.work / f"pan{size[1]}p{n}-disparity.mkv", n, *size, gray=True)
+            for n in (short, long)
+            if pfm.exists()
+        }
+        # the coded disparity grows with the size: about 3 % of the width
+        given_kind = ["--depth-kind", "disparity-px", "--depth-scale", "0.25"]
     counts = count_work()
     if args.chunks_at_once:
         import stereoconv.runner.local as local
@@ -373,7 +390,12 @@ def main() -> None:
         "card": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu (smoke)",
         "torch": torch.__version__,
         "command": "python scripts/bench_video.py " + " ".join(sys.argv[1:]),
-        "clip": f"{size[0]}x{size[1]}, 24 fps, a pan across Middlebury Motorcycle",
+        "clip": f"{size[0]}x{size[1]}, "
+        + (
+            f"{args.footage.name} scaled and cropped"
+            if args.footage
+            else "24 fps, a pan across Middlebury Motorcycle"
+        ),
         "cases": {},
     }
     for spec in args.case or ["default="]:
@@ -386,13 +408,8 @@ def main() -> None:
             before = (counts.unet_images, counts.diffusion_frames, counts.latent_pixels)
             out = args.work / f"{name}-{size[1]}p-{n}.mp4"
             base = ["video", str(clip), str(out), "--model", str(sd), "--depth-model", depth]
-            scale = "0.25"  # the coded disparity grows with the size: about 3 % of the width
-            depth_args = ["--depth", str(given.get(n)), "--depth-kind", "disparity-px"]
-            expanded = [
-                a
-                for e in extra_args
-                for a in ([*depth_args, "--depth-scale", scale] if e == "GIVEN" else [e])
-            ]
+            depth_args = ["--depth", str(given.get(n)), *given_kind]
+            expanded = [a for e in extra_args for a in (depth_args if e == "GIVEN" else [e])]
             timeline = Timeline()
             if args.timeline and n == long:
                 timeline.install()
