@@ -194,8 +194,9 @@ def stages(clip: Path, depth_model: str, outputs: dict[str, Path], work: Path, n
 
     def views() -> None:
         for i in range(0, n, batch):
-            left, right = converter.views(frames[i : i + batch], disparity[i : i + batch])
-            to_i420_array(pack(left, right, config.layout, config.vr180_hfov), h, 2 * w, colour)
+            views = converter.views(frames[i : i + batch], disparity[i : i + batch])
+            packed = pack(views.left, views.right, config.layout, config.vr180_hfov)
+            to_i420_array(packed, h, 2 * w, colour)
 
     result = {
         "frames": n,

@@ -168,3 +168,76 @@ def test_surface_disparity_gives_holes_their_background():
     assert warped.holes.any()
     assert surface[warped.holes].eq(0).all()  # the background beside them, not the block
     assert np.isclose(surface[~warped.holes].max().item(), 5.0)
+
+
+def background_pan(frames: int, step: int, h: int = 48, w: int = 96, d: float = 4.0):
+    """Frames panning over a textured background at disparity `d` (a frame-edge strip of d px
+    at the right view's right edge, beyond the left view), the content moving `step` px left a
+    frame (right for a negative step); and the real right views: right x shows world x + d."""
+    world = texture(h, w + abs(step) * frames + 16, seed=2)
+    offsets = [8 + i * step if step > 0 else 8 + (frames - 1 - i) * -step for i in range(frames)]
+    left = torch.stack([world[:, :, o : o + w] for o in offsets])
+    real_right = torch.stack([world[:, :, o + int(d) : o + int(d) + w] for o in offsets])
+    return left, torch.full((frames, h, w), d), real_right
+
+
+def test_a_frame_edge_strip_takes_a_fresh_fill_where_nothing_was_seen(carry):
+    """A pan that brings new content in at the strip's side: the strip is beyond anything the
+    left eye saw, so each frame takes the warp's fill there, never a guess carried along."""
+    from stereoconv.backends.diffusion import border_runs, warp_and_fill
+
+    frames, disparity, _ = background_pan(5, step=2)
+    views = carry(frames, disparity, [False] * 5)
+    assert carry.backend.fill.calls == []  # strips are not painted
+    strip = border_runs(views.holes)
+    assert strip[:, :, -4:].all()
+    for t in range(5):
+        fresh = warp_and_fill(frames[t : t + 1], disparity[t : t + 1], carry.backend.settings)
+        assert torch.allclose(views.right[t][:, strip[t]], fresh.base[0][:, strip[t]], atol=1e-6)
+
+
+def test_a_frame_edge_strip_carries_what_the_left_eye_saw_before(carry):
+    """A pan the other way: the strip shows background the left view showed a frame or two
+    before, carried in as it was seen."""
+    from stereoconv.backends.diffusion import border_runs
+
+    frames, disparity, real_right = background_pan(5, step=-2)
+    views = carry(frames, disparity, [False] * 5)
+    strip = border_runs(views.holes)
+    for t in range(2, 5):  # from the third frame on, every strip pixel was seen before
+        error = (views.right[t][:, strip[t]] - real_right[t][:, strip[t]]).abs().max()
+        assert error < 0.02, (t, error)
+    first = (views.right[0][:, strip[0]] - real_right[0][:, strip[0]]).abs().max()
+    assert first > 0.05  # the shot's first frame could only guess
+
+
+def moving_block(frames: int, h: int = 48, w: int = 96):
+    """A near block (10 px in front) moving 2 px left a frame over a still textured background:
+    the hole beside it uncovers new background each frame."""
+    background, block = texture(h, w, seed=3), texture(h, w, seed=4)
+    views, disparity = [], []
+    for i in range(frames):
+        x0 = 50 - 2 * i
+        view, d = background.clone(), torch.zeros(h, w)
+        view[:, 10:38, x0 : x0 + 24] = block[:, 10:38, x0 : x0 + 24]
+        d[10:38, x0 : x0 + 24] = 10.0
+        views.append(view)
+        disparity.append(d)
+    return torch.stack(views), torch.stack(disparity)
+
+
+def test_a_stop_gap_is_made_afresh_each_frame_not_carried(tiny_sd):
+    """Holes too narrow to paint keep the warp's fill of the frame they are in: a stop-gap
+    carried along drifts from the background revealed beside it since."""
+    from stereoconv.backends.diffusion import warp_and_fill
+
+    cfg = build_config(backend="diffusion", steps=4, fill_min_width=40, seam=0.0, fill_sigma=0.0)
+    backend = DiffusionBackend.of(load_components(str(tiny_sd), torch.device("cpu")), cfg)
+    backend.fill = PaintCounter(backend)
+    frames, disparity = moving_block(4)
+    views = CarryFill(backend)(frames, disparity, [False] * 4)
+    assert backend.fill.calls == []  # nothing wide enough to paint
+    assert views.holes.any()
+    for t in range(4):
+        fresh = warp_and_fill(frames[t : t + 1], disparity[t : t + 1], backend.settings).base[0]
+        assert torch.allclose(views.right[t], fresh, atol=1e-6), t

@@ -69,3 +69,18 @@ def test_off_paints_every_frame_with_holes(pan, tiny_sd, tmp_path):
     costs = [f["unet_evaluations"] for f in json.loads((tmp_path / "r.json").read_text())["frames"]]
     assert len(costs) == FRAMES and all(c == pytest.approx(costs[0]) for c in costs)
     assert costs[0] == pytest.approx(2 * 2 * (4 - 1))  # both views, inverted to t', then filled
+
+
+def test_one_chunk_of_the_pan_costs_an_eighth_of_the_per_frame_hybrid(pan, tiny_sd, tmp_path):
+    """Issue 27's count: the carried fill's UNet image-evaluations per frame, through the real
+    job over one chunk of the pan, at most 1/8 of the per-frame hybrid's (both counted)."""
+
+    def per_frame(name: str, *extra) -> float:
+        report = tmp_path / f"{name}.html"
+        args = carry_args(pan, tiny_sd, tmp_path / f"{name}.mp4", "--report", report, *extra)
+        assert main([*args, "--chunk-frames", str(FRAMES)]) == 0
+        return json.loads(report.with_suffix(".json").read_text())["unet_evaluations_per_frame"]
+
+    off, carried = per_frame("off", "--temporal-fill", "off"), per_frame("carry")
+    assert off == pytest.approx(2 * 2 * (4 - 1))
+    assert 0 < carried <= off / 8, (carried, off)

@@ -7,18 +7,19 @@ For each frame, in order (one CarryFill per chunk; a cut starts afresh):
     2. the motion: the left view's backward optical flow; a hole pixel moves as the seen
        background beside it (its background side, in the left view's coordinates);
     3. the carry: a hole pixel takes the right view of the frame before at the place it came
-       from, when that place showed a surface at the same depth as the background the hole
-       reveals now (a frame-edge strip takes whatever was there);
-    4. the paint: runs of hole pixels that carried nothing seen or painted (nothing at all, or
-       only a stop-gap fill) at least fill_min_width wide are generated (the diffusion
-       backend's fill, the UNet on boxes around them only), conditioned on what was carried;
-       where that touches a frame-edge strip, the whole strip of that edge is painted again
-       (what lies beyond the left view is only guessed from the content beside it, which a pan
-       keeps revealing); narrower runs keep what they carried, or take the warp's fill from
-       their background side if they carried nothing, and stay stop-gaps: painted once their
-       run is wide enough, or once enough of them wait (PAINT_MIN_SHARE);
+       from, when that place showed a seen or painted surface at the same depth as the
+       background the hole reveals now; in a frame-edge strip (what lies beyond the left
+       view), only what the left eye saw in some frame before, which a pan towards the strip's
+       side brings. A stop-gap fill is never carried, nor a painted guess into a strip: both
+       drift from the content revealed beside them since, where the warp's fill made afresh
+       follows it (measured: docs/video.md, "The carried fill");
+    4. the paint: interior runs of hole pixels that carried nothing, at least fill_min_width
+       wide, are generated (the diffusion backend's fill, the UNet on boxes around them only),
+       conditioned on what was carried; the rest take the warp's fill from their background
+       side, carried pixels counted as known: narrow runs until their run is wide enough or
+       enough of them wait (PAINT_MIN_SHARE), frame-edge strips always (they are not painted);
     5. the memory: the right view, the disparity of the surface at each of its pixels, which of
-       them are seen or painted (not stop-gaps) and which have only a guessed depth.
+       them are seen, which seen or painted (not stop-gaps) and which have only a guessed depth.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from stereoconv.backends.diffusion import (
 )
 from stereoconv.backends.views import StereoViews
 from stereoconv.backends.warp import CRACK_WIDTH, fill_holes
-from stereoconv.geometry import WarpResult, background_side_columns, nearest_valid_columns
+from stereoconv.geometry import WarpResult, background_side_columns
 from stereoconv.motion import backward_flow, grey_for_flow, sample
 
 # a carried pixel's surface may differ this much from the background the hole reveals now:
@@ -57,6 +58,7 @@ class Memory:
     grey: np.ndarray  # the left view, grey, for the optical flow
     right: torch.Tensor  # (3, H, W) the right view as written
     surface: torch.Tensor  # (H, W) disparity of the surface each right-view pixel shows
+    seen: torch.Tensor  # (H, W) bool: seen by the left eye, now or carried from a frame before
     painted: torch.Tensor  # (H, W) bool: seen or painted, or carried from such (no stop-gap)
     guessed: torch.Tensor  # (H, W) bool: the surface is only guessed (a frame-edge strip)
 
@@ -82,44 +84,30 @@ def hole_sources(warped: WarpResult, flow: torch.Tensor) -> tuple[torch.Tensor, 
     return cols + motion[0], rows + motion[1]
 
 
-def refreshed_edges(paint: torch.Tensor, holes: torch.Tensor) -> torch.Tensor:
-    """Where a frame-edge strip is painted, the whole strip of that edge is painted again, in
-    every row: what lies beyond the left view is only guessed from the seen content beside it,
-    and a guess carried along a pan drifts from the content the pan has since revealed next to
-    it, so the strip is refreshed as one whenever it needs paint at all."""
-    strips = border_runs(holes)
-    before, after = nearest_valid_columns(~strips)
-    out = paint.clone()
-    for edge, side in ((0, before < 0), (-1, after >= holes.shape[-1])):
-        if (paint[..., edge] & strips[..., edge]).any():
-            out |= strips & side
-    return out
-
-
 def carried(
     memory: Memory, warped: WarpResult, surface: torch.Tensor, flow: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """(values (3, H, W), carried (H, W), painted (H, W)): the frame before's right view at each
-    hole pixel's source, the hole pixels whose source showed a surface at their depth (any
-    surface in a frame-edge strip, whose depth is only guessed), and which of those carried a
-    seen or painted surface, not a stop-gap."""
+    """(values (3, H, W), carried, seen (H, W) each): the frame before's right view at each hole
+    pixel's source; the hole pixels that carry it: inside a frame-edge strip, those whose
+    source was seen; elsewhere, those whose source showed a seen or painted surface (not a
+    stop-gap) at their depth (at any depth, where the source's depth was only guessed); and
+    which of those carried a seen one."""
     x, y = hole_sources(warped, flow)
     h, w = surface.shape
     inside = (x >= 0) & (x <= w - 1) & (y > -1) & (y < h)
     y = y.clamp(0, h - 1)  # a row's motion may stray a fraction of a pixel past the top or bottom
     # the nearest source pixel decides: a bilinear read mixes the two sides of a depth edge
     before = sample(memory.surface[None], x, y, "nearest")[0]
-    painted = sample(memory.painted[None].float(), x, y, "nearest")[0] > 0.5
-    guessed = sample(memory.guessed[None].float(), x, y, "nearest")[0] > 0.5
-    # a frame-edge strip shows what lies beyond the left view, not what a nearer surface hides:
-    # its depth is only guessed (from the edge's), so any surface carries into it, and what
-    # was shown in one carries out of it
-    guessed |= border_runs(warped.holes)[0]
+    was = {
+        name: sample(getattr(memory, name)[None].float(), x, y, "nearest")[0] > 0.5
+        for name in ("seen", "painted", "guessed")
+    }
     tolerance = DEPTH_TOLERANCE[0] + DEPTH_TOLERANCE[1] * surface.abs()
-    same_depth = ((before - surface).abs() <= tolerance) | guessed
-    ok = warped.holes[0] & inside & same_depth
+    same_depth = ((before - surface).abs() <= tolerance) | was["guessed"]
+    strips = border_runs(warped.holes)[0]
+    ok = warped.holes[0] & inside & torch.where(strips, was["seen"], same_depth & was["painted"])
     values = sample(memory.right, x, y, "bicubic").clamp(0, 1)
-    return values, ok, ok & painted
+    return values, ok, ok & was["seen"]
 
 
 class CarryFill:
@@ -148,29 +136,29 @@ class CarryFill:
         warped, right, holes = plan.warped, plan.base, plan.warped.holes
         surface = surface_disparity(warped)
         grey = grey_for_flow(frame[0])
-        ok, painted = torch.zeros_like(holes), torch.zeros_like(holes)
+        ok, seen = torch.zeros_like(holes), torch.zeros_like(holes)
         # 2-3. The motion and the carry
         if self.memory is not None:
             flow = backward_flow(self.memory.grey, grey, height, width)
-            values, ok, painted = (x[None] for x in carried(self.memory, warped, surface[0], flow))
+            values, ok, seen = (x[None] for x in carried(self.memory, warped, surface[0], flow))
             right = torch.where(ok.unsqueeze(1), values, right)
-        # 4. The paint: wide runs of what carried nothing seen or painted (edge strips as one);
-        #    the rest a stop-gap: the warp's fill, carried pixels counted as known
-        unpainted = holes & ~painted
+        # 4. The paint: wide interior runs of what carried nothing; the rest a stop-gap: the
+        #    warp's fill, carried pixels counted as known
         if ok.any() and (holes & ~ok).any():
             right = fill_holes(right, holes & ~ok, surface, settings.fill_sigma)
         min_width = max(settings.fill_min_width, CRACK_WIDTH + 1)
-        paint = generation_holes(unpainted, min_width, settings.fill_border)
+        paint = generation_holes(holes & ~ok, min_width, border=False)
         if self.memory is not None and paint.sum() < PAINT_MIN_SHARE * height * width:
             paint = torch.zeros_like(paint)
         cost = 0.0
         if paint.any():
-            paint = refreshed_edges(paint, holes)
             generated, pixels = self.backend.fill(frame, right, paint, sparse=True)
             cost = pixels / self.backend.working_latent_area(height, width)
             region = HybridPlan(WarpResult(right, paint, surface), right, paint)
             right = hybrid_composite(region, generated, settings.seam)
         # 5. The memory
         guessed = border_runs(holes)[0]
-        self.memory = Memory(grey, right[0], surface[0], (~holes | painted | paint)[0], guessed)
+        self.memory = Memory(
+            grey, right[0], surface[0], (~holes | seen)[0], (~holes | ok | paint)[0], guessed
+        )
         return StereoViews(frame, right, holes, torch.tensor([cost]))
