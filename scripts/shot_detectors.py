@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 from stereoconv.disparity import transnet  # noqa: E402
 from stereoconv.disparity.shots import CUT_THRESHOLD, thumbnail_changes, thumbnails  # noqa: E402
 from stereoconv.jobs.video.shots import thumbnail  # noqa: E402
-from tests.clips import (  # noqa: E402
+from tests.helpers.clips import (  # noqa: E402
     dissolve,
     fade_through_black,
     flash,

@@ -32,13 +32,6 @@ def motorcycle():
     return np.ascontiguousarray(left), np.ascontiguousarray(right), disparity
 
 
-def write_pfm(path, array: np.ndarray) -> None:
-    """A single-channel little-endian PFM, rows bottom to top as the format wants."""
-    with open(path, "wb") as f:
-        f.write(b"Pf\n%d %d\n-1\n" % (array.shape[1], array.shape[0]))
-        f.write(np.ascontiguousarray(array[::-1]).astype("<f4").tobytes())
-
-
 @pytest.fixture(scope="session")
 def tiny_sd(tmp_path_factory):
     """A tiny Stable Diffusion 1.x-style folder (random weights)."""

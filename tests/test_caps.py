@@ -15,7 +15,14 @@ from stereoconv.cli.main import main
 from stereoconv.layout import view_size_within
 from stereoconv.layouts import layout_of
 from stereoconv.media.video import RateCap, cap_frame_rate
-from tests.clips import audio_duration, decode_all, numbered_frame, psnr, read_number, write_clip
+from tests.helpers.clips import (
+    audio_duration,
+    decode_all,
+    numbered_frame,
+    psnr,
+    read_number,
+    write_clip,
+)
 
 
 def run(capsys, *argv):

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from stereoconv.cli.main import main
-from tests.clips import PAN_FRAMES as FRAMES
-from tests.clips import decode_all, pan_with_depth
+from tests.helpers.clips import PAN_FRAMES as FRAMES
+from tests.helpers.clips import decode_all, pan_with_depth
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ import pytest
 from PIL import Image
 
 from stereoconv.cli.main import main
+from tests.helpers.cli import assert_one_line_error
 
 
 @pytest.fixture
@@ -29,11 +30,6 @@ def run(capsys, *argv):
 
 def digest(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def assert_one_line_error(code, err, text):
-    assert code != 0
-    assert len(err) == 1 and err[0].startswith("stereoconv: error:") and text in err[0], err
 
 
 @pytest.mark.parametrize(

@@ -17,28 +17,7 @@ from stereoconv.jobs.video.convergence import plan_convergence
 from stereoconv.jobs.video.job import VideoOptions, open_workdir, prepare_job
 from stereoconv.report.stats import frame_stats
 from stereoconv.runner.local import convert_video
-from tests.clips import texture, write_clip
-
-FRAMES, H, W = 20, 64, 128
-
-
-def card_scene(tmp_path):
-    """Frames and relative-disparity maps (far wall 0, near card 1): the card's right edge
-    reaches the border at frame 10, is cut by it until frame 17 and has left by frame 18."""
-    wall, card = texture(H, W, 5), texture(H, 40, 6)
-    maps = tmp_path / "depth"
-    maps.mkdir()
-    frames = []
-    for t in range(FRAMES):
-        image, depth = wall.copy(), np.zeros((H, W), np.float32)
-        x0 = 40 + 5 * t
-        x1 = min(W, x0 + 40)
-        if x0 < W:
-            image[16:48, x0:x1] = card[16:48, : x1 - x0]
-            depth[16:48, x0:x1] = 1.0
-        frames.append(np.clip(image, 0, 255).astype(np.uint8))
-        np.save(maps / f"{t:04d}.npy", depth)
-    return write_clip(tmp_path / "card.mkv", frames, pix_fmt="yuv444p"), maps
+from tests.helpers.clips import card_scene
 
 
 def run(tmp_path, name, **settings):

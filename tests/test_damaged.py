@@ -8,8 +8,8 @@ import json
 import pytest
 
 from stereoconv.cli.main import main
-from tests.clips import decode_all
-from tests.hostile import broken_timestamps_clip, damaged_clip, ffmpeg_decodable
+from tests.helpers.clips import decode_all
+from tests.helpers.hostile import broken_timestamps_clip, damaged_clip, ffmpeg_decodable
 
 
 @pytest.fixture(scope="module")

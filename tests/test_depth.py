@@ -6,7 +6,7 @@ from PIL import Image
 from stereoconv.disparity.estimate import DepthEstimator
 from stereoconv.disparity.maps import load_depth_map, read_pfm
 from stereoconv.errors import UserError
-from tests.conftest import write_pfm
+from tests.helpers.scenes import write_pfm
 
 
 def frames(b=2, h=45, w=70, seed=0):

@@ -10,7 +10,7 @@ from PIL import Image
 
 from stereoconv.cli.main import main
 from stereoconv.disparity.maps import read_depth_values, zero_is_unknown
-from tests.test_cli_image import assert_one_line_error
+from tests.helpers.cli import assert_one_line_error
 
 
 @pytest.fixture

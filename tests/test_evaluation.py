@@ -16,7 +16,7 @@ from stereoconv.evaluation.datasets import open_dataset
 from stereoconv.evaluation.methods import parse_methods
 from stereoconv.evaluation.protocols import fit_affine, prepare
 from stereoconv.evaluation.tables import summarise
-from tests.conftest import write_pfm
+from tests.helpers.scenes import write_pfm
 
 
 def test_the_eval_command_is_part_of_the_cli():
@@ -276,7 +276,7 @@ def test_a_stereo_video_dataset_reports_flicker(tmp_path, capsys):
     import av
 
     from stereoconv.cli.main import main
-    from tests.clips import render_planes, write_clip
+    from tests.helpers.clips import render_planes, write_clip
 
     data = tmp_path / "planes"
     data.mkdir()

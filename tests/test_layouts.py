@@ -22,7 +22,7 @@ from stereoconv.media.encode import ChunkEncoder, EncoderSettings, legal_size
 from stereoconv.media.mp4box import VR180_BOUNDS, read_equi_bounds, read_st3d
 from stereoconv.media.spatial.vexu import read_spatial
 from stereoconv.media.video import ColourTags
-from tests.clips import numbered_frame, write_clip
+from tests.helpers.clips import numbered_frame, write_clip
 
 # What each format's values mean, from their specifications: (packing, right eye first)
 ST3D = {1: ("top-bottom", False), 2: ("side-by-side", False)}  # Spherical Video V2 RFC

@@ -17,7 +17,7 @@ from stereoconv.diffusion.pipeline import depth_condition
 from stereoconv.disparity.maps import load_depth_map
 from stereoconv.errors import UserError
 from stereoconv.jobs.generate import generation_settings
-from tests.conftest import write_pfm
+from tests.helpers.scenes import write_pfm
 
 CPU = torch.device("cpu")
 

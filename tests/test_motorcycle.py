@@ -4,32 +4,10 @@
 import numpy as np
 import torch
 from PIL import Image
-from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from stereoconv.cli.main import main
-from stereoconv.evaluation.classical import warp_telea
-from stereoconv.geometry import fill_unknown_disparity, forward_warp
-from tests.conftest import write_pfm
-
-
-def filled(disparity: np.ndarray) -> torch.Tensor:
-    d = torch.from_numpy(disparity)[None]
-    return fill_unknown_disparity(d, torch.isfinite(d))
-
-
-def baseline_right_view(left: np.ndarray, disparity: np.ndarray) -> np.ndarray:
-    """The classic: the same unknown-value filling, an integer z-buffered forward warp, and
-    OpenCV's Telea inpainting (radius 3) of the holes."""
-    return warp_telea(left, filled(disparity)[0].numpy())
-
-
-def scores(reference, image, mask=None):
-    if mask is not None:
-        return peak_signal_noise_ratio(reference[mask], image[mask]), None
-    return (
-        peak_signal_noise_ratio(reference, image),
-        structural_similarity(reference, image, channel_axis=2),
-    )
+from stereoconv.geometry import forward_warp
+from tests.helpers.scenes import baseline_right_view, filled, scores, write_pfm
 
 
 def test_warp_backend_beats_zbuffer_warp_plus_telea_on_motorcycle(tmp_path, motorcycle):

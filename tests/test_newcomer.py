@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from stereoconv.cli.main import main
-from tests.clips import decode_all, numbered_frame, read_number, write_clip
+from tests.helpers.clips import decode_all, numbered_frame, read_number, write_clip
 
 
 def run(capsys, *argv):

@@ -11,8 +11,8 @@ import pytest
 
 from stereoconv.cli.main import main
 from stereoconv.lock import lock_path
-from tests.clips import numbered_frame, write_clip
-from tests.robustness_cases import photo
+from tests.helpers.clips import numbered_frame, write_clip
+from tests.helpers.robustness_cases import photo
 
 HOLDER = """
 import sys, time

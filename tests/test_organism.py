@@ -25,8 +25,8 @@ from stereoconv.diffusion.components import load_components
 from stereoconv.diffusion.inversion import ddim_invert
 from stereoconv.diffusion.sampler import StereoSchedule, sample_stereo
 from stereoconv.geometry import fill_unknown_disparity, forward_warp
-from tests.clips import psnr, write_clip
-from tests.conftest import write_pfm
+from tests.helpers.clips import psnr, write_clip
+from tests.helpers.scenes import write_pfm
 
 CPU = torch.device("cpu")
 WEIGHT_WORDS = ("newly initialized", "were not used", "not initialized", "weights")

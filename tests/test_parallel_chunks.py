@@ -16,8 +16,8 @@ from stereoconv.jobs.video.job import open_workdir, prepare_job
 from stereoconv.progress import silent
 from stereoconv.runner import local as video_job
 from stereoconv.runner.local import convert_video
-from tests.clips import decode_all, numbered_frame, read_number, write_clip
-from tests.meeting import meeting_factory
+from tests.helpers.clips import decode_all, numbered_frame, read_number, write_clip
+from tests.helpers.meeting import meeting_factory
 
 
 @pytest.fixture(scope="module")

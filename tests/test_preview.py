@@ -4,7 +4,7 @@ import numpy as np
 from PIL import Image
 
 from stereoconv.cli.main import main
-from tests.clips import numbered_frame, write_clip
+from tests.helpers.clips import numbered_frame, write_clip
 
 
 def test_contact_sheet_has_a_row_per_frame_and_a_column_per_setting(capsys, tmp_path, tiny_depth):

@@ -59,7 +59,7 @@ def test_video_options_use_the_same_check(options, text):
 
 
 def test_a_range_error_comes_before_any_model_loads(tmp_path, capsys):
-    from tests.robustness_cases import photo
+    from tests.helpers.robustness_cases import photo
 
     src = photo(tmp_path / "in.png")
     missing = str(tmp_path / "no-such-model")  # loading it would be another error

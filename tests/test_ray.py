@@ -16,7 +16,7 @@ from stereoconv.config import build_config
 from stereoconv.jobs.video.finish import finish_job
 from stereoconv.jobs.video.job import VideoOptions, open_workdir, prepare_job
 from stereoconv.runner.ray import make_actors, run_chunks
-from tests.clips import (
+from tests.helpers.clips import (
     PAN_FRAMES,
     decode_all,
     numbered_frame,
@@ -24,8 +24,8 @@ from tests.clips import (
     read_number,
     write_clip,
 )
-from tests.hostile import dying_factory
-from tests.meeting import meeting_factory
+from tests.helpers.hostile import dying_factory
+from tests.helpers.meeting import meeting_factory
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,9 @@ from PIL import Image
 from stereoconv.cli.main import main
 from stereoconv.converter import StereoConverter
 from stereoconv.report.summary import flicker_of, pick_evenly, split_shots, video_summary
-from tests.test_comfort import H, W, card_scene
+from tests.helpers.clips import CARD_H as H
+from tests.helpers.clips import CARD_W as W
+from tests.helpers.clips import card_scene
 
 CARD_CUT = list(range(10, 18))  # the frames where the near card is cut by the right border
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.clips import decode_all, numbered_frame, texture, write_clip
+from tests.helpers.clips import decode_all, numbered_frame, texture, write_clip
 
 CPUS = sorted(os.sched_getaffinity(0))
 

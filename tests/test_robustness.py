@@ -1,4 +1,4 @@
-"""Every bad or awkward input of tests/robustness_cases.py, interruptions with real signals,
+"""Every bad or awkward input of tests/helpers/robustness_cases.py, interruptions with real signals,
 GPU out-of-memory and a full disk."""
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ import pytest
 import torch
 
 from stereoconv.cli.main import main
-from tests.clips import decode_all, numbered_frame, write_clip
-from tests.hostile import bomb_png, broken_timestamps_clip, damaged_clip, raw_mkv
-from tests.robustness_cases import CASES, markdown, photo
+from tests.helpers.clips import decode_all, numbered_frame, write_clip
+from tests.helpers.hostile import bomb_png, broken_timestamps_clip, damaged_clip, raw_mkv
+from tests.helpers.robustness_cases import CASES, markdown, photo
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -120,7 +120,7 @@ def test_matrix(case, tmp_path, capsys, tiny_depth, tiny_sd):
 
 def test_the_robustness_page_is_generated_from_the_table():
     page = (ROOT / "docs" / "robustness.md").read_text()
-    assert page == markdown(), "run: python -m tests.robustness_cases > docs/robustness.md"
+    assert page == markdown(), "run: python -m tests.helpers.robustness_cases > docs/robustness.md"
     assert len(CASES) >= 20
     assert {c.command for c in CASES} == {"image", "images", "video", "text", "depth", "eval"}
 

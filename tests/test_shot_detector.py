@@ -15,7 +15,7 @@ import torch
 
 from stereoconv.cli.main import main
 from stereoconv.disparity import transnet
-from tests.clips import bikes_path, decode_all, dissolve, read_frames, write_clip
+from tests.helpers.clips import bikes_path, decode_all, dissolve, read_frames, write_clip
 
 # the edited clip: bikes.mp4's shot of parked cars (frames 30-75), a 0.5 s dissolve (12 frames)
 # into its shot of the square (137-186), a hard cut to its shot of a walker (187-241)

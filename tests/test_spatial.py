@@ -13,7 +13,7 @@ import pytest
 from stereoconv.cli.main import main
 from stereoconv.media.spatial import encoder, hevc, mvhevc
 from stereoconv.media.spatial.vexu import read_spatial
-from tests.clips import audio_duration, decode_all, psnr, render_planes, texture, write_clip
+from tests.helpers.clips import audio_duration, decode_all, psnr, render_planes, texture, write_clip
 
 
 def run(capsys, *argv):

@@ -195,6 +195,33 @@ def test_the_checks_find_what_they_look_for(tmp_path):
     ]
 
 
+def imports_under_tests(source: str) -> set[str]:
+    """The modules under tests. that a test file's source imports."""
+    found = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return {name for name in found if name == "tests" or name.startswith("tests.")}
+
+
+def test_no_test_module_imports_another():
+    """What tests share lives in tests/helpers/; a test module (or conftest) imports no other
+    test module, and the helpers import none."""
+    tests = ROOT / "tests"
+    wrong = []
+    for path in sorted(tests.rglob("*.py")):
+        for module in imports_under_tests(path.read_text()):
+            if not module.startswith("tests.helpers.") and module != "tests.helpers":
+                wrong.append(f"{path.relative_to(ROOT)} imports {module}")
+    assert not wrong, wrong
+    assert imports_under_tests("from tests.test_video import run\nimport tests.helpers.clips\n") == {
+        "tests.test_video",
+        "tests.helpers.clips",
+    }
+
+
 def run_python(code: str) -> str:
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run(

@@ -13,10 +13,10 @@ import av
 import numpy as np
 import pytest
 
-from stereoconv.cli.main import main
 from stereoconv.media.mp4box import read_st3d, top_level_boxes
 from stereoconv.report.stats import flicker, flicker_ratio
-from tests.clips import (
+from tests.helpers.cli import run
+from tests.helpers.clips import (
     audio_duration,
     bikes_path,
     decode_all,
@@ -26,15 +26,6 @@ from tests.clips import (
     render_planes,
     write_clip,
 )
-
-
-def run(capsys, *argv):
-    argv = [str(a) for a in argv]
-    if "--backend" not in argv:
-        argv += ["--backend", "warp"]
-    code = main(argv + ["--quiet"])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err.strip().splitlines()
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from stereoconv.layout import (
 )
 from stereoconv.layouts import layout_of, name_tag
 from stereoconv.media.mp4box import read_equi_bounds, read_st3d
-from tests.clips import numbered_frame, write_clip
+from tests.helpers.clips import numbered_frame, write_clip
 
 
 def test_the_straight_ahead_ray_meets_the_picture_centre():

@@ -14,7 +14,7 @@ from stereoconv.evaluation.classical import soft_splat
 from stereoconv.evaluation.metrics import psnr
 from stereoconv.evaluation.regions import scene_regions
 from stereoconv.geometry import fill_unknown_disparity, forward_warp
-from tests.test_warp_fill import middlebury
+from tests.helpers.scenes import middlebury
 
 
 def row(values) -> torch.Tensor:

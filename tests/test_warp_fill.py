@@ -3,39 +3,13 @@ Middlebury 2001/2003 scenes with ground truth, and the fill's rules on small syn
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
 from stereoconv.backends.warp import WarpBackend, fill_holes
 from stereoconv.geometry import forward_warp
-from tests.test_motorcycle import baseline_right_view, filled, scores
-
-MIDDLEBURY = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "middlebury2003"
-
-
-def middlebury(scene: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """left, right (uint8 RGB) and the left view's disparity in pixels (inf = unknown)."""
-    folder = MIDDLEBURY / scene
-    if not folder.is_dir():
-        reason = (
-            f"{folder} is absent: the Middlebury 2001/2003 scenes (teddy, tsukuba, venus) live in "
-            "shared/data/middlebury2003 beside the repository (see its README.md for the source)"
-        )
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    scale = float((folder / "info.txt").read_text().split()[0])
-    left = np.asarray(Image.open(folder / "imL.png").convert("RGB"))
-    right = np.asarray(Image.open(folder / "imR.png").convert("RGB"))
-    # convert("L"): tsukuba's ground truth is a palette image whose indices are not disparities.
-    raw = np.asarray(Image.open(folder / "groundtruth.png").convert("L")).astype(np.float32)
-    disparity = np.where(raw > 0, raw / scale, np.inf).astype(np.float32)
-    return left, right, disparity
+from tests.helpers.scenes import baseline_right_view, filled, middlebury, scores
 
 
 def warp_backend_right_view(left: np.ndarray, disparity: np.ndarray) -> np.ndarray:

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from stereoconv.media.yuv import luma_weights, rgb_to_i420
-from tests.clips import decode_all, psnr, write_clip
-from tests.test_video import run
+from tests.helpers.cli import run
+from tests.helpers.clips import decode_all, psnr, write_clip
 
 
 def even(image: np.ndarray) -> np.ndarray:

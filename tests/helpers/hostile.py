@@ -14,7 +14,7 @@ import av
 import numpy as np
 from PIL import Image
 
-from tests.clips import numbered_frame, write_clip
+from tests.helpers.clips import numbered_frame, write_clip
 
 
 def packets(path: Path) -> list[tuple[int, int, int]]:

@@ -230,3 +230,26 @@ def pan_with_depth(folder: Path, width: int = 96, height: int = 64) -> tuple[Pat
         frames.append(np.ascontiguousarray(world[:, 2 * i : 2 * i + width]))
         Image.fromarray(d_world[:, 2 * i : 2 * i + width]).save(maps / f"{i:04d}.png")
     return write_clip(folder / "pan.mp4", frames), maps
+
+
+# a near card sliding into the right frame border (tests of comfort and the report)
+CARD_FRAMES, CARD_H, CARD_W = 20, 64, 128
+
+
+def card_scene(tmp_path: Path) -> tuple[Path, Path]:
+    """Frames and relative-disparity maps (far wall 0, near card 1): the card's right edge
+    reaches the border at frame 10, is cut by it until frame 17 and has left by frame 18."""
+    wall, card = texture(CARD_H, CARD_W, 5), texture(CARD_H, 40, 6)
+    maps = tmp_path / "depth"
+    maps.mkdir()
+    frames = []
+    for t in range(CARD_FRAMES):
+        image, depth = wall.copy(), np.zeros((CARD_H, CARD_W), np.float32)
+        x0 = 40 + 5 * t
+        x1 = min(CARD_W, x0 + 40)
+        if x0 < CARD_W:
+            image[16:48, x0:x1] = card[16:48, : x1 - x0]
+            depth[16:48, x0:x1] = 1.0
+        frames.append(np.clip(image, 0, 255).astype(np.uint8))
+        np.save(maps / f"{t:04d}.npy", depth)
+    return write_clip(tmp_path / "card.mkv", frames, pix_fmt="yuv444p"), maps

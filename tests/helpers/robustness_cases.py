@@ -1,6 +1,6 @@
 """The bad- and awkward-input matrix: one table that tests/test_robustness.py runs and that
-docs/robustness.md is generated from (`python -m tests.robustness_cases > docs/robustness.md`;
-a test fails when the page and the table differ).
+docs/robustness.md is generated from (`python -m tests.helpers.robustness_cases >
+docs/robustness.md`; a test fails when the page and the table differ).
 
 Each case: the command, what is given, the expected outcome ("error" with a text the one error
 line must contain, or "ok" with what happens), and how the test builds the input.
@@ -554,11 +554,12 @@ def markdown() -> str:
     lines = [
         "# Robustness: every bad input, interruption and resource limit",
         "",
-        "Generated from `tests/robustness_cases.py` (`python -m tests.robustness_cases >",
-        "docs/robustness.md`); `tests/test_robustness.py` runs every row and fails if this page",
-        "and the table differ. Every error is one line on stderr starting `stereoconv: error:`,",
-        "with a non-zero exit status; in every case the input is unchanged (checked by hash) and",
-        "no file is left under the final output name unless the case converts.",
+        "Generated from `tests/helpers/robustness_cases.py` (`python -m",
+        "tests.helpers.robustness_cases > docs/robustness.md`); `tests/test_robustness.py` runs",
+        "every row and fails if this page and the table differ. Every error is one line on",
+        "stderr starting `stereoconv: error:`, with a non-zero exit status; in every case the",
+        "input is unchanged (checked by hash) and no file is left under the final output name",
+        "unless the case converts.",
         "",
         "| command | given | outcome | what happens |",
         "|---|---|---|---|",
