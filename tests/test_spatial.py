@@ -13,16 +13,8 @@ import pytest
 from stereoconv.cli.main import main
 from stereoconv.media.spatial import encoder, hevc, mvhevc
 from stereoconv.media.spatial.vexu import read_spatial
+from tests.helpers.cli import run
 from tests.helpers.clips import audio_duration, decode_all, psnr, render_planes, texture, write_clip
-
-
-def run(capsys, *argv):
-    argv = [str(a) for a in argv]
-    if "--backend" not in argv:
-        argv += ["--backend", "warp"]
-    code = main(argv + ["--quiet"])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err.strip().splitlines()
 
 
 def decode_views(path):

@@ -216,10 +216,8 @@ def test_no_test_module_imports_another():
             if not module.startswith("tests.helpers.") and module != "tests.helpers":
                 wrong.append(f"{path.relative_to(ROOT)} imports {module}")
     assert not wrong, wrong
-    assert imports_under_tests("from tests.test_video import run\nimport tests.helpers.clips\n") == {
-        "tests.test_video",
-        "tests.helpers.clips",
-    }
+    source = "from tests.test_video import run\nimport tests.helpers.clips\n"
+    assert imports_under_tests(source) == {"tests.test_video", "tests.helpers.clips"}
 
 
 def run_python(code: str) -> str:
