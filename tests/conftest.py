@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from stereoconv import testing as tiny_models
+from tests.helpers.paths import ROOT
 
 
 @pytest.fixture(scope="session")
@@ -45,7 +46,6 @@ def tiny_sd_depth(tmp_path_factory):
     return tiny_models.make_tiny_stable_diffusion(folder, depth=True)
 
 
-ROOT = Path(__file__).resolve().parent.parent
 ORGANISM_ENV = "STEREOCONV_ORGANISM"
 ORGANISM_HELP = (
     "the organism (a small trained latent diffusion model, TAESD + a UNet) lives beside the "

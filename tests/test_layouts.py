@@ -138,7 +138,7 @@ def test_frame_packing_sei_is_the_records(tmp_path, layout, codec):
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory):
     # three frames (libx265's unset decode times of a two-frame stream: media/encode.timed, and
-    # tests/test_newcomer.py)
+    # tests/cli/test_newcomer.py)
     folder = tmp_path_factory.mktemp("clip")
     return write_clip(folder / "clip.mp4", [numbered_frame(i, 32, 64) for i in range(3)])
 

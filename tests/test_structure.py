@@ -10,7 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers.paths import ROOT
+
 PACKAGE = ROOT / "stereoconv"
 MAX_MODULE_LINES = 400
 MAX_FUNCTION_LINES = 80

@@ -1,4 +1,4 @@
-"""The bad- and awkward-input matrix: one table that tests/test_robustness.py runs and that
+"""The bad- and awkward-input matrix: one table that tests/cli/test_robustness.py runs and that
 docs/robustness.md is generated from (`python -m tests.helpers.robustness_cases >
 docs/robustness.md`; a test fails when the page and the table differ).
 
@@ -555,11 +555,11 @@ def markdown() -> str:
         "# Robustness: every bad input, interruption and resource limit",
         "",
         "Generated from `tests/helpers/robustness_cases.py` (`python -m",
-        "tests.helpers.robustness_cases > docs/robustness.md`); `tests/test_robustness.py` runs",
-        "every row and fails if this page and the table differ. Every error is one line on",
-        "stderr starting `stereoconv: error:`, with a non-zero exit status; in every case the",
-        "input is unchanged (checked by hash) and no file is left under the final output name",
-        "unless the case converts.",
+        "tests.helpers.robustness_cases > docs/robustness.md`);",
+        "`tests/cli/test_robustness.py` runs every row and fails if this page and the table",
+        "differ. Every error is one line on stderr starting `stereoconv: error:`, with a non-zero",
+        "exit status; in every case the input is unchanged (checked by hash) and no file is left",
+        "under the final output name unless the case converts.",
         "",
         "| command | given | outcome | what happens |",
         "|---|---|---|---|",
@@ -592,7 +592,7 @@ def markdown() -> str:
         "and completes | `test_disk_full_stops_cleanly_and_resumes` on a small tmpfs (needs "
         "root to mount; CI runs as root) |",
         "| a worker process of a Ray job dies | Ray restarts it and retries its chunk | "
-        "`tests/test_ray.py` |",
+        "`tests/runner/test_ray.py` |",
         "| SIGKILL (`kill -9`) during `video` | partial files and the lock stay; the same command "
         "takes the lock over, converts only the missing chunks and gives the frames of an "
         "uninterrupted run | `test_killed_with_sigkill_and_resumed_gives_the_uninterrupted_"
@@ -607,7 +607,8 @@ def markdown() -> str:
         "| a lock left by a run that died | taken over, said in one line | "
         "`test_a_dead_runs_lock_is_taken_over` |",
         "| a Ray worker dies during a photo batch | the batch is retried photo by photo and "
-        "completes | `test_a_photo_batch_whose_worker_died_is_retried` (tests/test_ray.py) |",
+        "completes | `test_a_photo_batch_whose_worker_died_is_retried` "
+        "(tests/runner/test_ray.py) |",
         "| a photo kills its Ray worker (a poisoned input) | after Ray's restart it is tried once "
         "more alone, then listed as failed (`the worker process converting it died`); every "
         "other photo is converted | `test_a_poisoned_photo_is_reported_and_the_rest_done` |",
@@ -616,7 +617,7 @@ def markdown() -> str:
         "`test_workers_use_the_asked_device` |",
         "| a setting out of its range, from a preset or an option | one line naming the range, "
         "before any model loads; every numeric setting declares its range | "
-        "`tests/test_ranges.py` |",
+        "`tests/cli/test_ranges.py` |",
     ]
     return "\n".join(lines) + "\n"
 

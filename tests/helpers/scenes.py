@@ -4,7 +4,6 @@ from ../shared, and the classic baseline (integer z-buffered warp + Telea) with 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,8 +13,9 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 
 from stereoconv.evaluation.classical import warp_telea
 from stereoconv.geometry import fill_unknown_disparity
+from tests.helpers.paths import SHARED
 
-MIDDLEBURY = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "middlebury2003"
+MIDDLEBURY = SHARED / "data" / "middlebury2003"
 
 
 def write_pfm(path, array: np.ndarray) -> None:

@@ -20,9 +20,8 @@ import torch
 from stereoconv.cli.main import main
 from tests.helpers.clips import decode_all, numbered_frame, write_clip
 from tests.helpers.hostile import bomb_png, broken_timestamps_clip, damaged_clip, raw_mkv
+from tests.helpers.paths import ROOT
 from tests.helpers.robustness_cases import CASES, markdown, photo
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def make_input(name: str, folder: Path) -> Path:

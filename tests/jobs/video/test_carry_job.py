@@ -1,7 +1,7 @@
 """The carried fill (temporal_fill = carry, the video default) through the real `video` job, on
 the tiny SD model with the disparity given: the same frames whether the job runs in one go or is
 stopped and resumed (a chunk starts its carry afresh, so each chunk is a pure function of its
-frames), and the UNet's work counted per frame in the report. Ray: tests/test_ray.py."""
+frames), and the UNet's work counted per frame in the report. Ray: tests/runner/test_ray.py."""
 
 from __future__ import annotations
 

@@ -13,6 +13,7 @@ from PIL import Image
 
 from stereoconv.cli.main import main
 from tests.helpers.clips import decode_all, numbered_frame, read_number, write_clip
+from tests.helpers.paths import ROOT
 
 
 def run(capsys, *argv):
@@ -237,9 +238,8 @@ def test_one_frame_is_one_frame_and_one_map_cannot_drive_a_video(capsys, tmp_pat
 def test_make_tiny_models_help_makes_no_folder(tmp_path):
     import subprocess
     import sys
-    from pathlib import Path
 
-    script = Path(__file__).resolve().parent.parent / "scripts" / "make_tiny_models.py"
+    script = ROOT / "scripts" / "make_tiny_models.py"
     done = subprocess.run(
         [sys.executable, script, "--help"], cwd=tmp_path, capture_output=True, text=True
     )

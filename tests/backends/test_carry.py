@@ -1,7 +1,7 @@
 """The temporally coherent fill of video (backends/carry.py, temporal_fill = carry): boxes around
 what is painted, motion, the carry itself on a synthetic pan with exact motion, and the UNet's
 share of the work counted per frame. The organism and the protocol clips judge its quality
-(tests/test_organism.py, docs/evaluation.md); these check its mechanics."""
+(tests/diffusion/test_organism.py, docs/evaluation.md); these check its mechanics."""
 
 from __future__ import annotations
 

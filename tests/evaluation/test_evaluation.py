@@ -197,7 +197,7 @@ def test_eval_motorcycle_calibrated_warp_backend_beats_the_classics(capsys, tmp_
         # every region: the holes, near them, far from them, both sides of the depth edges
         for region in ("holes", "near", "far", "edge_fg", "edge_bg"):
             assert warp[f"psnr_{region}"] > mean[other][f"psnr_{region}"], (other, region)
-    # the same classic as tests/test_motorcycle.py, through the harness
+    # the same classic as tests/backends/test_motorcycle.py, through the harness
     assert abs(mean["telea"]["psnr"] - 23.15) < 0.05
     assert abs(mean["telea"]["psnr_holes"] - 17.08) < 0.05
     # the integer warp's seen pixels are the same whatever fills its holes

@@ -7,6 +7,7 @@ from PIL import Image
 
 from stereoconv.cli.main import main
 from stereoconv.geometry import forward_warp
+from tests.helpers.paths import ROOT
 from tests.helpers.scenes import baseline_right_view, filled, scores, write_pfm
 
 
@@ -51,9 +52,8 @@ def test_warp_backend_beats_zbuffer_warp_plus_telea_on_motorcycle(tmp_path, moto
 def demo_command(out_dir) -> list[str]:
     """The arguments of `make demo`, as the Makefile has them, writing under out_dir."""
     import shlex
-    from pathlib import Path
 
-    makefile = (Path(__file__).parent.parent / "Makefile").read_text()
+    makefile = (ROOT / "Makefile").read_text()
     recipe = makefile.split("\ndemo:", 1)[1].split("\n\n", 1)[0].replace("\\\n", " ")
     command = recipe.split("$(BIN)/stereoconv", 1)[1].replace("$(OUT)", str(out_dir))
     return shlex.split(command)
@@ -63,9 +63,8 @@ def test_the_demo_passes_its_own_comfort_report(tmp_path):
     """`make demo` (a quarter of the clip): nothing in front of the screen is cut by the frame
     border, where the measured disparity as given has every frame violate the window."""
     import json
-    from pathlib import Path
 
-    root = Path(__file__).parent.parent
+    root = ROOT
     argv = demo_command(tmp_path) + ["--max-frames", "12", "--quiet"]
     assert "--convergence" in argv and "--report" in argv
     argv = [a if not a.startswith("samples/") else str(root / a) for a in argv]
