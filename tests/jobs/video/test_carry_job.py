@@ -58,7 +58,12 @@ def test_resumed_job_gives_the_uninterrupted_frames(pan, tiny_sd, tmp_path, monk
     assert main(carry_args(pan, tiny_sd, resumed)) == 0
     a, b = decode_all(whole)[0], decode_all(resumed)[0]
     assert len(a) == len(b) == FRAMES
-    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+    differ = [
+        (i, int(np.abs(x.astype(int) - y).max()), int((x != y).any(-1).sum()))
+        for i, (x, y) in enumerate(zip(a, b, strict=True))
+        if not np.array_equal(x, y)
+    ]
+    assert not differ, f"(frame, largest difference, pixels) that differ: {differ}"
 
 
 def test_off_paints_every_frame_with_holes(pan, tiny_sd, tmp_path):
