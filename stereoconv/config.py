@@ -201,9 +201,9 @@ class StereoConfig:
     )
     temporal_fill: str = setting(
         "carry",
-        "video, hybrid composite: carry (what was painted is carried into the next frames "
-        "along the motion; only newly revealed holes are painted, on crops around them) | off "
-        "(every frame painted on its own over the whole frame, as photos are)",
+        "video, hybrid composite: carry (what was seen or painted is carried into the next "
+        "frames along the motion; only newly revealed holes are painted, on crops around "
+        "them) | off (every frame painted on its own over the whole frame, as photos are)",
     )
     max_side: int = setting(
         768, "diffusion works at most at this long side (aspect kept)", min=64, max=16384
