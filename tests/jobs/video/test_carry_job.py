@@ -21,13 +21,16 @@ def pan(tmp_path_factory):
 
 
 def carry_args(pan, tiny_sd, out, *extra) -> list[str]:
+    """The carried job on the pan, lossless: the frames stereoconv makes compare exactly (x264 at
+    CRF 18 was seen to encode the same frames of a 5-frame chunk differently from one run to
+    the next in one process, docs/video.md)."""
     clip, maps = pan
     return [
         str(a)
         for a in (
             "video", clip, out, "--model", tiny_sd, "--depth", maps,
             "--depth-kind", "disparity-px", "--steps", "4", "--fill-min-width", "6",
-            "--chunk-frames", "5", "--device", "cpu", "--quiet", *extra,
+            "--chunk-frames", "5", "--device", "cpu", "--quiet", "--crf", "0", *extra,
         )
     ]  # fmt: skip
 
