@@ -56,6 +56,7 @@ DEFAULT_PROMISES = {
     "layout": "sbs",
     "divergence": 3.0,
     "convergence": 0.5,
+    "temporal_fill": "carry",
 }
 
 
@@ -91,3 +92,11 @@ def test_paper_runs_the_papers_schedule():
 def test_fast_runs_8_steps_with_the_shift_at_step_2():
     settings = DiffusionSettings.of(build_config("fast"))
     assert settings.steps == 8 and settings.shift_step == 2 and settings.attention == "off"
+
+
+def test_the_default_finds_shots_with_transnet():
+    """The default preset's description promises TransNetV2 for a video's shots (a job
+    option, VideoOptions, not a setting of StereoConfig)."""
+    from stereoconv.config import VideoOptions
+
+    assert VideoOptions().shots == "transnet"

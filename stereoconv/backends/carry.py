@@ -63,20 +63,28 @@ class Memory:
     guessed: torch.Tensor  # (H, W) bool: the surface is only guessed (a frame-edge strip)
 
 
-def surface_disparity(warped: WarpResult) -> torch.Tensor:
+def surface_columns(warped: WarpResult) -> torch.Tensor:
+    """(B, H, W): the column whose seen surface each right-view pixel shows: its own where the
+    left view sees it, the seen background beside a hole (its background side) in the hole."""
+    return background_side_columns(~warped.holes, warped.disparity)
+
+
+def surface_disparity(warped: WarpResult, src: torch.Tensor | None = None) -> torch.Tensor:
     """(B, H, W): the disparity of the surface each right-view pixel shows: the warp's where
-    the left view sees it, the background's beside a hole in the hole."""
-    src = background_side_columns(~warped.holes, warped.disparity)
+    the left view sees it, the background's beside a hole in the hole. src: surface_columns,
+    where the caller has them."""
+    src = surface_columns(warped) if src is None else src
     return warped.disparity.gather(-1, src)
 
 
-def hole_sources(warped: WarpResult, flow: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def hole_sources(
+    warped: WarpResult, src: torch.Tensor, flow: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Where each pixel of one frame's right view (warped of batch 1) was in the frame before,
     (x, y) each (H, W): it moves as the left view at the surface it shows; a hole pixel as the
-    seen background beside it (its background side). flow: the left view's backward flow,
-    (2, H, W)."""
+    seen background beside it (its background side). src: surface_columns of the frame, (H, W);
+    flow: the left view's backward flow, (2, H, W)."""
     _, h, w = warped.holes.shape
-    src = background_side_columns(~warped.holes, warped.disparity)[0]  # (H, W) columns
     rows = torch.arange(h, device=src.device).view(h, 1).expand(h, w).float()
     left_x = src.float() + warped.disparity[0].gather(-1, src)  # right x = left x - d
     motion = sample(flow.to(src.device), left_x, rows, "bilinear")
@@ -85,14 +93,15 @@ def hole_sources(warped: WarpResult, flow: torch.Tensor) -> tuple[torch.Tensor, 
 
 
 def carried(
-    memory: Memory, warped: WarpResult, surface: torch.Tensor, flow: torch.Tensor
+    memory: Memory, warped: WarpResult, src: torch.Tensor, surface: torch.Tensor, flow: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(values (3, H, W), carried, seen (H, W) each): the frame before's right view at each hole
     pixel's source; the hole pixels that carry it: inside a frame-edge strip, those whose
     source was seen; elsewhere, those whose source showed a seen or painted surface (not a
     stop-gap) at their depth (at any depth, where the source's depth was only guessed); and
-    which of those carried a seen one."""
-    x, y = hole_sources(warped, flow)
+    which of those carried a seen one. src, surface: surface_columns and surface_disparity of
+    the frame, (H, W) each."""
+    x, y = hole_sources(warped, src, flow)
     h, w = surface.shape
     inside = (x >= 0) & (x <= w - 1) & (y > -1) & (y < h)
     y = y.clamp(0, h - 1)  # a row's motion may stray a fraction of a pixel past the top or bottom
@@ -134,13 +143,15 @@ class CarryFill:
         # 1. The warp
         plan = warp_and_fill(frame, disparity, settings)
         warped, right, holes = plan.warped, plan.base, plan.warped.holes
-        surface = surface_disparity(warped)
+        src = surface_columns(warped)
+        surface = surface_disparity(warped, src)
         grey = grey_for_flow(frame[0])
         ok, seen = torch.zeros_like(holes), torch.zeros_like(holes)
         # 2-3. The motion and the carry
         if self.memory is not None:
             flow = backward_flow(self.memory.grey, grey, height, width)
-            values, ok, seen = (x[None] for x in carried(self.memory, warped, surface[0], flow))
+            found = carried(self.memory, warped, src[0], surface[0], flow)
+            values, ok, seen = (x[None] for x in found)
             right = torch.where(ok.unsqueeze(1), values, right)
         # 4. The paint: wide interior runs of what carried nothing; the rest a stop-gap: the
         #    warp's fill, carried pixels counted as known

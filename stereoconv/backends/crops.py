@@ -4,7 +4,6 @@ wants. Pure functions over masks."""
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -72,7 +71,3 @@ def same_size_groups(boxes: list[Box], size: int) -> list[list[Box]]:
     for box in boxes:
         by_size.setdefault((box[1] - box[0], box[3] - box[2]), []).append(box)
     return [group[i : i + size] for group in by_size.values() for i in range(0, len(group), size)]
-
-
-def box_area(boxes: list[Box]) -> int:
-    return int(np.sum([(b[1] - b[0]) * (b[3] - b[2]) for b in boxes]))

@@ -2,13 +2,11 @@
 (Scharstein et al., GCPR 2014), its measured disparity given as --depth-kind disparity-px."""
 
 import numpy as np
-import torch
 from PIL import Image
 
 from stereoconv.cli.main import main
-from stereoconv.geometry import forward_warp
 from tests.helpers.paths import ROOT
-from tests.helpers.scenes import baseline_right_view, filled, scores, write_pfm
+from tests.helpers.scenes import against_baseline, write_pfm
 
 
 def test_warp_backend_beats_zbuffer_warp_plus_telea_on_motorcycle(tmp_path, motorcycle):
@@ -34,15 +32,8 @@ def test_warp_backend_beats_zbuffer_warp_plus_telea_on_motorcycle(tmp_path, moto
     ours = np.asarray(Image.open(tmp_path / "out_R.png"))
     assert np.array_equal(np.asarray(Image.open(tmp_path / "out_L.png")), left)
 
-    base = baseline_right_view(left, disparity)
-    base_psnr, base_ssim = scores(right, base)
-    our_psnr, our_ssim = scores(right, ours)
-    holes = forward_warp(torch.zeros(1, 1, *disparity.shape), filled(disparity)).holes[0].numpy()
-    base_holes, our_holes = scores(right, base, holes)[0], scores(right, ours, holes)[0]
-    print(
-        f"\nMotorcycle right view: baseline {base_psnr:.3f} dB / SSIM {base_ssim:.4f}, "
-        f"warp backend {our_psnr:.3f} dB / SSIM {our_ssim:.4f}; holes {holes.mean():.1%}: "
-        f"baseline {base_holes:.3f} dB, ours {our_holes:.3f} dB"
+    base_psnr, base_ssim, our_psnr, our_ssim = against_baseline(
+        "Motorcycle", left, right, disparity, ours
     )
     # The baseline is the published classical recipe; these are its known values.
     assert abs(base_psnr - 23.15) < 0.05 and abs(base_ssim - 0.867) < 0.002

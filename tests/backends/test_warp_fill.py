@@ -8,8 +8,7 @@ import pytest
 import torch
 
 from stereoconv.backends.warp import WarpBackend, fill_holes
-from stereoconv.geometry import forward_warp
-from tests.helpers.scenes import baseline_right_view, filled, middlebury, scores
+from tests.helpers.scenes import against_baseline, filled, middlebury
 
 
 def warp_backend_right_view(left: np.ndarray, disparity: np.ndarray) -> np.ndarray:
@@ -21,17 +20,8 @@ def warp_backend_right_view(left: np.ndarray, disparity: np.ndarray) -> np.ndarr
 @pytest.mark.parametrize("scene", ["teddy", "tsukuba", "venus"])
 def test_warp_backend_beats_zbuffer_warp_plus_telea_on_middlebury(scene):
     left, right, disparity = middlebury(scene)
-    base = baseline_right_view(left, disparity)
     ours = warp_backend_right_view(left, disparity)
-    base_psnr, base_ssim = scores(right, base)
-    our_psnr, our_ssim = scores(right, ours)
-    holes = forward_warp(torch.zeros(1, 1, *disparity.shape), filled(disparity)).holes[0].numpy()
-    base_holes, our_holes = scores(right, base, holes)[0], scores(right, ours, holes)[0]
-    print(
-        f"\n{scene} right view: baseline {base_psnr:.3f} dB / SSIM {base_ssim:.4f}, "
-        f"warp backend {our_psnr:.3f} dB / SSIM {our_ssim:.4f}; holes {holes.mean():.1%}: "
-        f"baseline {base_holes:.3f} dB, ours {our_holes:.3f} dB"
-    )
+    base_psnr, base_ssim, our_psnr, our_ssim = against_baseline(scene, left, right, disparity, ours)
     assert our_psnr > base_psnr and our_ssim > base_ssim
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import av
 import numpy as np
+import torch
 
 BITS = 8  # frame numbers are drawn as 8 black or white blocks
 
@@ -253,3 +254,10 @@ def card_scene(tmp_path: Path) -> tuple[Path, Path]:
         frames.append(np.clip(image, 0, 255).astype(np.uint8))
         np.save(maps / f"{t:04d}.npy", depth)
     return write_clip(tmp_path / "card.mkv", frames, pix_fmt="yuv444p"), maps
+
+
+def flow_texture(h: int, w: int, seed: int = 0) -> torch.Tensor:
+    """A smooth random texture (3, h, w) in [0, 1] that optical flow can follow."""
+    g = torch.Generator().manual_seed(seed)
+    small = torch.rand(1, 3, h // 4 + 1, w // 4 + 1, generator=g)
+    return torch.nn.functional.interpolate(small, size=(h, w), mode="bicubic")[0].clamp(0, 1)
