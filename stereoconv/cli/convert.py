@@ -135,7 +135,7 @@ def images(
     library_summary(outcome, out_dir, quiet)
 
 
-def silent(text: str) -> None:
+def say_nothing(text: str) -> None:
     """A notify that says nothing (--quiet)."""
 
 
@@ -227,7 +227,7 @@ def video(
         Bars(quiet, stages=("convergence", "frames")) as bars,
     ):
         # the cuts, stored in the work folder; the pass's summary line is progress (not --quiet)
-        job = plan_shots(job, converter.device, silent if quiet else note)
+        job = plan_shots(job, converter.device, say_nothing if quiet else note)
         job, notes, totals = run_video_job(job, converter, workers, ray_address, device, bars)
     for text in notes:
         note(text)
