@@ -84,9 +84,7 @@ class StereoConverter:
         """The views of a video's frames fed in order, batch by batch with their cuts: the
         temporally coherent fill (backends.carry) where the config asks for it, which keeps
         the frame before (take one per chunk); otherwise each frame on its own (views)."""
-        cfg = self.config
-        carry = cfg.temporal_fill == "carry" and cfg.composite == "hybrid"
-        if cfg.backend != "diffusion" or not carry:
+        if not carried_fill(self.config):
             return lambda frames, disparity, cuts: self.views(frames, disparity)
         from stereoconv.backends.carry import CarryFill
 
@@ -128,3 +126,13 @@ class StereoConverter:
 def concat(parts: tuple) -> torch.Tensor | None:
     """Tensors joined along the batch; None where every part is None."""
     return None if parts[0] is None else torch.cat(parts)
+
+
+def carried_fill(config: StereoConfig) -> bool:
+    """Whether a video's views are the temporally coherent fill (backends.carry): diffusion,
+    the hybrid composite and temporal_fill = carry."""
+    return (
+        config.backend == "diffusion"
+        and config.temporal_fill == "carry"
+        and config.composite == "hybrid"
+    )

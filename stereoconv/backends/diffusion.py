@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import threading
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -191,6 +192,10 @@ class DiffusionBackend:
     def __init__(self, pipeline: StereoDiffusion, settings: HybridSettings = HybridSettings()):
         self.pipeline = pipeline
         self.settings = settings
+        # fill's UNet calls take turns: the video job's chunks may run at once in threads
+        # (runner.local.chunks_at_once), and the pipeline's attention processors and counters
+        # are state of the one UNet
+        self._unet_turn = threading.Lock()
 
     @classmethod
     def of(
@@ -244,7 +249,8 @@ class DiffusionBackend:
         the holes generated beside the left view, the rest held to `warped` (sample_fill);
         `sparse`: the UNet works only on boxes of the latent around the holes (crops.paint_boxes),
         elsewhere the view is `warped` at the working size. Returns the view and the latent
-        pixels the UNet evaluated (working_latent_area gives the unit of one evaluation)."""
+        pixels the UNet evaluated (working_latent_area gives the unit of one evaluation).
+        Safe to call from several threads at once: the UNet calls take turns."""
         height, width = frames.shape[-2:]
         wh, ww = working_size(height, width, self.settings.max_side)
         # an edge-replicated margin left and right, known: the frame-edge strips are then not
@@ -267,20 +273,23 @@ class DiffusionBackend:
             boxes = paint_boxes(
                 ~known[0], 2 ** (len(self.components.unet.config.block_out_channels) - 1)
             )
-        out, before = right.clone(), self.pipeline.latent_pixels
-        for group in same_size_groups(boxes, self.pipeline.settings.batch_size):
-            crop = lambda x, b, k=f: x[..., b[0] * k : b[1] * k, b[2] * k : b[3] * k]  # noqa: E731
-            filled = self.pipeline.fill_right(
-                torch.cat([crop(left, b) for b in group]),
-                torch.cat([crop(right, b) for b in group]),
-                torch.cat([crop(known, b, 1) for b in group]),
-            )
-            for b, view in zip(group, filled.split(len(frames)), strict=True):
-                crop(out, b).copy_(view)
+        out = right.clone()
+        crop = lambda x, b, k=f: x[..., b[0] * k : b[1] * k, b[2] * k : b[3] * k]  # noqa: E731
+        with self._unet_turn:
+            before = self.pipeline.latent_pixels
+            for group in same_size_groups(boxes, self.pipeline.settings.batch_size):
+                filled = self.pipeline.fill_right(
+                    torch.cat([crop(left, b) for b in group]),
+                    torch.cat([crop(right, b) for b in group]),
+                    torch.cat([crop(known, b, 1) for b in group]),
+                )
+                for b, view in zip(group, filled.split(len(frames)), strict=True):
+                    crop(out, b).copy_(view)
+            pixels = self.pipeline.latent_pixels - before
         out = out[..., :wh, m : m + ww]
         if (wh, ww) != (height, width):
             out = F.interpolate(out, size=(height, width), mode="bicubic").clamp(0, 1)
-        return out, self.pipeline.latent_pixels - before
+        return out, pixels
 
     def working_latent_area(self, height: int, width: int) -> int:
         """Latent pixels of one frame's working image, margins and padding included: what one

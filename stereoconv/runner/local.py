@@ -10,7 +10,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 
-from stereoconv.converter import StereoConverter
+from stereoconv.converter import StereoConverter, carried_fill
 from stereoconv.jobs.photos import BatchMapper, PhotoResult, encode_batch
 from stereoconv.jobs.video.chunk import convert_chunk
 from stereoconv.jobs.video.finish import finish_job
@@ -22,12 +22,18 @@ from stereoconv.tensors import own_stream
 MAX_AT_ONCE = 4  # chunks_at_once's most
 
 
-def chunks_at_once(converter: StereoConverter) -> int:
-    """Chunks one process converts at once. The warp backend on a GPU leaves the CPU's work as
-    the bottleneck (colour conversion and x264, at a fixed ENCODER_THREADS per chunk, so that
-    chunks encode the same anywhere): as many chunks as the cores have room for. Diffusion
-    keeps the GPU busy with one, and its attention processors are state of the one UNet."""
-    if converter.config.backend != "warp" or converter.device.type != "cuda":
+def chunks_at_once(converter: StereoConverter, photos: bool = False) -> int:
+    """Chunks (or photo batches) one process converts at once. On a GPU, where the CPU's work
+    is the bottleneck, as many as the cores have room for: the warp backend (colour conversion
+    and x264, at a fixed ENCODER_THREADS per chunk, so that chunks encode the same anywhere),
+    and a video's carried fill (temporal_fill = carry), which paints few frames (their UNet
+    calls take turns, DiffusionBackend.fill) and runs each frame's warp, optical flow and
+    carry one after the other. Otherwise diffusion keeps the GPU busy with one, and its
+    attention processors are state of the one UNet. photos: for a photo library's batches,
+    which the per-frame diffusion converts, never carried."""
+    if converter.device.type != "cuda" or not (
+        converter.config.backend == "warp" or (not photos and carried_fill(converter.config))
+    ):
         return 1
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return max(1, min(MAX_AT_ONCE, (cores or 1) // ENCODER_THREADS))
@@ -38,9 +44,9 @@ class AtOnce:
     (default: chunks_at_once), each on a CUDA stream of its own, the models loaded once before
     the first. The local runner's threads and a Ray actor's threads both go through run()."""
 
-    def __init__(self, converter: StereoConverter, n: int | None = None):
+    def __init__(self, converter: StereoConverter, n: int | None = None, photos: bool = False):
         self.converter = converter
-        self.n = n or chunks_at_once(converter)
+        self.n = n or chunks_at_once(converter, photos)
         self._free = threading.BoundedSemaphore(self.n)
         self._loading = threading.Lock()
 
@@ -103,7 +109,7 @@ def local_batches(converter: StereoConverter, at_once: int | None = None) -> Bat
     """A photo-library batch mapper that converts the batches here, with `converter`, as
     chunks are: `at_once` (default: chunks_at_once) in threads, each on its own stream; the
     results come in the batches' order."""
-    places = AtOnce(converter, at_once)
+    places = AtOnce(converter, at_once, photos=True)
 
     def run(batches: Iterator[list], layout: str) -> Iterator[tuple[list, list[PhotoResult]]]:
         if places.n <= 1:

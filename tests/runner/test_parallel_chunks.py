@@ -102,3 +102,25 @@ def test_photo_batches_at_once_meet_and_give_the_same_files(tmp_path, tiny_depth
         assert (tmp_path / "out1" / f"{i}.png").read_bytes() == (
             tmp_path / "out3" / f"{i}.png"
         ).read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("settings", "device", "photos", "expected"),
+    [
+        ({"backend": "warp"}, "cuda", False, 4),
+        ({"backend": "warp"}, "cpu", False, 1),
+        ({}, "cuda", False, 4),  # the default: the carried fill
+        ({}, "cuda", True, 1),  # a photo library's batches are never carried
+        ({"temporal_fill": "off"}, "cuda", False, 1),  # the per-frame hybrid: the GPU is busy
+        ({"composite": "none"}, "cuda", False, 1),
+        ({}, "cpu", False, 1),
+    ],
+)
+def test_chunks_at_once_by_backend_and_device(monkeypatch, settings, device, photos, expected):
+    """Several chunks at once where the CPU is the bottleneck on a GPU: the warp backend and the
+    video's carried fill; one where the UNet keeps the GPU busy, and on the CPU."""
+    import types
+
+    monkeypatch.setattr(video_job.os, "sched_getaffinity", lambda pid: set(range(16)))
+    converter = types.SimpleNamespace(config=build_config(**settings), device=torch.device(device))
+    assert video_job.chunks_at_once(converter, photos) == expected

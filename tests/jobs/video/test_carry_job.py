@@ -92,3 +92,36 @@ def test_one_chunk_of_the_pan_costs_an_eighth_of_the_per_frame_hybrid(pan, tiny_
     off, carried = per_frame("off", "--temporal-fill", "off"), per_frame("carry")
     assert off == pytest.approx(2 * 2 * (4 - 1))
     assert 0 < carried <= off / 8, (carried, off)
+
+
+def test_chunks_carried_at_once_give_the_frames_of_one_by_one(pan, tiny_sd, tmp_path, monkeypatch):
+    """On a GPU the carried fill's chunks run at once in threads (runner.local.chunks_at_once),
+    their paints taking turns at the one UNet: three chunks that meet in their first paint give
+    the frames of the chunks one by one."""
+    import threading
+
+    import stereoconv.backends.diffusion as diffusion
+    import stereoconv.runner.local as local
+
+    one_by_one = tmp_path / "one.mp4"
+    assert main(carry_args(pan, tiny_sd, one_by_one)) == 0
+
+    real_fill, met = diffusion.DiffusionBackend.fill, threading.Barrier(3, timeout=60)
+    calls, lock = [0], threading.Lock()
+
+    def meeting_fill(self, *args, **kwargs):
+        with lock:
+            calls[0] += 1
+            meets = calls[0] <= 3
+        if meets:
+            met.wait()  # breaks (and the job fails) unless three chunks paint at once
+        return real_fill(self, *args, **kwargs)
+
+    monkeypatch.setattr(local, "chunks_at_once", lambda converter, photos=False: 3)
+    monkeypatch.setattr(diffusion.DiffusionBackend, "fill", meeting_fill)
+    at_once = tmp_path / "at-once.mp4"
+    assert main(carry_args(pan, tiny_sd, at_once)) == 0
+    assert calls[0] >= 3
+    a, b = decode_all(one_by_one)[0], decode_all(at_once)[0]
+    assert len(a) == len(b) == FRAMES
+    assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
