@@ -188,11 +188,11 @@ def video(
     from stereoconv import lock
     from stereoconv.jobs.video.job import (
         frames_text,
-        plan_shots,
         prepare_job,
         video_output_name,
         work_folder,
     )
+    from stereoconv.jobs.video.shots import planned_shots
     from stereoconv.layouts import layout_of
     from stereoconv.layouts import name_tag as tag_of
 
@@ -220,15 +220,17 @@ def video(
     )
     if workers == 1 and not ray_address:  # here: every model found before any work (on Ray,
         converter.load_models(job.depth is None)  # each worker loads its own)
-    # one writer per output: held before the work folder, so a live run's work is never touched
+    # one writer per output: held before the work folder, so a live run's work is never touched;
+    # the cuts are stored in the work folder, and the pass's summary line is progress (--quiet)
     with (
         lock.holding(job.output, note),
         work_folder(job, overwrite, note),
         Bars(quiet, stages=("convergence", "frames")) as bars,
+        planned_shots(job, converter.device, say_nothing if quiet else note) as shots,
     ):
-        # the cuts, stored in the work folder; the pass's summary line is progress (not --quiet)
-        job = plan_shots(job, converter.device, say_nothing if quiet else note)
-        job, notes, totals = run_video_job(job, converter, workers, ray_address, device, bars)
+        job, notes, totals = run_video_job(
+            job, converter, workers, ray_address, device, bars, shots
+        )
     for text in notes:
         note(text)
     work = ""
@@ -245,20 +247,21 @@ def video(
             click.echo(f"wrote {path}")
 
 
-def run_video_job(job, converter, workers: int, ray_address, device, bars: Bars):
+def run_video_job(job, converter, workers: int, ray_address, device, bars: Bars, shots):
     """--convergence auto's first pass, every chunk here or on Ray, the join: (the job with
-    its plan, notes, totals)."""
+    its plan, notes, totals). shots: the job's cuts as the chunks ask for them."""
     from stereoconv.jobs.video.convergence import plan_convergence
     from stereoconv.runner.local import convert_video
 
     if converter.config.auto_convergence:
+        job = shots.job_for(job)  # every cut: the screen plane is planned shot by shot
         note("--convergence auto: measuring the depth at the frame borders, shot by shot")
         job = plan_convergence(job, converter, bars, note)
     if workers == 1 and not ray_address:
-        return job, *convert_video(converter, job, bars)
+        return job, *convert_video(converter, job, bars, shots=shots)
     from stereoconv.runner.ray import convert_video_on_ray
 
-    return job, *convert_video_on_ray(job, workers, ray_address, bars, device)
+    return job, *convert_video_on_ray(job, workers, ray_address, bars, device, shots=shots)
 
 
 @click.command()

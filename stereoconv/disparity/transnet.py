@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -84,33 +84,45 @@ def window_frames(k: int, last: int) -> np.ndarray:
 
 def transition_probabilities(frames: Iterable[np.ndarray], device: torch.device) -> np.ndarray:
     """The probability (N,) that a transition passes through each of N frames, (27, 48, 3)
-    uint8 RGB each, read in order: at most a window's frames are held at a time. Each window
-    is a batch of its own, so every frame's result is the same whatever came before."""
+    uint8 RGB each, read in order (window_probabilities, joined)."""
+    parts = list(window_probabilities(frames, device))
+    return np.concatenate(parts) if parts else np.zeros(0, np.float32)
+
+
+def window_probabilities(
+    frames: Iterable[np.ndarray], device: torch.device
+) -> Iterator[np.ndarray]:
+    """The probabilities of frames read in order, as each window decides them: those of frames
+    k * STEP ... k * STEP + STEP - 1 (fewer for the last window), yielded once the window's last
+    frame has come, so a caller can act on the first frames while later ones decode. At most a
+    window's frames are held at a time. Each window is a batch of its own, so every frame's
+    result is the same whatever came before."""
     network = load_network(device)
     held: list[np.ndarray] = []  # frames first ... first + len(held) - 1
-    first, k, out = 0, 0, []
+    first, k = 0, 0
 
-    def decide(last: int) -> None:
+    def decide(last: int) -> np.ndarray:
         nonlocal first, k
         window = np.stack([held[i - first] for i in window_frames(k, last)])
         x = torch.from_numpy(window)[None].to(device)
         with torch.inference_mode():
             logits, _ = network(x)
-        out.append(torch.sigmoid(logits[0, CONTEXT : CONTEXT + STEP, 0]).float().cpu().numpy())
+        out = torch.sigmoid(logits[0, CONTEXT : CONTEXT + STEP, 0]).float().cpu().numpy()
         k += 1
         drop = max(0, (k * STEP - CONTEXT) - first)  # frames no later window reads
         del held[:drop]
         first += drop
+        return out
 
     count = 0
     for frame in frames:
         held.append(frame)
         count += 1
         if count == k * STEP - CONTEXT + WINDOW:  # the window's last frame has come
-            decide(count - 1)
+            yield decide(count - 1)
     while k * STEP < count:  # the last windows, the last frame repeated
-        decide(count - 1)
-    return np.concatenate(out)[:count] if out else np.zeros(0, np.float32)
+        start = k * STEP
+        yield decide(count - 1)[: count - start]
 
 
 def cut_frames(probabilities: np.ndarray, threshold: float = THRESHOLD) -> list[int]:
@@ -126,3 +138,21 @@ def cut_frames(probabilities: np.ndarray, threshold: float = THRESHOLD) -> list[
         if peak + 1 < len(probabilities):
             cuts.append(peak + 1)
     return cuts
+
+
+def decided_cuts(
+    probabilities: np.ndarray, before: int, complete: bool, threshold: float = THRESHOLD
+) -> list[int] | None:
+    """cut_frames' cuts below frame `before`, from the probabilities of the first frames, or
+    None while they are not decided. A cut follows the most probable frame of a run above
+    `threshold`, so the cuts below `before` are decided once some frame at or after
+    `before` - 1 is below it (the run through there has ended), or once every frame is in
+    (`complete`)."""
+    if complete:
+        return [c for c in cut_frames(probabilities, threshold) if c < before]
+    start = max(before - 1, 0)
+    below = np.flatnonzero(probabilities[start:] <= threshold)
+    if not below.size:
+        return None
+    end = start + int(below[0]) + 1  # the runs before it are whole
+    return [c for c in cut_frames(probabilities[:end], threshold) if c < before]

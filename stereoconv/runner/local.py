@@ -15,6 +15,7 @@ from stereoconv.jobs.photos import BatchMapper, PhotoResult, encode_batch
 from stereoconv.jobs.video.chunk import convert_chunk
 from stereoconv.jobs.video.finish import finish_job
 from stereoconv.jobs.video.job import Chunk, VideoJob
+from stereoconv.jobs.video.shots import Shots
 from stereoconv.media.encode import ENCODER_THREADS
 from stereoconv.progress import Progress, silent
 from stereoconv.tensors import own_stream
@@ -69,12 +70,14 @@ def convert_video(
     job: VideoJob,
     progress: Progress = silent,
     at_once: int | None = None,
+    shots: Shots | None = None,
 ) -> tuple[list[str], dict]:
     """Convert every chunk that is not done yet, in one process, then join. Chunks are
     independent (each warms its depth smoothing up on the frames before it), so `at_once`
     (default: chunks_at_once) of them run in threads; their files are the same either way.
-    After an error, chunks not begun are dropped, those running finish, and the error is
-    raised: a rerun resumes."""
+    shots: the cuts as the chunks ask for them (each waits for those before its end), where the
+    job does not hold them. After an error, chunks not begun are dropped, those running
+    finish, and the error is raised: a rerun resumes."""
     todo = []
     for chunk in job.chunks:
         if not job.is_done(chunk):
@@ -82,14 +85,17 @@ def convert_video(
         else:
             progress("frames", chunk.stop - chunk.first, len(job.pts))
     places = AtOnce(converter, at_once)
-    if min(len(todo), places.n) <= 1:
-        for chunk in todo:
-            convert_chunk(job, converter, chunk, progress)
-        return finish_job(job)
 
     def convert(chunk: Chunk) -> None:  # convert_chunk looked up here: tests and scripts wrap it
-        places.run(convert_chunk, job, converter, chunk, progress, depth_model=job.depth is None)
+        chunk_job = job if shots is None else shots.job_for(job, chunk.stop)
+        places.run(
+            convert_chunk, chunk_job, converter, chunk, progress, depth_model=job.depth is None
+        )
 
+    if min(len(todo), places.n) <= 1:
+        for chunk in todo:
+            convert(chunk)
+        return finish_job(job)
     places.load_models(job.depth is None)  # before the threads
     with ThreadPoolExecutor(
         min(len(todo), places.n), thread_name_prefix="stereoconv-chunk"

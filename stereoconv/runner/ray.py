@@ -29,6 +29,7 @@ from stereoconv.jobs.photos import encode_batch
 from stereoconv.jobs.video.chunk import convert_chunk
 from stereoconv.jobs.video.job import Chunk, VideoJob
 from stereoconv.jobs.video.records import ChunkRecord
+from stereoconv.jobs.video.shots import Shots
 from stereoconv.progress import Progress, silent
 from stereoconv.runner.local import MAX_AT_ONCE, AtOnce
 
@@ -225,6 +226,7 @@ def run_chunks(
     actors: list,
     progress: Progress = silent,
     on_chunk: Callable[[Chunk], None] | None = None,
+    shots: Shots | None = None,
 ) -> list[Chunk]:
     """Convert the job's missing chunks on the actors, each holding at most its
     in_flight_limits (memory stays flat, and a fast actor is never idle while a slow one
@@ -244,7 +246,8 @@ def run_chunks(
         while todo and live and max(limit[i] - load[i] for i in live) > 0:
             worker = max(live, key=lambda i: limit[i] - load[i])
             chunk = todo.pop(0)
-            pending[actors[worker].convert.remote(job, chunk)] = (chunk, worker)
+            chunk_job = job if shots is None else shots.job_for(job, chunk.stop)
+            pending[actors[worker].convert.remote(chunk_job, chunk)] = (chunk, worker)
             load[worker] += 1
         if not pending:
             raise UserError("every Ray worker failed; see the Ray logs")
@@ -357,13 +360,19 @@ def alive(actor) -> bool:
 
 
 def convert_video_on_ray(
-    job: VideoJob, workers: int, address: str | None, progress: Progress = silent, device=None
+    job: VideoJob,
+    workers: int,
+    address: str | None,
+    progress: Progress = silent,
+    device=None,
+    shots: Shots | None = None,
 ):
-    """The chunks on Ray actors (one GPU each where the cluster has GPUs), then the join."""
+    """The chunks on Ray actors (one GPU each where the cluster has GPUs), then the join.
+    shots: the cuts as the chunks are sent (each with those before its end)."""
     from stereoconv.jobs.video.finish import finish_job
 
     actors = start_actors(job.config, workers, address, job.depth is None, device)
-    run_chunks(job, actors, progress)
+    run_chunks(job, actors, progress, shots=shots)
     return finish_job(job)
 
 

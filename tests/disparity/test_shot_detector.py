@@ -87,6 +87,26 @@ def test_a_cut_goes_after_the_most_probable_frame_of_each_transition():
     assert transnet.cut_frames(np.zeros(0)) == []
 
 
+def test_cuts_decided_from_the_first_frames_are_the_whole_videos():
+    """A chunk takes the cuts before its end as soon as decided_cuts gives them: they are the
+    same as those of every frame's probabilities, for any prefix read so far and any end,
+    transitions long and short, across the end or not."""
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        p = np.where(rng.random(80) < 0.25, rng.uniform(0.5, 1.0, 80), rng.uniform(0.0, 0.5, 80))
+        whole = transnet.cut_frames(p)
+        for known in range(len(p) + 1):
+            for before in range(len(p) + 1):
+                got = transnet.decided_cuts(p[:known], before, complete=known == len(p))
+                if got is not None:
+                    assert got == [c for c in whole if c < before], (p, known, before)
+    # decided as soon as a frame at or after before - 1 is below the threshold, not before
+    p = np.array([0.1, 0.9, 0.8, 0.2, 0.1])
+    assert transnet.decided_cuts(p[:2], 2, complete=False) is None  # the run may go on
+    assert transnet.decided_cuts(p[:4], 2, complete=False) == []  # its cut (2) is not before 2
+    assert transnet.decided_cuts(p[:4], 3, complete=False) == [2]
+
+
 def test_loading_leaves_the_process_state_alone():
     """The package's constructor seeds every generator and turns on deterministic algorithms
     for the whole process; the product's network does neither, nor draws from the generator."""
@@ -149,12 +169,14 @@ def test_chunks_and_resume_give_the_same_cuts_and_frames(
     assert chunked_cuts == cuts
     assert all(np.array_equal(a, b) for a, b in zip(decode_all(chunked)[0], frames, strict=True))
 
-    # killed after three chunks; the rerun reads the pass's cuts back rather than running it
+    # killed at the last chunk, which waits for every cut (the pass runs beside the chunks and
+    # writes them once complete); the rerun reads them back rather than running the pass again
     resumed = tmp_path / "resumed.mp4"
     real = local.convert_chunk
 
     def interrupted(job, converter, chunk, on_frames=None):
-        if chunk.index == 3:
+        if chunk.index == 8:
+            assert job.cuts == tuple(cuts)  # the last chunk reads them all
             raise KeyboardInterrupt
         return real(job, converter, chunk, on_frames)
 
@@ -169,10 +191,10 @@ def test_chunks_and_resume_give_the_same_cuts_and_frames(
         raise AssertionError("the resumed job ran the detector again")
 
     monkeypatch.setattr(local, "convert_chunk", real)
-    monkeypatch.setattr(transnet, "transition_probabilities", no_second_pass)
+    monkeypatch.setattr(transnet, "window_probabilities", no_second_pass)
     code, err, resumed_cuts, _ = video(capsys, edited, resumed, tiny_depth, "--chunk-frames", 16)
     assert code == 0, err
-    assert any("resuming: 3 of 9" in line for line in err)
+    assert any("resuming: 8 of 9" in line for line in err)
     assert resumed_cuts == cuts
     assert all(np.array_equal(a, b) for a, b in zip(decode_all(resumed)[0], frames, strict=True))
 

