@@ -54,6 +54,7 @@ from stereoconv.converter import StereoConverter  # noqa: E402
 from stereoconv.disparity.plan import DisparityPlan  # noqa: E402
 from stereoconv.jobs.video.frames import to_i420_array  # noqa: E402
 from stereoconv.layout import pack  # noqa: E402
+from stereoconv.layouts import layout_of  # noqa: E402
 from stereoconv.media.video import ColourTags, decode_range, probe  # noqa: E402
 from stereoconv.tensors import own_stream  # noqa: E402
 
@@ -195,7 +196,7 @@ def stages(clip: Path, depth_model: str, outputs: dict[str, Path], work: Path, n
     def views() -> None:
         for i in range(0, n, batch):
             views = converter.views(frames[i : i + batch], disparity[i : i + batch])
-            packed = pack(views.left, views.right, config.layout, config.vr180_hfov)
+            packed = pack(views.left, views.right, layout_of(config.layout), config.vr180_hfov)
             to_i420_array(packed, h, 2 * w, colour)
 
     result = {

@@ -7,7 +7,7 @@ step by 50 and each keeps its middle 50 frames, so every frame is judged with 25
 context on either side; the video's first and last frames are repeated past its ends (the
 package's own layout). Windows sit at fixed frame numbers, so a frame's probability does not
 depend on how the video is later split into chunks; the video job computes them once for the
-whole range, in a first pass (jobs/video/shots.py).
+whole range, in a pass beside the chunks (jobs/video/shots.py).
 
 Only the network is used: the package's own video reader (ffmpeg-python, pandas) is not; frames
 come from PyAV like every other frame of the job.

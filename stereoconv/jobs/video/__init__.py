@@ -7,12 +7,12 @@ killed job, run again with the same command, converts only the chunks that are m
 temporal state a frame depends on (scene cuts, smoothed depth range) is rebuilt from the
 WINDOW frames before each chunk, so chunks converted in any order, by any worker, give the same
 frames as one pass; the trained shot detector, which looks ahead, runs once over the whole
-range first and its cuts travel with the job.
+range beside the chunks, and each chunk gets the cuts before its end once they are decided.
 
 The package, in the order of the data flow:
 
     job.py          the job: options, chunks, checks, the work folder (resume), planned cuts
-    shots.py        --shots transnet: a first pass that finds where the shots start
+    shots.py        --shots transnet: a pass beside the chunks finds where the shots start
     frames.py       frames and their depth in batches, decoded ahead; views back to arrays
     convergence.py  --convergence auto: a first pass that plans the screen plane per shot
     chunk.py        one chunk, in numbered steps
