@@ -177,3 +177,30 @@ def test_a_stop_gap_is_made_afresh_each_frame_not_carried(tiny_sd):
     for t in range(4):
         fresh = warp_and_fill(frames[t : t + 1], disparity[t : t + 1], backend.settings).base[0]
         assert torch.allclose(views.right[t], fresh, atol=1e-6), t
+
+
+def test_a_crack_takes_a_fresh_fill_though_its_background_was_seen(tiny_sd):
+    """A hole run at most CRACK_WIDTH wide carries nothing: a near block 2 px in front moving
+    right over a still background leaves a crack beside it over background the left eye saw
+    the frame before, yet the crack takes the warp's fill of its own frame (a value carried
+    there lands a pixel off the edge it borders: teddy-zoom's visible pixels, docs/video.md)."""
+    from stereoconv.backends.diffusion import warp_and_fill
+
+    cfg = build_config(backend="diffusion", steps=4, fill_min_width=4, seam=0.0, fill_sigma=0.0)
+    backend = DiffusionBackend.of(load_components(str(tiny_sd), torch.device("cpu")), cfg)
+    backend.fill = PaintCounter(backend)
+    background, block = texture(48, 96, seed=5), texture(48, 96, seed=6)
+    views, disparity = [], []
+    for i in range(4):
+        x0 = 30 + 3 * i
+        view, d = background.clone(), torch.zeros(48, 96)
+        view[:, 10:38, x0 : x0 + 24] = block[:, 10:38, x0 : x0 + 24]
+        d[10:38, x0 : x0 + 24] = 2.0
+        views.append(view)
+        disparity.append(d)
+    frames, disparity = torch.stack(views), torch.stack(disparity)
+    out = CarryFill(backend)(frames, disparity, [False] * 4)
+    assert out.holes.any() and backend.fill.calls == []
+    for t in range(4):
+        fresh = warp_and_fill(frames[t : t + 1], disparity[t : t + 1], backend.settings).base[0]
+        assert torch.allclose(out.right[t], fresh, atol=1e-6), t
