@@ -100,7 +100,7 @@ class ShotPass:
 
     def _thumbnails(self, path, pts, info, segment) -> Iterator[np.ndarray]:
         """The thumbnails in order, each frame's number kept; stop() ends them."""
-        source = thumbnails(path, pts, info, segment)
+        source = thumbnails(path, pts, info, segment, self._stop)  # a stop ends the segments too
         try:
             for index, thumb in source:
                 if self._stop.is_set():
@@ -204,28 +204,43 @@ def planned_shots(
 
 
 def thumbnails(
-    path: Path, pts: tuple[int, ...], info: VideoInfo, segment: int
+    path: Path,
+    pts: tuple[int, ...],
+    info: VideoInfo,
+    segment: int,
+    stop: threading.Event | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
     """(frame number, (27, 48, 3) uint8 RGB) of every decodable frame of the range, in order;
-    segments of it are decoded at once in threads (PyAV releases the GIL)."""
+    segments of it are decoded at once in threads (PyAV releases the GIL). `stop`, once set,
+    ends every segment's decoding at its next frame (the frames then are not all there)."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     workers = max(1, cores or 1)
     size = min(MAX_SEGMENT, max(segment, math.ceil(len(pts) / workers)))
     segments = [(first, min(first + size, len(pts))) for first in range(0, len(pts), size)]
-    work = functools.partial(segment_thumbnails, path, pts, info)
+    work = functools.partial(segment_thumbnails, path, pts, info, stop=stop)
     for part in ordered_map(work, segments, min(workers, len(segments))):
         yield from part
 
 
 def segment_thumbnails(
-    path: Path, pts: tuple[int, ...], info: VideoInfo, segment: tuple[int, int]
+    path: Path,
+    pts: tuple[int, ...],
+    info: VideoInfo,
+    segment: tuple[int, int],
+    stop: threading.Event | None = None,
 ) -> list[tuple[int, np.ndarray]]:
-    """(frame number, thumbnail) of the decodable frames first..stop-1."""
-    first, stop = segment
-    index_of = {p: i for i, p in enumerate(pts[first:stop], start=first)}
+    """(frame number, thumbnail) of the decodable frames first..stop-1 (fewer once `stop` is
+    set)."""
+    first, last = segment
+    index_of = {p: i for i, p in enumerate(pts[first:last], start=first)}
     convert = functools.partial(thumbnail, rotation=info.rotation)
-    frames = decode_range(path, pts[first], pts[stop - 1], info, convert)
-    return [(index_of[p], thumb) for p, thumb in frames if p in index_of]
+    out = []
+    for p, thumb in decode_range(path, pts[first], pts[last - 1], info, convert):
+        if stop is not None and stop.is_set():
+            break
+        if p in index_of:
+            out.append((index_of[p], thumb))
+    return out
 
 
 def thumbnail(frame: av.VideoFrame, rotation: int) -> np.ndarray:

@@ -30,7 +30,7 @@ def held_decoder(monkeypatch):
     returned event is set."""
     release = threading.Event()
 
-    def thumbnails(path, pts, info, segment):
+    def thumbnails(path, pts, info, segment, stop=None):
         for i in range(len(pts)):
             if i == HELD_FROM:
                 assert release.wait(60), "never released"
@@ -68,7 +68,7 @@ def test_a_stopped_pass_stores_nothing(tmp_path, held_decoder):
 
 
 def test_an_error_in_the_pass_reaches_the_chunks(tmp_path, monkeypatch):
-    def broken(path, pts, info, segment):
+    def broken(path, pts, info, segment, stop=None):
         yield 0, flat((0, 0, 0))
         raise OSError("the input went away")
 
@@ -79,3 +79,18 @@ def test_an_error_in_the_pass_reaches_the_chunks(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="went away"):
         shot_pass.join()
     assert not (tmp_path / "s.json").exists()
+
+
+def test_a_stop_ends_a_segments_decoding_at_its_next_frame(tmp_path):
+    """stop() ends the decoding threads too, not only the pass: a segment asked to stop gives
+    no more frames (Ctrl-C does not wait for whole segments of a long video to decode)."""
+    from stereoconv.media.video import frame_timestamps, probe
+    from tests.helpers.clips import numbered_frame, write_clip
+
+    clip = write_clip(tmp_path / "c.mp4", [numbered_frame(i) for i in range(12)])
+    info, pts = probe(clip), tuple(frame_timestamps(clip, 0, None))
+    whole = shots.segment_thumbnails(clip, pts, info, (0, len(pts)))
+    assert [i for i, _ in whole] == list(range(12))
+    stop = threading.Event()
+    stop.set()
+    assert shots.segment_thumbnails(clip, pts, info, (0, len(pts)), stop) == []
