@@ -10,9 +10,9 @@ For each frame, in order (one CarryFill per chunk; a cut starts afresh):
        from, when that place showed a seen or painted surface at the same depth as the
        background the hole reveals now; in a frame-edge strip (what lies beyond the left
        view), only what the left eye saw in some frame before, which a pan towards the strip's
-       side brings. A crack (a run at most CRACK_WIDTH wide) carries nothing, nor is a stop-gap
-       fill ever carried, nor a painted guess into a strip: all three drift from the content
-       revealed beside them since, where the warp's fill made afresh follows it (measured:
+       side brings. A crack (an interior run at most CRACK_WIDTH wide) carries nothing, nor is
+       a stop-gap fill ever carried, nor a painted guess into a strip: all three drift from the
+       content revealed beside them since, where the warp's fill made afresh follows it (measured:
        docs/video.md, "The carried fill");
     4. the paint: interior runs of hole pixels that carried nothing, at least fill_min_width
        wide, are generated (the diffusion backend's fill, the UNet on boxes around them only),
@@ -116,10 +116,10 @@ def carried(
     tolerance = DEPTH_TOLERANCE[0] + DEPTH_TOLERANCE[1] * surface.abs()
     same_depth = ((before - surface).abs() <= tolerance) | was["guessed"]
     strips = border_runs(warped.holes)[0]
-    # a crack (a run no wider than CRACK_WIDTH, mostly the end of a run beside a depth step)
-    # takes the warp's fill made afresh: a value carried there lands a pixel off the edge it
-    # borders (teddy-zoom's visible pixels, docs/video.md)
-    cracks = hole_runs(warped.holes)[0] <= CRACK_WIDTH
+    # a crack (an interior run no wider than CRACK_WIDTH, mostly the end of a run beside a
+    # depth step) takes the warp's fill made afresh: a value carried there lands a pixel off
+    # the edge it borders (teddy-zoom's visible pixels, docs/video.md)
+    cracks = (hole_runs(warped.holes)[0] <= CRACK_WIDTH) & ~strips
     ok = warped.holes[0] & ~cracks & inside
     ok &= torch.where(strips, was["seen"], same_depth & was["painted"])
     values = sample(memory.right, x, y, "bicubic").clamp(0, 1)

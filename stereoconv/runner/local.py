@@ -86,8 +86,12 @@ def convert_video(
             progress("frames", chunk.stop - chunk.first, len(job.pts))
     places = AtOnce(converter, at_once)
 
+    failed = threading.Event()  # after an error, threads that waited for cuts convert nothing
+
     def convert(chunk: Chunk) -> None:  # convert_chunk looked up here: tests and scripts wrap it
         chunk_job = job if shots is None else shots.job_for(job, chunk.stop)
+        if failed.is_set():
+            return
         places.run(
             convert_chunk, chunk_job, converter, chunk, progress, depth_model=job.depth is None
         )
@@ -105,8 +109,11 @@ def convert_video(
             for future in futures:
                 future.result()
         except BaseException:
+            failed.set()
             for future in futures:
                 future.cancel()
+            if shots is not None:
+                shots.stop()  # chunks waiting for their cuts give up
             raise
     return finish_job(job)
 

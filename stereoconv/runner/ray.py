@@ -74,6 +74,7 @@ class ChunkWorker:
             torch.set_num_threads(cpu_threads)
         self.converter = (factory or default_factory)(config, device)
         self.places = AtOnce(self.converter, at_once)
+        self.photo_places = AtOnce(self.converter, at_once, photos=True)
 
     def pid(self) -> int:
         return os.getpid()
@@ -81,9 +82,9 @@ class ChunkWorker:
     def device(self) -> str:
         return str(self.converter.device)
 
-    def at_once(self) -> int:
-        """How many chunks (or batches) this worker converts at once."""
-        return self.places.n
+    def at_once(self, photos: bool = False) -> int:
+        """How many chunks (or, `photos`, photo batches) this worker converts at once."""
+        return (self.photo_places if photos else self.places).n
 
     def ready(self, depth_model: bool = True) -> bool:
         """Load the models now (they load lazily), so failures show up before any chunk and
@@ -95,7 +96,7 @@ class ChunkWorker:
     def encode_photos(self, batch: list[tuple], layout: str) -> list[tuple[list[bytes], dict]]:
         """A photo-library batch: per photo its output files, encoded here, written by the
         driver, and its comfort statistics."""
-        return self.places.run(encode_batch, self.converter, batch, layout)
+        return self.photo_places.run(encode_batch, self.converter, batch, layout)
 
     def convert(self, job: VideoJob, chunk: Chunk) -> tuple[bytes, ChunkRecord]:
         """The encoded chunk file's bytes and its statistics."""
@@ -206,16 +207,16 @@ def make_actors(
     return actors
 
 
-def in_flight_limits(actors: list) -> list[int]:
-    """How many chunks the driver keeps in flight on each actor: those it converts at once and
-    WAITING_PER_WORKER more (0 for an actor gone for good)."""
+def in_flight_limits(actors: list, photos: bool = False) -> list[int]:
+    """How many chunks (photo batches: `photos`) the driver keeps in flight on each actor:
+    those it converts at once and WAITING_PER_WORKER more (0 for an actor gone for good)."""
     import ray
     from ray.exceptions import RayActorError
 
     limits = []
     for actor in actors:
         try:
-            limits.append(ray.get(actor.at_once.remote()) + WAITING_PER_WORKER)
+            limits.append(ray.get(actor.at_once.remote(photos)) + WAITING_PER_WORKER)
         except RayActorError:
             limits.append(0)
     return limits
@@ -279,7 +280,7 @@ def ray_photo_batches(actors: list):
     from ray.exceptions import RayActorError
 
     def run(batches: Iterator[list], layout: str):
-        limit = dict(zip(actors, in_flight_limits(actors), strict=True))
+        limit = dict(zip(actors, in_flight_limits(actors, photos=True), strict=True))
         live = [a for a in actors if limit[a]]
         if not live:
             raise UserError("every Ray worker died; see the Ray logs")

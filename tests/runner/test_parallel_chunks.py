@@ -124,3 +124,35 @@ def test_chunks_at_once_by_backend_and_device(monkeypatch, settings, device, pho
     monkeypatch.setattr(video_job.os, "sched_getaffinity", lambda pid: set(range(16)))
     converter = types.SimpleNamespace(config=build_config(**settings), device=torch.device(device))
     assert video_job.chunks_at_once(converter, photos) == expected
+
+
+def test_after_an_error_chunks_waiting_for_their_cuts_convert_nothing(
+    tmp_path, clip, tiny_depth, monkeypatch
+):
+    """A chunk that fails stops the shot pass (Shots.stop): the chunks that were waiting for
+    their cuts give up instead of converting once the pass gets there."""
+    import threading
+
+    config = build_config(backend="warp", depth_model=str(tiny_depth))
+    converter = StereoConverter(config, torch.device("cpu"))
+    job = prepare_job(config, clip, tmp_path / "o.mp4", VideoOptions(chunk_frames=8), notify=print)
+    open_workdir(job, False, print)
+    calls, stopped = [], threading.Event()
+
+    class WaitingCuts:  # chunk 0's cuts at once; the others' only once the pass ends
+        def job_for(self, job, stop=None):
+            if stop is not None and stop > 8 and not stopped.wait(60):
+                raise AssertionError("never stopped")
+            return job
+
+        def stop(self):
+            stopped.set()
+
+    def failing(job, converter, chunk, progress=silent):
+        calls.append(chunk.index)
+        raise RuntimeError("chunk 0 fails")
+
+    monkeypatch.setattr(video_job, "convert_chunk", failing)
+    with pytest.raises(RuntimeError, match="chunk 0 fails"):
+        convert_video(converter, job, at_once=2, shots=WaitingCuts())
+    assert stopped.is_set() and calls == [0]

@@ -285,3 +285,14 @@ def test_a_carried_diffusion_job_split_over_two_workers_gives_one_process_frames
     a, b = decode_all(one)[0], decode_all(two)[0]
     assert len(a) == len(b) == PAN_FRAMES
     assert all(np.array_equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_a_worker_converts_photo_batches_as_the_local_runner_does(monkeypatch):
+    """A worker's photo batches go as many at once as the local runner's (never carried, so one
+    at a time where diffusion keeps the GPU busy), whatever its chunks do."""
+    import stereoconv.runner.local as local
+    from stereoconv.runner.ray import ChunkWorker
+
+    monkeypatch.setattr(local, "chunks_at_once", lambda converter, photos=False: 1 if photos else 4)
+    worker = ChunkWorker(build_config(backend="warp"), device="cpu")
+    assert worker.at_once() == 4 and worker.at_once(photos=True) == 1

@@ -67,6 +67,7 @@ class ShotPass:
     ):
         self.frames = len(pts)
         self.seconds: float | None = None  # how long the complete pass took
+        self.not_stored: str | None = None  # why the complete pass's cuts were not stored
         self._decoded: list[int] = []  # frame numbers of the frames read, in order
         self._probabilities: list[np.ndarray] = []  # per window, in order
         self._complete, self._ended = False, False
@@ -85,10 +86,15 @@ class ShotPass:
                 with self._changed:
                     self._probabilities.append(part)
                     self._changed.notify_all()
+            if self._stop.is_set():  # stopped decoders end short: the frames are not all there
+                raise _Stopped
             with self._changed:
                 self._complete = True
-            write_cuts(stored, self.frames, list(self.cuts_before(self.frames)))
             self.seconds = time.perf_counter() - started
+            try:
+                write_cuts(stored, self.frames, list(self.cuts_before(self.frames)))
+            except OSError as exc:  # the cuts stand; only a resumed job's shortcut is lost
+                self.not_stored = f"the cuts could not be kept in {stored} ({exc})"
         except _Stopped:
             pass
         except BaseException as exc:  # raised in the chunks that wait for the cuts
@@ -162,6 +168,11 @@ class Shots:
     cuts: tuple[int, ...] | None
     pass_: ShotPass | None = None
 
+    def stop(self) -> None:
+        """Stop the pass, if any (the job failed): chunks waiting for cuts then raise."""
+        if self.pass_ is not None:
+            self.pass_.stop()
+
     def job_for(self, job: VideoJob, stop: int | None = None) -> VideoJob:
         """The job with its cuts before frame `stop` (all of them by default): what a chunk
         that ends there reads (it looks at no frame after), waiting for the pass if need be."""
@@ -193,14 +204,16 @@ def planned_shots(
     pass_ = ShotPass(job.input, job.pts, job.info, job.options.chunk_frames, device, stored)
     try:
         yield Shots(None, pass_)
+        pass_.join()
     except BaseException:
         pass_.stop()
         raise
-    pass_.join()
     notify(
         f"shots: {len(pass_.cuts_before(pass_.frames))} in {pass_.frames} frames (TransNetV2, "
         f"a pass of {pass_.seconds:.1f} s beside the chunks)"
     )
+    if pass_.not_stored:
+        notify(f"{pass_.not_stored}: a resumed job would run the pass again")
 
 
 def thumbnails(

@@ -34,6 +34,8 @@ def held_decoder(monkeypatch):
         for i in range(len(pts)):
             if i == HELD_FROM:
                 assert release.wait(60), "never released"
+            if stop is not None and stop.is_set():
+                return  # as the real decoders: a stop ends them short, without a word
             yield i, flat((200, 40, 40) if i < CUT else (30, 60, 220))
 
     monkeypatch.setattr(shots, "thumbnails", thumbnails)
