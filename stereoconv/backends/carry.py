@@ -162,14 +162,18 @@ class CarryFill:
             right = torch.where(ok.unsqueeze(1), values, right)
         # 4. The paint: wide interior runs of what carried nothing; the rest a stop-gap: the
         #    warp's fill, carried pixels counted as known
-        if ok.any() and (holes & ~ok).any():
-            right = fill_holes(right, holes & ~ok, surface, settings.fill_sigma)
+        #    (two read-backs a frame: each waits for the chunk's stream on a GPU)
+        if self.memory is not None:
+            carried_some, left_some = torch.stack([ok.any(), (holes & ~ok).any()]).tolist()
+            if carried_some and left_some:
+                right = fill_holes(right, holes & ~ok, surface, settings.fill_sigma)
         min_width = max(settings.fill_min_width, CRACK_WIDTH + 1)
         paint = generation_holes(holes & ~ok, min_width, border=False)
-        if self.memory is not None and paint.sum() < PAINT_MIN_SHARE * height * width:
-            paint = torch.zeros_like(paint)
+        to_paint = int(paint.sum())
+        if self.memory is not None and to_paint < PAINT_MIN_SHARE * height * width:
+            paint, to_paint = torch.zeros_like(paint), 0
         cost = 0.0
-        if paint.any():
+        if to_paint:
             generated, pixels = self.backend.fill(frame, right, paint, sparse=True)
             cost = pixels / self.backend.working_latent_area(height, width)
             region = HybridPlan(WarpResult(right, paint, surface), right, paint)
