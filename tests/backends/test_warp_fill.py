@@ -68,6 +68,25 @@ def test_warp_fill_is_batched_and_shape_preserving():
     assert torch.allclose(out[1:], one, atol=1e-6)
 
 
+def test_frame_by_frame_on_the_cpu_gives_the_batched_warps_pixels():
+    """On the CPU the warp backend warps a batch frame by frame (faster there); the pixels,
+    holes and disparity are exactly those of the whole batch at once (the GPU's way)."""
+    from stereoconv.backends.warp import warp_view
+
+    torch.manual_seed(1)
+    frames = torch.rand(3, 3, 20, 32)
+    disparity = torch.rand(3, 20, 32) * 8
+    disparity[:, 5:15, 10:20] += 6  # a near block: holes beside it
+    batched = warp_view(frames, disparity)
+    batched = batched._replace(
+        image=fill_holes(batched.image, batched.holes, batched.disparity, 3.0)
+    )
+    by_frame = WarpBackend(views="right", fill_sigma=3.0).filled_view(frames, disparity)
+    assert batched.holes.any()
+    for ours, theirs in zip(by_frame, batched, strict=True):
+        assert torch.equal(ours, theirs)
+
+
 def test_smoothing_blends_into_the_background_never_the_foreground():
     # Background (d = 0) of two tones on the left, a hole, then foreground (d = 5), over 7 rows.
     image = torch.zeros(1, 3, 7, 12)
