@@ -45,20 +45,14 @@ def clip(tmp_path_factory):
 def reference(tmp_path_factory, clip, tiny_depth):
     """The single-process conversion, chunked the same way."""
     out = tmp_path_factory.mktemp("ray-ref") / "single.mp4"
-    args = [
-        "video",
-        clip,
-        out,
-        "--backend",
-        "warp",
-        "--depth-model",
-        tiny_depth,
-        "--chunk-frames",
-        "10",
-        "--quiet",
-    ]
-    assert main([str(a) for a in args]) == 0
+    assert main(warp_video(clip, out, tiny_depth)) == 0
     return decode_all(out)[0]
+
+
+def warp_video(clip, out, tiny_depth, *extra) -> list[str]:
+    """`video` arguments of the warp job on the clip, in chunks of 10 (the reference's)."""
+    args = ["video", clip, out, "--backend", "warp", "--depth-model", tiny_depth]
+    return [str(a) for a in [*args, "--chunk-frames", 10, *extra, "--quiet"]]
 
 
 def assert_identical(path, reference):
@@ -80,21 +74,7 @@ def test_two_workers_give_the_single_process_frames_bit_for_bit(
     cluster, tmp_path, clip, reference, tiny_depth
 ):
     out = tmp_path / "ray.mp4"
-    args = [
-        "video",
-        clip,
-        out,
-        "--backend",
-        "warp",
-        "--depth-model",
-        tiny_depth,
-        "--chunk-frames",
-        "10",
-        "--workers",
-        "2",
-        "--quiet",
-    ]
-    assert main([str(a) for a in args]) == 0
+    assert main(warp_video(clip, out, tiny_depth, "--workers", 2)) == 0
     assert_identical(out, reference)
 
 

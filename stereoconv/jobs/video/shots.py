@@ -69,7 +69,10 @@ class ShotPass:
         self.seconds: float | None = None  # how long the complete pass took
         self.not_stored: str | None = None  # why the complete pass's cuts were not stored
         self._decoded: list[int] = []  # frame numbers of the frames read, in order
-        self._probabilities: list[np.ndarray] = []  # per window, in order
+        # each read frame's probability, the first _judged of them known: filled in place, so a
+        # chunk's question reads a view rather than joining every window's again
+        self._probabilities = np.zeros(len(pts), np.float32)
+        self._judged = 0
         self._complete, self._ended = False, False
         self._error: BaseException | None = None
         self._stop = threading.Event()
@@ -84,7 +87,8 @@ class ShotPass:
             frames = self._thumbnails(path, pts, info, segment)
             for part in transnet.window_probabilities(frames, device):
                 with self._changed:
-                    self._probabilities.append(part)
+                    self._probabilities[self._judged : self._judged + len(part)] = part
+                    self._judged += len(part)
                     self._changed.notify_all()
             if self._stop.is_set():  # stopped decoders end short: the frames are not all there
                 raise _Stopped
@@ -132,15 +136,14 @@ class ShotPass:
 
     def _decided(self, stop: int) -> tuple[int, ...] | None:
         """cuts_before(stop) from what the pass has judged so far, or None (held: _changed)."""
-        probabilities = np.concatenate(self._probabilities) if self._probabilities else np.zeros(0)
-        decoded = self._decoded[: len(probabilities)]  # frames passed by undecodable are skipped
-        before = bisect.bisect_left(decoded, stop)  # frames judged that come before `stop`
-        if before == len(decoded) and not self._complete:
+        judged = self._judged  # frames passed by undecodable are not among them
+        before = bisect.bisect_left(self._decoded, stop, 0, judged)  # judged ones before `stop`
+        if before == judged and not self._complete:
             return None  # a frame still to come may come before `stop`
-        found = transnet.decided_cuts(probabilities, before, self._complete)
+        found = transnet.decided_cuts(self._probabilities[:judged], before, self._complete)
         if found is None:
             return None
-        starts = decoded[:1] + [decoded[c] for c in found]
+        starts = self._decoded[:1] + [self._decoded[c] for c in found]
         return tuple(f for f in starts if f < stop)
 
     def stop(self) -> None:
