@@ -52,9 +52,9 @@ def background_side_columns(valid: torch.Tensor, disparity: torch.Tensor) -> tor
     valid side at a frame border. Rows with nothing valid point at column 0."""
     w = valid.shape[-1]
     left, right = nearest_valid_columns(valid)
-    inf = torch.tensor(float("inf"), device=disparity.device, dtype=disparity.dtype)
-    d_left = torch.where(left >= 0, disparity.gather(-1, left.clamp(0, w - 1)), inf)
-    d_right = torch.where(right < w, disparity.gather(-1, right.clamp(0, w - 1)), inf)
+    # (a Python float, not a tensor made on the device: that would wait for the device)
+    d_left = torch.where(left >= 0, disparity.gather(-1, left.clamp(0, w - 1)), float("inf"))
+    d_right = torch.where(right < w, disparity.gather(-1, right.clamp(0, w - 1)), float("inf"))
     pick = torch.where(d_left <= d_right, left, right)
     return torch.where(valid, torch.arange(w, device=valid.device), pick).clamp(0, w - 1)
 
@@ -235,7 +235,7 @@ def _soft_edges(image_flat, disparity, pos, occluding, extend, warped: _Flat, ma
     p = occluding.flatten().nonzero().squeeze(1)  # the occluding run starts
     pos_p, near = pos.flatten()[p], disparity.flatten()[p]
     start = pos_p - 0.5 - extend.flatten()[p].to(pos.dtype).clamp(0, 1)  # the footprint's start
-    t = torch.ceil(pos_p).unsqueeze(1) - torch.tensor([1.0, 2.0], device=pos.device)  # (m, 2)
+    t = torch.ceil(pos_p).unsqueeze(1) - torch.arange(1.0, 3.0, device=pos.device)  # (m, 2)
     cover = (t + 0.5 - start.unsqueeze(1)).clamp(0, 1)
     target = (p - p % w).unsqueeze(1) + t.long().clamp(0, w - 1)
     hole = warped.holes[target]

@@ -16,17 +16,48 @@ import torch.nn.functional as F
 FLOW_SIDE = 512  # the long side the flow is estimated at; finer motion is interpolated
 
 
-def grey_for_flow(frame: torch.Tensor) -> np.ndarray:
-    """(3, H, W) in [0, 1] -> (h, w) uint8 luma at most FLOW_SIDE on the long side, contiguous
-    (what DIS takes)."""
-    h, w = frame.shape[-2:]
+def greys_for_flow(frames: torch.Tensor) -> list[np.ndarray]:
+    """(B, 3, H, W) in [0, 1] -> B (h, w) uint8 luma arrays at most FLOW_SIDE on the long side,
+    contiguous (what DIS takes), read back from the device at once."""
+    h, w = frames.shape[-2:]
     scale = min(1.0, FLOW_SIDE / max(h, w))
-    x = frame[None].float()
+    x = frames.float()
     if scale < 1.0:
         size = (max(1, round(h * scale)), max(1, round(w * scale)))
         x = F.interpolate(x, size=size, mode="area")
-    luma = (0.299 * x[0, 0] + 0.587 * x[0, 1] + 0.114 * x[0, 2]).clamp(0, 1)
-    return np.ascontiguousarray((luma * 255).round().to(torch.uint8).cpu().numpy())
+    luma = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2]).clamp(0, 1)
+    return list((luma * 255).round().to(torch.uint8).cpu().numpy())
+
+
+def grey_for_flow(frame: torch.Tensor) -> np.ndarray:
+    """greys_for_flow of one frame (3, H, W)."""
+    return greys_for_flow(frame[None])[0]
+
+
+def dis_flow(previous: np.ndarray, current: np.ndarray) -> np.ndarray:
+    """Where each pixel of the current grey frame was in the previous one, (h, w, 2) offsets
+    (x, y) at the grey frames' size. On the CPU; OpenCV lets go of the GIL meanwhile, so frames
+    of a batch can be run in threads."""
+    import cv2
+
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    return dis.calc(current, previous, None)  # current -> previous
+
+
+def full_size_flow(
+    flow: np.ndarray, height: int, width: int, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """dis_flow's offsets (h, w, 2) as (2, height, width) pixel offsets of the full-size frame,
+    interpolated on `device`."""
+    h, w = flow.shape[:2]
+    x = torch.from_numpy(flow)
+    if torch.device(device).type == "cuda":  # a copy from pageable memory waits for the device
+        x = x.pin_memory().to(device, non_blocking=True)
+    x = x.permute(2, 0, 1)[None]
+    if (h, w) != (height, width):
+        x = F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False)
+        x = torch.stack([x[:, 0] * (width / w), x[:, 1] * (height / h)], dim=1)
+    return x[0]
 
 
 def backward_flow(
@@ -34,16 +65,7 @@ def backward_flow(
 ) -> torch.Tensor:
     """Where each pixel of the current frame was in the previous one: (2, height, width) pixel
     offsets (x, y) at the frames' full size, from their grey versions (grey_for_flow)."""
-    import cv2
-
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
-    flow = dis.calc(current, previous, None)  # (h, w, 2): current -> previous
-    flow = torch.from_numpy(flow).permute(2, 0, 1)[None]
-    h, w = current.shape
-    if (h, w) != (height, width):
-        flow = F.interpolate(flow, size=(height, width), mode="bilinear", align_corners=False)
-        flow = flow * torch.tensor([width / w, height / h]).view(1, 2, 1, 1)
-    return flow[0]
+    return full_size_flow(dis_flow(previous, current), height, width)
 
 
 def sample(image: torch.Tensor, x: torch.Tensor, y: torch.Tensor, mode: str) -> torch.Tensor:

@@ -25,7 +25,10 @@ For each frame, in order (one CarryFill per chunk; a cut starts afresh):
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -37,12 +40,11 @@ from stereoconv.backends.diffusion import (
     generation_holes,
     hole_runs,
     hybrid_composite,
-    warp_and_fill,
 )
 from stereoconv.backends.views import StereoViews
-from stereoconv.backends.warp import CRACK_WIDTH, fill_holes
+from stereoconv.backends.warp import CRACK_WIDTH, fill_holes, warp_view
 from stereoconv.geometry import WarpResult, background_side_columns
-from stereoconv.motion import backward_flow, grey_for_flow, sample
+from stereoconv.motion import dis_flow, full_size_flow, greys_for_flow, sample
 
 # a carried pixel's surface may differ this much from the background the hole reveals now:
 # 1 px of disparity plus this share of it (the depth changes a little between frames, and a
@@ -51,6 +53,8 @@ DEPTH_TOLERANCE = (1.0, 0.1)
 # after a shot's first frame, paint once what waits for it covers this share of the frame: a
 # few small runs keep their stop-gap fill a while rather than cost a call of the UNet each
 PAINT_MIN_SHARE = 0.005
+# threads for the optical flows of all chunks (DIS, about 15 ms a 512-px frame on one core)
+FLOW_THREADS = 4
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,28 @@ def surface_disparity(warped: WarpResult, src: torch.Tensor | None = None) -> to
     return warped.disparity.gather(-1, src)
 
 
+class FrameWarp(NamedTuple):
+    """Step 1 of a frame: what the carry reads of its warp (batch of 1)."""
+
+    warped: WarpResult  # the sub-pixel warp, holes open
+    base: torch.Tensor  # (1, 3, H, W) its filled view (the warp backend's right view)
+    src: torch.Tensor  # (1, H, W) surface_columns
+    surface: torch.Tensor  # (1, H, W) surface_disparity
+    strips: torch.Tensor  # (1, H, W) bool: the frame-edge strips of the holes
+    cracks: torch.Tensor  # (1, H, W) bool: interior hole runs at most CRACK_WIDTH wide
+
+
+def frame_warp(frame: torch.Tensor, disparity: torch.Tensor, fill_sigma: float) -> FrameWarp:
+    """Step 1 of a frame (batch of 1): the warp, its filled view, the surface each pixel shows,
+    the strips and the cracks."""
+    warped = warp_view(frame, disparity)
+    base = fill_holes(warped.image, warped.holes, warped.disparity, fill_sigma)
+    src = surface_columns(warped)
+    strips = border_runs(warped.holes)
+    cracks = (hole_runs(warped.holes) <= CRACK_WIDTH) & ~strips
+    return FrameWarp(warped, base, src, surface_disparity(warped, src), strips, cracks)
+
+
 def hole_sources(
     warped: WarpResult, src: torch.Tensor, flow: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -95,15 +121,15 @@ def hole_sources(
 
 
 def carried(
-    memory: Memory, warped: WarpResult, src: torch.Tensor, surface: torch.Tensor, flow: torch.Tensor
+    memory: Memory, warp: FrameWarp, flow: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(values (3, H, W), carried, seen (H, W) each): the frame before's right view at each hole
     pixel's source; the hole pixels that carry it: inside a frame-edge strip, those whose
     source was seen; elsewhere, those whose source showed a seen or painted surface (not a
     stop-gap) at their depth (at any depth, where the source's depth was only guessed); and
-    which of those carried a seen one. src, surface: surface_columns and surface_disparity of
-    the frame, (H, W) each."""
-    x, y = hole_sources(warped, src, flow)
+    which of those carried a seen one. warp: of the frame (batch of 1); flow: (2, H, W)."""
+    x, y = hole_sources(warp.warped, warp.src[0], flow)
+    surface = warp.surface[0]
     h, w = surface.shape
     inside = (x >= 0) & (x <= w - 1) & (y > -1) & (y < h)
     y = y.clamp(0, h - 1)  # a row's motion may stray a fraction of a pixel past the top or bottom
@@ -115,20 +141,21 @@ def carried(
     }
     tolerance = DEPTH_TOLERANCE[0] + DEPTH_TOLERANCE[1] * surface.abs()
     same_depth = ((before - surface).abs() <= tolerance) | was["guessed"]
-    strips = border_runs(warped.holes)[0]
     # a crack (an interior run no wider than CRACK_WIDTH, mostly the end of a run beside a
     # depth step) takes the warp's fill made afresh: a value carried there lands a pixel off
     # the edge it borders (teddy-zoom's visible pixels, docs/video.md)
-    cracks = (hole_runs(warped.holes)[0] <= CRACK_WIDTH) & ~strips
-    ok = warped.holes[0] & ~cracks & inside
-    ok &= torch.where(strips, was["seen"], same_depth & was["painted"])
+    ok = warp.warped.holes[0] & ~warp.cracks[0] & inside
+    ok &= torch.where(warp.strips[0], was["seen"], same_depth & was["painted"])
     values = sample(memory.right, x, y, "bicubic").clamp(0, 1)
     return values, ok, ok & was["seen"]
 
 
 class CarryFill:
     """The video job's views with temporal_fill = carry: one per chunk (it keeps the frame
-    before), fed the chunk's frames in order with their cuts."""
+    before), fed the chunk's frames in order with their cuts. The optical flows of a batch,
+    which do not depend on the carry, start first, in threads, while the frames are carried
+    one by one. (Warping a batch's frames at once instead was tried: faster for the carry
+    alone on a GPU, not measured faster for the whole job, at twice the memory; docs/video.md.)"""
 
     def __init__(self, backend: DiffusionBackend):
         self.backend = backend
@@ -137,41 +164,59 @@ class CarryFill:
     def __call__(
         self, frames: torch.Tensor, disparity: torch.Tensor, cuts: list[bool]
     ) -> StereoViews:
+        greys = greys_for_flow(frames)
+        flows = self.flows(greys, cuts)
         views = []
         for i, cut in enumerate(cuts):
             if cut:  # a new shot: nothing to carry
                 self.memory = None
-            views.append(self.frame(frames[i : i + 1], disparity[i : i + 1]))
+            flow = None if flows[i] is None else flows[i].result()
+            views.append(self.frame(frames[i : i + 1], disparity[i : i + 1], greys[i], flow))
         return StereoViews(*(torch.cat(parts) for parts in zip(*views, strict=True)))
 
-    def frame(self, frame: torch.Tensor, disparity: torch.Tensor) -> StereoViews:
+    def flows(self, greys: list[np.ndarray], cuts: list[bool]) -> list[Future | None]:
+        """Each frame's dis_flow from the frame before, started in the flow threads; None
+        where there is no frame before (a cut, or a chunk's first frame)."""
+        flows: list[Future | None] = []
+        for i, cut in enumerate(cuts):
+            before = greys[i - 1] if i else self.memory.grey if self.memory else None
+            start = before is not None and not cut
+            flows.append(flow_pool().submit(dis_flow, before, greys[i]) if start else None)
+        return flows
+
+    def frame(
+        self,
+        frame: torch.Tensor,
+        disparity: torch.Tensor,
+        grey: np.ndarray,
+        flow: np.ndarray | None,
+    ) -> StereoViews:
+        """One frame (batch of 1): grey is its grey view, flow its dis_flow from the frame
+        before (None where there is no frame before)."""
         settings = self.backend.settings
         height, width = frame.shape[-2:]
         # 1. The warp
-        plan = warp_and_fill(frame, disparity, settings)
-        warped, right, holes = plan.warped, plan.base, plan.warped.holes
-        src = surface_columns(warped)
-        surface = surface_disparity(warped, src)
-        grey = grey_for_flow(frame[0])
+        warp = frame_warp(frame, disparity, settings.fill_sigma)
+        right, holes, surface = warp.base, warp.warped.holes, warp.surface
         ok, seen = torch.zeros_like(holes), torch.zeros_like(holes)
         # 2-3. The motion and the carry
         if self.memory is not None:
-            flow = backward_flow(self.memory.grey, grey, height, width)
-            found = carried(self.memory, warped, src[0], surface[0], flow)
-            values, ok, seen = (x[None] for x in found)
+            motion = full_size_flow(flow, height, width, frame.device)
+            values, ok, seen = (x[None] for x in carried(self.memory, warp, motion))
             right = torch.where(ok.unsqueeze(1), values, right)
         # 4. The paint: wide interior runs of what carried nothing; the rest a stop-gap: the
         #    warp's fill, carried pixels counted as known
-        #    (two read-backs a frame: each waits for the chunk's stream on a GPU)
-        if self.memory is not None:
-            carried_some, left_some = torch.stack([ok.any(), (holes & ~ok).any()]).tolist()
-            if carried_some and left_some:
-                right = fill_holes(right, holes & ~ok, surface, settings.fill_sigma)
+        #    (one read-back a frame: each waits for the chunk's stream on a GPU)
+        rest = holes & ~ok
         min_width = max(settings.fill_min_width, CRACK_WIDTH + 1)
-        paint = generation_holes(holes & ~ok, min_width, border=False)
-        to_paint = int(paint.sum())
-        if self.memory is not None and to_paint < PAINT_MIN_SHARE * height * width:
-            paint, to_paint = torch.zeros_like(paint), 0
+        paint = generation_holes(rest, min_width, border=False)
+        counts = [ok.any().long(), rest.any().long(), paint.sum()]
+        carried_some, left_some, to_paint = torch.stack(counts).tolist()
+        if self.memory is not None:
+            if carried_some and left_some:
+                right = fill_holes(right, rest, surface, settings.fill_sigma)
+            if to_paint < PAINT_MIN_SHARE * height * width:
+                paint, to_paint = torch.zeros_like(paint), 0
         cost = 0.0
         if to_paint:
             generated, pixels = self.backend.fill(frame, right, paint, sparse=True)
@@ -179,8 +224,20 @@ class CarryFill:
             region = HybridPlan(WarpResult(right, paint, surface), right, paint)
             right = hybrid_composite(region, generated, settings.seam)
         # 5. The memory
-        guessed = border_runs(holes)[0]
         self.memory = Memory(
-            grey, right[0], surface[0], (~holes | seen)[0], (~holes | ok | paint)[0], guessed
+            grey, right[0], surface[0], (~holes | seen)[0], (~holes | ok | paint)[0], warp.strips[0]
         )
         return StereoViews(frame, right, holes, torch.tensor([cost]))
+
+
+_flow_pool: ThreadPoolExecutor | None = None
+_flow_pool_lock = threading.Lock()
+
+
+def flow_pool() -> ThreadPoolExecutor:
+    """The threads every chunk's optical flows run in (DIS on the CPU, one frame each)."""
+    global _flow_pool
+    with _flow_pool_lock:
+        if _flow_pool is None:
+            _flow_pool = ThreadPoolExecutor(FLOW_THREADS, thread_name_prefix="stereoconv-flow")
+        return _flow_pool

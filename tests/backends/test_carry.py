@@ -86,6 +86,28 @@ def test_a_cut_starts_afresh(carry):
     assert len(carry.backend.fill.calls) == 2  # the first frame and the cut
 
 
+def test_the_frames_do_not_depend_on_the_batches(tiny_sd):
+    """A batch's optical flows start together, in threads, each from the frame before (the
+    batch before's last for the first): the same frames for any batching, across a cut."""
+    cfg = build_config(backend="diffusion", steps=4, fill_min_width=4, seam=0.0, fill_sigma=1.0)
+    backend = DiffusionBackend.of(load_components(str(tiny_sd), torch.device("cpu")), cfg)
+    frames, disparity = moving_block(7)
+    cuts = [False, False, False, False, True, False, False]
+    outputs, paints = [], []
+    for size in (7, 3, 1):
+        backend.fill = PaintCounter(backend)
+        fill = CarryFill(backend)
+        starts = range(0, 7, size)
+        views = [
+            fill(frames[s : s + size], disparity[s : s + size], cuts[s : s + size]) for s in starts
+        ]
+        outputs.append(torch.cat([v.right for v in views]))
+        paints.append(backend.fill.calls)
+    assert len(paints[0]) >= 2  # at least at the start and at the cut
+    assert paints[0] == paints[1] == paints[2]
+    assert torch.equal(outputs[0], outputs[1]) and torch.equal(outputs[0], outputs[2])
+
+
 def test_no_carry_across_a_change_of_depth(carry):
     """A hole that now reveals a surface at another depth than the one shown there before is
     painted, not carried."""
