@@ -1,11 +1,13 @@
 import pytest
 import torch
 
+from stereoconv.backends.warp import last_writes
 from stereoconv.disparity.plan import relative_to_pixels, robust_range
 from stereoconv.geometry import (
     disparity_to_latent,
     fill_unknown_disparity,
     forward_warp,
+    scatter_sums,
     shift_latent,
     view_disparities,
 )
@@ -153,3 +155,50 @@ def test_latent_shift_nearer_value_wins():
 def test_disparity_to_latent_scales_to_latent_pixels():
     d = torch.full((1, 16, 24), 16.0)
     assert torch.equal(disparity_to_latent(d), torch.full((1, 2, 3), 2.0))
+
+
+# --- the same sums in any order: a GPU's atomic adds come in any order ---------------------------
+
+
+def test_fixed_point_sums_do_not_depend_on_the_order_of_the_values():
+    """A GPU's float atomics add the values of one target in whatever order its threads come,
+    and float sums round differently by order: two runs of one job differed in the output's
+    bytes. scatter_sums in fixed point (a GPU's way) gives the same sums in any order, to float
+    precision."""
+    g = torch.Generator().manual_seed(0)
+    n, count = 50, 4000
+    index = torch.randint(0, n, (count,), generator=g)  # about 80 values a target
+    values = torch.rand(3, count, generator=g) * torch.logspace(-4, 0, count)
+    order = torch.randperm(count, generator=g)
+    ours = (
+        scatter_sums(index, values, n, True),
+        scatter_sums(index[order], values[:, order], n, True),
+    )
+    assert torch.equal(*ours)
+    exact = torch.zeros(3, n, dtype=torch.float64).index_add_(1, index, values.double())
+    assert torch.allclose(ours[0].double(), exact, rtol=1e-6, atol=0)
+    plain = [
+        torch.zeros(3, n).index_add_(1, i, v)
+        for i, v in ((index, values), (index[order], values[:, order]))
+    ]
+    assert not torch.equal(*plain)  # the data round differently by order in plain float sums
+
+
+def test_fixed_point_sums_keep_a_lone_value_exact_at_any_scale():
+    """A target with one value keeps it bit for bit (the warp's pixels with one source: the
+    same as plain float sums give)."""
+    values = torch.tensor([[0.3, 0.01, -0.7], [250.0, -3.5, 0.1]])  # down to 2^-17 of 256
+    assert torch.equal(scatter_sums(torch.arange(3), values, 3, True), values)
+    assert torch.equal(scatter_sums(torch.arange(3), values, 3), values)
+
+
+def test_the_last_write_of_a_target_is_kept():
+    """Writes to one target in parallel keep any of them on a GPU; last_writes keeps the
+    largest source, as a write in order would."""
+    target = torch.tensor([4, 1, 4, 7, 1, 4])
+    source = torch.tensor([10, 11, 12, 13, 14, 15])
+    kept = last_writes(target, source, 8)
+    assert kept.tolist() == [False, False, False, True, True, True]
+    image = torch.zeros(8)
+    image[target] = source.float()  # on the CPU, in order
+    assert torch.equal(image[target[kept]], source[kept].float())

@@ -224,15 +224,26 @@ def _rim(flat, d, left_d, revealed, warped: WarpResult) -> WarpResult:
     target = revealed - col + target.clamp(0, w - 1)
     holes = warped.holes.flatten()
     ok = inside & holes[target]
-    target, source = target[ok], revealed[ok]
+    target, source, near = target[ok], revealed[ok], near[ok]
+    mine = last_writes(target, source, holes.numel())
+    target, source, near = target[mine], source[mine], near[mine]
     image = warped.image.transpose(0, 1).reshape(c, -1)  # may be a view of warped, ours
     image[:, target] = flat[:, source]
     seen = warped.disparity.flatten().clone()
-    seen[target] = near[ok]
+    seen[target] = near
     holes = holes.clone()
     holes[target] = False
     image = image.view(c, b, h, w).transpose(0, 1).contiguous()
     return WarpResult(image, holes.view(b, h, w), seen.view(b, h, w))
+
+
+def last_writes(target: torch.Tensor, source: torch.Tensor, n: int) -> torch.Tensor:
+    """(N,) bool: of the writes of `source` (flat indices, N) to `target` (flat indices < n),
+    the one a target keeps: the largest source, as a sequential write in order would leave it
+    (a GPU's parallel writes to one target leave any of them, another each run)."""
+    last = torch.full((n,), -1, dtype=source.dtype, device=source.device)
+    last.scatter_reduce_(0, target, source, reduce="amax")
+    return last[target] == source
 
 
 class WarpBackend:
