@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from stereoconv.backends.carry import CarryFill, surface_disparity
+from stereoconv.backends.carry import STRIP_TEXTURE, CarryFill, surface_disparity, textured_strips
 from stereoconv.backends.diffusion import DiffusionBackend
 from stereoconv.backends.warp import warp_view
 from stereoconv.config import build_config
@@ -141,7 +141,8 @@ def background_pan(frames: int, step: int, h: int = 48, w: int = 96, d: float = 
 
 def test_a_frame_edge_strip_takes_a_fresh_fill_where_nothing_was_seen(carry):
     """A pan that brings new content in at the strip's side: the strip is beyond anything the
-    left eye saw, so each frame takes the warp's fill there, never a guess carried along."""
+    left eye saw, so each frame takes the warp's fill there (textured by the block beside it),
+    never a guess carried along."""
     from stereoconv.backends.diffusion import border_runs, warp_and_fill
 
     frames, disparity, _ = background_pan(5, step=2)
@@ -151,7 +152,26 @@ def test_a_frame_edge_strip_takes_a_fresh_fill_where_nothing_was_seen(carry):
     assert strip[:, :, -4:].all()
     for t in range(5):
         fresh = warp_and_fill(frames[t : t + 1], disparity[t : t + 1], carry.backend.settings)
-        assert torch.allclose(views.right[t][:, strip[t]], fresh.base[0][:, strip[t]], atol=1e-6)
+        fresh = textured_strips(fresh.base, strip[t : t + 1])[0]
+        assert torch.allclose(views.right[t][:, strip[t]], fresh[:, strip[t]], atol=1e-6)
+
+
+def test_a_strip_takes_some_of_the_block_beside_it():
+    """Each strip pixel moves STRIP_TEXTURE of the way to the pixel one strip's width inwards,
+    at either edge of the frame; nothing else changes."""
+    right = torch.arange(10.0).view(1, 1, 1, 10).expand(1, 3, 2, 10).clone()
+    strips = torch.zeros(1, 2, 10, dtype=torch.bool)
+    strips[0, 0, 7:] = True  # 3 px at the right edge: columns 7, 8, 9 take 4, 5, 6
+    strips[0, 1, :2] = True  # 2 px at the left edge: columns 0, 1 take 2, 3
+    out = textured_strips(right, strips)
+    a = STRIP_TEXTURE
+    assert torch.allclose(
+        out[0, 0, 0, 7:], torch.tensor([7 + a * (4 - 7), 8 + a * (5 - 8), 9 + a * (6 - 9)])
+    )
+    assert torch.allclose(out[0, 0, 1, :2], torch.tensor([0 + a * 2, 1 + a * 2]))
+    assert torch.equal(out[:, :, 0, :7], right[:, :, 0, :7]) and torch.equal(
+        out[:, :, 1, 2:], right[:, :, 1, 2:]
+    )
 
 
 def test_a_frame_edge_strip_carries_what_the_left_eye_saw_before(carry):
