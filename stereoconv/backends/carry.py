@@ -36,14 +36,19 @@ import torch
 from stereoconv.backends.diffusion import (
     DiffusionBackend,
     HybridPlan,
-    border_runs,
     generation_holes,
     hole_runs,
     hybrid_composite,
 )
 from stereoconv.backends.views import StereoViews
-from stereoconv.backends.warp import CRACK_WIDTH, fill_holes, warp_view
-from stereoconv.geometry import WarpResult, background_side_columns, nearest_valid_columns
+from stereoconv.backends.warp import (
+    CRACK_WIDTH,
+    border_runs,
+    fill_holes,
+    textured_strips,
+    warp_view,
+)
+from stereoconv.geometry import WarpResult, background_side_columns
 from stereoconv.motion import dis_flow, full_size_flow, greys_for_flow, sample
 
 # a carried pixel's surface may differ this much from the background the hole reveals now:
@@ -53,12 +58,6 @@ DEPTH_TOLERANCE = (1.0, 0.1)
 # after a shot's first frame, paint once what waits for it covers this share of the frame: a
 # few small runs keep their stop-gap fill a while rather than cost a call of the UNet each
 PAINT_MIN_SHARE = 0.005
-# how far a frame-edge strip that nothing was carried into goes from the warp's flat fill to
-# the block of the view beside it (textured_strips). Chosen on the video protocol (organism,
-# docs/video.md): 0.1 brings motorcycle-pan-right's hole LPIPS within the per-frame hybrid's
-# (0.4150 -> 0.4060) and keeps every clip's hole PSNR and temporal change within the issue's
-# margins; 0.3 gains more LPIPS and loses up to 0.3 dB of holes on venus-pan-right.
-STRIP_TEXTURE = 0.1
 # threads for the optical flows of all chunks (DIS, about 15 ms a 512-px frame on one core)
 FLOW_THREADS = 4
 
@@ -154,21 +153,6 @@ def carried(
     ok &= torch.where(warp.strips[0], was["seen"], same_depth & was["painted"])
     values = sample(memory.right, x, y, "bicubic").clamp(0, 1)
     return values, ok, ok & was["seen"]
-
-
-def textured_strips(right: torch.Tensor, strips: torch.Tensor) -> torch.Tensor:
-    """right (1, 3, H, W) with each frame-edge strip pixel (strips, (1, H, W)) blended
-    STRIP_TEXTURE of the way to the view one strip's width inwards: the block beside the strip
-    moved across it. The warp's fill alone smears the strip flat; the block brings it some of the
-    texture beside it and moves with that content, so the strip holds still along a pan."""
-    w = strips.shape[-1]
-    cols = torch.arange(w, device=strips.device).expand_as(strips)
-    before, after = nearest_valid_columns(~strips)
-    width = after - before - 1  # the strip's width in its row
-    src = torch.where(after >= w, cols - width, cols + width).clamp(0, w - 1)
-    beside = right.gather(-1, src.unsqueeze(1).expand_as(right))
-    textured = torch.lerp(right, beside, STRIP_TEXTURE)
-    return torch.where(strips.unsqueeze(1), textured, right)
 
 
 class CarryFill:

@@ -20,7 +20,7 @@ import torch.nn.functional as F
 
 from stereoconv.backends.crops import paint_boxes, same_size_groups
 from stereoconv.backends.views import StereoViews
-from stereoconv.backends.warp import CRACK_WIDTH, fill_holes, warp_view
+from stereoconv.backends.warp import CRACK_WIDTH, border_runs, fill_holes, warp_view
 from stereoconv.config import DEFAULT_SD_MODEL, StereoConfig
 from stereoconv.diffusion.components import SDComponents, load_components, pick_dtype
 from stereoconv.diffusion.pipeline import StereoDiffusion, StereoOutput
@@ -82,13 +82,6 @@ def hole_runs(holes: torch.Tensor) -> torch.Tensor:
     """The length of the horizontal run of holes each hole pixel belongs to (0 elsewhere)."""
     before, after = nearest_valid_columns(~holes)
     return torch.where(holes, after - before - 1, torch.zeros_like(before))
-
-
-def border_runs(holes: torch.Tensor) -> torch.Tensor:
-    """Hole pixels whose horizontal run touches the frame's left or right edge: what lies
-    outside the left camera's view, rather than background a foreground object hides."""
-    before, after = nearest_valid_columns(~holes)
-    return holes & ((before < 0) | (after >= holes.shape[-1]))
 
 
 def generation_holes(

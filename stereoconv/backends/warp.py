@@ -38,6 +38,14 @@ CRACK_WIDTH = 2
 BACKGROUND_PIXELS = 3
 # Seen pixels at most this much nearer (px of disparity) than a hole's background count as it.
 BACKGROUND_TOLERANCE = 0.5
+# How far a frame-edge strip goes from the flat fill to the block of the view beside it
+# (textured_strips: the warp backend's strips, and a carried fill's that nothing was carried
+# into). Chosen on the video protocol (organism, docs/video.md): 0.1 brings
+# motorcycle-pan-right's hole LPIPS within the per-frame hybrid's (0.4150 -> 0.4060) and keeps
+# every clip's hole PSNR and temporal change within issue 27's margins; 0.3 gains more LPIPS
+# and loses up to 0.3 dB of holes on venus-pan-right. On the warp's still scenes 0.1 is the
+# best of 0.1, 0.2 and 0.3 (docs/evaluation.md).
+STRIP_TEXTURE = 0.1
 
 
 def gaussian_1d(sigma: float, device, dtype) -> torch.Tensor:
@@ -145,6 +153,28 @@ def fill_holes(
     background = seen & (disparity <= nearest_fill + BACKGROUND_TOLERANCE)
     smooth = _masked_blur(extended, holes | background, sigma)
     return torch.where(filled.unsqueeze(1), smooth, extended)
+
+
+def border_runs(holes: torch.Tensor) -> torch.Tensor:
+    """Hole pixels whose horizontal run touches the frame's left or right edge: what lies
+    outside the left camera's view, rather than background a foreground object hides."""
+    before, after = nearest_valid_columns(~holes)
+    return holes & ((before < 0) | (after >= holes.shape[-1]))
+
+
+def textured_strips(right: torch.Tensor, strips: torch.Tensor) -> torch.Tensor:
+    """right (1, 3, H, W) with each frame-edge strip pixel (strips, (1, H, W)) blended
+    STRIP_TEXTURE of the way to the view one strip's width inwards: the block beside the strip
+    moved across it. The warp's fill alone smears the strip flat; the block brings it some of the
+    texture beside it and moves with that content, so the strip holds still along a pan."""
+    w = strips.shape[-1]
+    cols = torch.arange(w, device=strips.device).expand_as(strips)
+    before, after = nearest_valid_columns(~strips)
+    width = after - before - 1  # the strip's width in its row
+    src = torch.where(after >= w, cols - width, cols + width).clamp(0, w - 1)
+    beside = right.gather(-1, src.unsqueeze(1).expand_as(right))
+    textured = torch.lerp(right, beside, STRIP_TEXTURE)
+    return torch.where(strips.unsqueeze(1), textured, right)
 
 
 def _blend(pixel, near, far, near_beyond, far_beyond) -> torch.Tensor:
@@ -266,7 +296,7 @@ class WarpBackend:
             return WarpResult(*(torch.cat(p) for p in zip(*parts, strict=True)))
         warped = warp_view(frames, disparity)
         filled = fill_holes(warped.image, warped.holes, warped.disparity, self.fill_sigma)
-        return warped._replace(image=filled)
+        return warped._replace(image=textured_strips(filled, border_runs(warped.holes)))
 
     def synthesise(self, frames: torch.Tensor, disparity: torch.Tensor) -> torch.Tensor:
         """One right-eye view of `frames` by `disparity` (near content, larger d, moves left),

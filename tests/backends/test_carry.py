@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from stereoconv.backends.carry import STRIP_TEXTURE, CarryFill, surface_disparity, textured_strips
+from stereoconv.backends.carry import CarryFill, surface_disparity
 from stereoconv.backends.diffusion import DiffusionBackend
-from stereoconv.backends.warp import warp_view
+from stereoconv.backends.warp import STRIP_TEXTURE, textured_strips, warp_view
 from stereoconv.config import build_config
 from stereoconv.diffusion.components import load_components
 from tests.helpers.clips import flow_texture as texture

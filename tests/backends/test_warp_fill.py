@@ -71,16 +71,15 @@ def test_warp_fill_is_batched_and_shape_preserving():
 def test_frame_by_frame_on_the_cpu_gives_the_batched_warps_pixels():
     """On the CPU the warp backend warps a batch frame by frame (faster there); the pixels,
     holes and disparity are exactly those of the whole batch at once (the GPU's way)."""
-    from stereoconv.backends.warp import warp_view
+    from stereoconv.backends.warp import border_runs, textured_strips, warp_view
 
     torch.manual_seed(1)
     frames = torch.rand(3, 3, 20, 32)
     disparity = torch.rand(3, 20, 32) * 8
     disparity[:, 5:15, 10:20] += 6  # a near block: holes beside it
     batched = warp_view(frames, disparity)
-    batched = batched._replace(
-        image=fill_holes(batched.image, batched.holes, batched.disparity, 3.0)
-    )
+    filled = fill_holes(batched.image, batched.holes, batched.disparity, 3.0)
+    batched = batched._replace(image=textured_strips(filled, border_runs(batched.holes)))
     by_frame = WarpBackend(views="right", fill_sigma=3.0).filled_view(frames, disparity)
     assert batched.holes.any()
     for ours, theirs in zip(by_frame, batched, strict=True):
