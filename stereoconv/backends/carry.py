@@ -18,7 +18,8 @@ For each frame, in order (one CarryFill per chunk; a cut starts afresh):
        wide, are generated (the diffusion backend's fill, the UNet on boxes around them only),
        conditioned on what was carried; the rest take the warp's fill from their background
        side, carried pixels counted as known: narrow runs until their run is wide enough or
-       enough of them wait (PAINT_MIN_SHARE), frame-edge strips always (they are not painted);
+       enough of them wait (PAINT_MIN_SHARE), frame-edge strips always (they are not painted,
+       but textured by the block beside them, as the warp backend's are: textured_strips);
     5. the memory: the right view, the disparity of the surface at each of its pixels, which of
        them are seen, which seen or painted (not stop-gaps) and which have only a guessed depth.
 """

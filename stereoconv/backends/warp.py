@@ -162,19 +162,19 @@ def border_runs(holes: torch.Tensor) -> torch.Tensor:
     return holes & ((before < 0) | (after >= holes.shape[-1]))
 
 
-def textured_strips(right: torch.Tensor, strips: torch.Tensor) -> torch.Tensor:
-    """right (1, 3, H, W) with each frame-edge strip pixel (strips, (1, H, W)) blended
-    STRIP_TEXTURE of the way to the view one strip's width inwards: the block beside the strip
-    moved across it. The warp's fill alone smears the strip flat; the block brings it some of the
+def textured_strips(view: torch.Tensor, strips: torch.Tensor) -> torch.Tensor:
+    """view (B, C, H, W) with each frame-edge strip pixel (strips: border_runs, (B, H, W))
+    blended STRIP_TEXTURE of the way to the view one strip's width inwards: the block beside the
+    strip moved across it. The fill alone smears the strip flat; the block brings it some of the
     texture beside it and moves with that content, so the strip holds still along a pan."""
     w = strips.shape[-1]
     cols = torch.arange(w, device=strips.device).expand_as(strips)
     before, after = nearest_valid_columns(~strips)
     width = after - before - 1  # the strip's width in its row
     src = torch.where(after >= w, cols - width, cols + width).clamp(0, w - 1)
-    beside = right.gather(-1, src.unsqueeze(1).expand_as(right))
-    textured = torch.lerp(right, beside, STRIP_TEXTURE)
-    return torch.where(strips.unsqueeze(1), textured, right)
+    beside = view.gather(-1, src.unsqueeze(1).expand_as(view))
+    textured = torch.lerp(view, beside, STRIP_TEXTURE)
+    return torch.where(strips.unsqueeze(1), textured, view)
 
 
 def _blend(pixel, near, far, near_beyond, far_beyond) -> torch.Tensor:
