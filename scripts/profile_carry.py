@@ -173,44 +173,46 @@ def main() -> None:
                 with torch.no_grad(), own_stream(device):
                     run_chunk(backend, frames, disparity, batch)
 
-            threads = [threading.Thread(target=work, name="chunk") for _ in range(k)]
-            cpu, delays, stop = ThreadCpu(), [], threading.Event()
-            helpers = [
-                threading.Thread(target=watch, args=(cpu, delays, stop), daemon=True, name="probe")
-            ]
-            sync()
-            start = time.perf_counter()
-            for t in threads + helpers:
-                t.start()
-            for t in threads:
-                t.join()
-            sync()
-            seconds = time.perf_counter() - start
-            stop.set()
-            helpers[0].join()
-            base = getattr(cpu, "base", {})
-            cpu.seconds = {tid: v - base.get(tid, 0.0) for tid, v in cpu.seconds.items()}
-            busy = {name: round(v / seconds, 2) for name, v in cpu.by_kind().items() if v > 0.05}
+            seconds, busy, delay = in_threads(work, k)
             print(
                 f"{k} chunks at once: "
                 f"{1000 * seconds / (k * n):.1f} ms / frame ({k * n / seconds:.1f} frames / s); "
-                f"cores busy by thread: {busy}; GIL probe delay mean "
-                f"{1e3 * sum(delays) / max(1, len(delays)):.2f} ms",
+                f"cores busy by thread: {busy}; GIL probe delay mean {1e3 * delay:.2f} ms",
                 flush=True,
             )
 
 
-def watch(cpu: ThreadCpu, delays: list, stop: threading.Event) -> None:
-    """Samples the threads' CPU time, and how late a 1 ms sleep wakes (a contended GIL)."""
+def in_threads(work, k: int) -> tuple[float, dict[str, float], float]:
+    """work() in k threads at once: the wall seconds, the cores each kind of thread kept busy,
+    and the mean delay of a 1 ms sleep in a probe thread beside them (a contended GIL)."""
+    threads = [threading.Thread(target=work, name="chunk") for _ in range(k)]
+    cpu, delays, stop = ThreadCpu(), [], threading.Event()
+
+    def probe() -> None:
+        while not stop.is_set():
+            start = time.perf_counter()
+            time.sleep(0.001)
+            delays.append(time.perf_counter() - start - 0.001)
+            if len(delays) % 100 == 0:
+                cpu.sample()
+
     cpu.sample()
-    cpu.base = dict(cpu.seconds)  # CPU time before the run, taken off at the end
-    while not stop.is_set():
-        start = time.perf_counter()
-        time.sleep(0.001)
-        delays.append(time.perf_counter() - start - 0.001)
-        if len(delays) % 100 == 0:
-            cpu.sample()
+    before = dict(cpu.seconds)  # CPU time of the threads already there, taken off at the end
+    prober = threading.Thread(target=probe, daemon=True, name="probe")
+    sync()
+    start = time.perf_counter()
+    for t in [*threads, prober]:
+        t.start()
+    for t in threads:
+        t.join()
+    sync()
+    seconds = time.perf_counter() - start
+    stop.set()
+    prober.join()
     cpu.sample()
+    cpu.seconds = {tid: v - before.get(tid, 0.0) for tid, v in cpu.seconds.items()}
+    busy = {name: round(v / seconds, 2) for name, v in cpu.by_kind().items() if v > 0.05}
+    return seconds, busy, sum(delays) / max(1, len(delays))
 
 
 if __name__ == "__main__":
