@@ -202,3 +202,25 @@ def test_the_last_write_of_a_target_is_kept():
     image = torch.zeros(8)
     image[target] = source.float()  # on the CPU, in order
     assert torch.equal(image[target[kept]], source[kept].float())
+
+
+def test_the_warp_in_fixed_point_gives_the_float_warp_s_pixels():
+    """The GPU's way (fixed-point sums) through the whole warp, run here on the CPU: the same
+    holes and disparity, colours within float rounding, on a noise-like disparity where many
+    surfaces land on one target."""
+    from unittest import mock
+
+    import stereoconv.geometry as geometry
+    from stereoconv.backends.warp import warp_view
+
+    g = torch.Generator().manual_seed(2)
+    frames, disparity = (
+        torch.rand(2, 3, 40, 64, generator=g),
+        torch.rand(2, 40, 64, generator=g) * 12,
+    )
+    plain = geometry.scatter_sums
+    with mock.patch.object(geometry, "scatter_sums", lambda i, v, n: plain(i, v, n, fixed=True)):
+        fixed = warp_view(frames, disparity)
+    ours = warp_view(frames, disparity)
+    assert torch.equal(fixed.holes, ours.holes) and torch.equal(fixed.disparity, ours.disparity)
+    assert (fixed.image - ours.image).abs().max() < 1e-6
