@@ -4,12 +4,20 @@ in parallel with the main one."""
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
+
+
+def available_cores() -> int:
+    """The CPU cores this process may run on (taskset, cgroups, a Ray worker's node)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, cores or 1)
+
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -5,7 +5,6 @@ chunks and batches in this module's way too (AtOnce)."""
 from __future__ import annotations
 
 import collections
-import os
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +16,7 @@ from stereoconv.jobs.video.finish import finish_job
 from stereoconv.jobs.video.job import Chunk, VideoJob
 from stereoconv.jobs.video.shots import Shots
 from stereoconv.media.encode import ENCODER_THREADS
+from stereoconv.overlap import available_cores
 from stereoconv.progress import Progress, silent
 from stereoconv.tensors import own_stream
 
@@ -36,8 +36,7 @@ def chunks_at_once(converter: StereoConverter, photos: bool = False) -> int:
         converter.config.backend == "warp" or (not photos and carried_fill(converter.config))
     ):
         return 1
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, min(MAX_AT_ONCE, (cores or 1) // ENCODER_THREADS))
+    return max(1, min(MAX_AT_ONCE, available_cores() // ENCODER_THREADS))
 
 
 class AtOnce:

@@ -30,6 +30,7 @@ from stereoconv.jobs.video.chunk import convert_chunk
 from stereoconv.jobs.video.job import Chunk, VideoJob
 from stereoconv.jobs.video.records import ChunkRecord
 from stereoconv.jobs.video.shots import Shots
+from stereoconv.overlap import available_cores
 from stereoconv.progress import Progress, silent
 from stereoconv.runner.local import MAX_AT_ONCE, AtOnce
 
@@ -72,6 +73,11 @@ class ChunkWorker:
             # CPU kernels sum in an order that depends on the thread count: the driver's count
             # makes a worker's frames bit-identical to a single-process run's
             torch.set_num_threads(cpu_threads)
+        elif device.type != "cpu":
+            # Ray starts an actor with OMP_NUM_THREADS=1: the CPU work beside a GPU's (resizes,
+            # conversions) gets the node's cores, as in a local run (Ray's diffusion job ran at
+            # 0.69x local on one GPU; whether this was a part of it is not measured)
+            torch.set_num_threads(available_cores())
         self.converter = (factory or default_factory)(config, device)
         self.places = AtOnce(self.converter, at_once)
         self.photo_places = AtOnce(self.converter, at_once, photos=True)

@@ -121,7 +121,7 @@ def test_chunks_at_once_by_backend_and_device(monkeypatch, settings, device, pho
     video's carried fill; one where the UNet keeps the GPU busy, and on the CPU."""
     import types
 
-    monkeypatch.setattr(video_job.os, "sched_getaffinity", lambda pid: set(range(16)))
+    monkeypatch.setattr(video_job, "available_cores", lambda: 16)
     converter = types.SimpleNamespace(config=build_config(**settings), device=torch.device(device))
     assert video_job.chunks_at_once(converter, photos) == expected
 

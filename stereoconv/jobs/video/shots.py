@@ -18,7 +18,6 @@ import dataclasses
 import functools
 import json
 import math
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -34,7 +33,7 @@ from stereoconv.disparity import transnet
 from stereoconv.fileio import atomic_output
 from stereoconv.jobs.video.job import VideoJob
 from stereoconv.media.video import VideoInfo, decode_range
-from stereoconv.overlap import ordered_map
+from stereoconv.overlap import available_cores, ordered_map
 
 SHOTS_FILE = "shots.json"  # in the work folder
 MAX_SEGMENT = 1000  # frames a decoding thread takes at a time (their thumbnails are held)
@@ -229,8 +228,7 @@ def thumbnails(
     """(frame number, (27, 48, 3) uint8 RGB) of every decodable frame of the range, in order;
     segments of it are decoded at once in threads (PyAV releases the GIL). `stop`, once set,
     ends every segment's decoding at its next frame (the frames then are not all there)."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    workers = max(1, cores or 1)
+    workers = available_cores()
     size = min(MAX_SEGMENT, max(segment, math.ceil(len(pts) / workers)))
     segments = [(first, min(first + size, len(pts))) for first in range(0, len(pts), size)]
     work = functools.partial(segment_thumbnails, path, pts, info, stop=stop)
