@@ -29,11 +29,6 @@ def greys_for_flow(frames: torch.Tensor) -> list[np.ndarray]:
     return list((luma * 255).round().to(torch.uint8).cpu().numpy())
 
 
-def grey_for_flow(frame: torch.Tensor) -> np.ndarray:
-    """greys_for_flow of one frame (3, H, W)."""
-    return greys_for_flow(frame[None])[0]
-
-
 def dis_flow(previous: np.ndarray, current: np.ndarray) -> np.ndarray:
     """Where each pixel of the current grey frame was in the previous one, (h, w, 2) offsets
     (x, y) at the grey frames' size. On the CPU; OpenCV lets go of the GIL meanwhile, so frames
@@ -58,14 +53,6 @@ def full_size_flow(
         x = F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False)
         x = torch.stack([x[:, 0] * (width / w), x[:, 1] * (height / h)], dim=1)
     return x[0]
-
-
-def backward_flow(
-    previous: np.ndarray, current: np.ndarray, height: int, width: int
-) -> torch.Tensor:
-    """Where each pixel of the current frame was in the previous one: (2, height, width) pixel
-    offsets (x, y) at the frames' full size, from their grey versions (grey_for_flow)."""
-    return full_size_flow(dis_flow(previous, current), height, width)
 
 
 def sample(image: torch.Tensor, x: torch.Tensor, y: torch.Tensor, mode: str) -> torch.Tensor:

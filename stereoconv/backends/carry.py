@@ -93,7 +93,7 @@ class FrameWarp(NamedTuple):
     """Step 1 of a frame: what the carry reads of its warp (batch of 1)."""
 
     warped: WarpResult  # the sub-pixel warp, holes open
-    base: torch.Tensor  # (1, 3, H, W) its filled view (the warp backend's right view)
+    base: torch.Tensor  # (1, 3, H, W) the warp's fill of its holes (strips not yet textured)
     src: torch.Tensor  # (1, H, W) surface_columns
     surface: torch.Tensor  # (1, H, W) surface_disparity
     strips: torch.Tensor  # (1, H, W) bool: the frame-edge strips of the holes
