@@ -26,6 +26,7 @@ import argparse
 import datetime
 import hashlib
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -111,6 +112,23 @@ def cli_seconds(args: list[str]) -> float:
     return time.perf_counter() - start
 
 
+def sampled_run(folder: Path, label: str, cli: list[str]) -> None:
+    """`stereoconv CLI` with the stack samplers of scripts/sampling on (the CLI's process and
+    the Ray actors'), their counts gathered into folder/LABEL.txt."""
+    on = folder / "on"
+    for old in folder.glob("[0-9]*.txt"):
+        old.unlink()
+    on.touch()
+    try:
+        cli_seconds(cli)
+        time.sleep(2.5)  # an actor's last counts are written every 2 s
+    finally:
+        on.unlink()
+    parts = [p.read_text() for p in sorted(folder.glob("[0-9]*.txt"))]
+    (folder / f"{label}.txt").write_text("\n".join(parts))
+    print(f"sampled {label}: {len(parts)} processes", flush=True)
+
+
 def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -173,6 +191,12 @@ def vs_local(args) -> None:
     # stopped by `timeout` (SIGTERM): still shut the cluster down (finally, below), so that no
     # actor of ours keeps the GPU for what runs next
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    if args.sample:  # before the cluster starts: its workers inherit this environment
+        args.sample.mkdir(parents=True, exist_ok=True)
+        os.environ["STEREOCONV_SAMPLE_DIR"] = str(args.sample.resolve())
+        hook = str(Path(__file__).parent / "sampling")
+        paths = [hook, os.environ.get("PYTHONPATH")]
+        os.environ["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
     context = ray.init(num_cpus=cpus, num_gpus=gpus, include_dashboard=False, log_to_driver=False)
     address = context.address_info["gcs_address"]
     report = {
@@ -213,6 +237,12 @@ def vs_local(args) -> None:
             row["ray_vs_local"] = row["ray"]["fps"] / row["local"]["fps"]
             row["same_bytes"] = row["ray"]["sha256"] == row["local"]["sha256"]
             save()
+            if args.sample and name.startswith("diffusion"):
+                for where in ("local", "ray"):
+                    cli = ["video", str(clips_of_job[long]), str(work / "sampled.mp4")]
+                    cli += [*extra(clips_of_job[long]), "--overwrite", "--quiet"]
+                    cli += ["--ray-address", address] if where == "ray" else []
+                    sampled_run(args.sample, f"{name}-{where}", cli)
         if args.designs:
             report["designs"] = designs(warp_clips, args.designs, gpus > 0, work)
             save()
@@ -289,6 +319,13 @@ def main() -> None:
     )
     parser.add_argument(
         "--diffusion-frames", default="8,32", help="--vs-local: short,long diffusion clips (720p)"
+    )
+    parser.add_argument(
+        "--sample",
+        type=Path,
+        metavar="DIR",
+        help="--vs-local: after the timed runs, one more long diffusion run each way, its stacks"
+        " sampled in the CLI and in the Ray actor (scripts/sampling), summed in DIR/*.txt",
     )
     parser.add_argument(
         "--designs",
