@@ -27,33 +27,80 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_video import make_clip, run_cli, sync  # noqa: E402
 
 
-def pass_parts(clip: Path, work: Path, device: torch.device) -> dict:
-    """The pass alone: seconds to decode the range to 48x27 (threads), and for the network."""
+def pass_parts(clip: Path, work: Path, device: torch.device, chunk_frames: int) -> dict:
+    """The pass alone: seconds for the whole pass (ShotPass, its segments where the chunks
+    begin), for its decode to 48x27 alone (the same segments in threads), and for the network
+    alone over every frame."""
     from stereoconv.config import VideoOptions, build_config
     from stereoconv.disparity import transnet
+    from stereoconv.jobs.video import shots
     from stereoconv.jobs.video.job import prepare_job
-    from stereoconv.jobs.video.shots import thumbnails
+    from stereoconv.overlap import available_cores, ordered_map
 
     config = build_config(backend="warp")
-    options = VideoOptions(shots="threshold")  # prepare only: the parts are timed here
+    options = VideoOptions(shots="threshold", chunk_frames=chunk_frames)  # prepare only
     job = prepare_job(config, clip, work / "parts.mp4", options, overwrite=True, notify=print)
-    start = time.perf_counter()
-    frames = [thumb for _, thumb in thumbnails(job.input, job.pts, job.info, 240)]
-    decoded = time.perf_counter() - start
     transnet.load_network(device)
+    starts = [c.first for c in job.chunks]
+    start = time.perf_counter()
+    whole = shots.ShotPass(job.input, job.pts, job.info, starts, device, work / "shots.json")
+    whole.join()
+    pass_seconds = time.perf_counter() - start
+    n = len(job.pts)
+    ranges = [
+        (max(0, w.start * transnet.STEP - transnet.CONTEXT), shots.window_end(w.stop - 1, n) + 1)
+        for w in shots.segments(n, starts)
+    ]
+
+    def decode(part: tuple[int, int]) -> list:
+        return list(shots.decoded_thumbnails(job.input, job.pts, job.info, *part))
+
+    start = time.perf_counter()
+    parts = list(ordered_map(decode, ranges, available_cores()))
+    decoded = time.perf_counter() - start
+    frames = [t for _, t in sorted(dict(x for part in parts for x in part).items())]
     sync()
     start = time.perf_counter()
     probabilities = transnet.transition_probabilities(iter(frames), device)
     sync()
     network = time.perf_counter() - start
     return {
-        "frames": len(frames),
+        "frames": n,
+        "segments": len(ranges),
+        "pass_alone_s": round(pass_seconds, 3),
         "decode_48x27_s": round(decoded, 3),
-        "decode_fps": round(len(frames) / decoded, 1),
+        "decode_fps": round(n / decoded, 1),
         "network_s": round(network, 3),
-        "network_fps": round(len(frames) / network, 1),
+        "network_fps": round(n / network, 1),
         "cuts": len(transnet.cut_frames(probabilities)),
     }
+
+
+class ChunkWaits:
+    """Seconds the chunks spend waiting for the pass's cuts (ShotPass.cuts_between), summed
+    over the chunks and the longest single wait, while installed."""
+
+    def __init__(self) -> None:
+        from stereoconv.jobs.video import shots
+
+        self.shots, self.real = shots, shots.ShotPass.cuts_between
+        self.waits: list[float] = []
+
+    def __enter__(self):
+        real, waits = self.real, self.waits
+
+        def timed(pass_, first: int, stop: int):
+            start = time.perf_counter()
+            try:
+                return real(pass_, first, stop)
+            finally:
+                waits.append(time.perf_counter() - start)
+
+        self.shots.ShotPass.cuts_between = timed
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.shots.ShotPass.cuts_between = self.real
 
 
 def main() -> None:
@@ -90,10 +137,15 @@ def main() -> None:
     out = str(args.work / "out.mp4")
     run_cli(["video", str(clip), out, *base, "--max-frames", "48"])  # warm-up: CUDA, models
     runs: dict[str, list[float]] = {"threshold": [], "transnet": []}
+    waits: list[dict] = []
     for _ in range(args.rounds):
         for shots in runs:
-            seconds = run_cli(["video", str(clip), out, *base, "--shots", shots])
+            with ChunkWaits() as waited:
+                seconds = run_cli(["video", str(clip), out, *base, "--shots", shots])
             runs[shots].append(round(seconds, 2))
+            if shots == "transnet":
+                asked = waited.waits[:-1]  # the last: the summary line's, after the chunks
+                waits.append({"sum_s": round(sum(asked), 3), "max_s": round(max(asked), 3)})
     best = {shots: min(seconds) for shots, seconds in runs.items()}
     report = {
         "date": datetime.date.today().isoformat(),
@@ -103,10 +155,20 @@ def main() -> None:
         "clip": what,
         "video_seconds": runs,
         "added_pct": round(100 * (best["transnet"] / best["threshold"] - 1), 1),
-        "pass": pass_parts(Path(clip), args.work, device),
+        "chunks_waiting_for_cuts": waits,
+        "pass": pass_parts(Path(clip), args.work, device, chunk_frames(base)),
     }
     print(json.dumps(report, indent=1))
     args.out.write_text(json.dumps(report, indent=1))
+
+
+def chunk_frames(options: list[str]) -> int:
+    """--chunk-frames among the job's options, or the product's default."""
+    from stereoconv.config import VideoOptions
+
+    if "--chunk-frames" in options:
+        return int(options[options.index("--chunk-frames") + 1])
+    return VideoOptions().chunk_frames
 
 
 if __name__ == "__main__":

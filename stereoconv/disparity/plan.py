@@ -13,7 +13,8 @@ scales it down where its span exceeds --divergence (given_scale).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import bisect
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -181,14 +182,17 @@ class ShotTracker:
     early to rebuild the state of any frame).
 
     The cuts are the thumbnail rule's (--shots threshold), frame by frame, or those a detector
-    planned over the whole video (`cuts`: the frames that start a shot, --shots transnet or
-    none), read by frame number."""
+    planned (`cuts`: the frames that start a shot, --shots transnet or none; or a function
+    giving those of frames first ... stop - 1, waiting for them while a pass decides them),
+    read by frame number: a frame starts a shot where a planned cut lies after the frame seen
+    before it and at or before it (a cut on a frame that did not decode moves to the next)."""
 
-    def __init__(self, plan: DisparityPlan, cuts: Iterable[int] | None = None):
+    def __init__(self, plan: DisparityPlan, cuts: Iterable[int] | CutSource | None = None):
         self.plan = plan
         self.smoother = DepthRangeSmoother()
         self.previous: torch.Tensor | None = None
-        self.cuts = None if cuts is None else frozenset(cuts)
+        self.planned = cuts if cuts is None or callable(cuts) else planned_between(cuts)
+        self.last: int | None = None  # the frame number seen last
 
     def update(
         self, frames: torch.Tensor, relative: torch.Tensor, indices: list[int] | None = None
@@ -196,7 +200,7 @@ class ShotTracker:
         """(smoothed (low, high), cut) of each frame of a batch, (B, 3, H, W) and (B, H, W),
         at frame numbers `indices` (needed with planned cuts)."""
         lows, highs = self.plan.range(relative)
-        if self.cuts is None:
+        if self.planned is None:
             thumbs = thumbnails(frames)
             changes = thumbnail_changes(self.previous, thumbs).to(lows)
             self.previous = thumbs[-1]
@@ -206,9 +210,35 @@ class ShotTracker:
         else:
             if indices is None or len(indices) != len(lows):
                 raise ValueError("planned cuts are read by frame number: pass the indices")
+            first = indices[0] if self.last is None else self.last + 1
+            cuts = cut_flags(indices, self.planned(first, indices[-1] + 1), first)
+            self.last = indices[-1]
             rows = torch.stack([lows, highs], 1).tolist()
-            cuts = [i in self.cuts for i in indices]
         smoothed = [
             self.smoother.update(row[0], row[1], cut) for row, cut in zip(rows, cuts, strict=True)
         ]
         return smoothed, cuts
+
+
+# the frames first ... stop - 1 that start a shot (a shot pass's, waiting for them if need be)
+CutSource = Callable[[int, int], Sequence[int]]
+
+
+def planned_between(cuts: Iterable[int]) -> CutSource:
+    """Known cuts as a CutSource."""
+    known = sorted(set(cuts))
+
+    def between(first: int, stop: int) -> list[int]:
+        return known[bisect.bisect_left(known, first) : bisect.bisect_left(known, stop)]
+
+    return between
+
+
+def cut_flags(indices: list[int], cuts: Sequence[int], first: int) -> list[bool]:
+    """Whether each frame (numbers `indices`, rising) starts a shot: a cut lies after the
+    frame before it (for the first, at or after `first`) and at or before it."""
+    flags, at = [], first
+    for i in indices:
+        flags.append(any(at <= c <= i for c in cuts))
+        at = i + 1
+    return flags

@@ -94,9 +94,8 @@ def window_probabilities(
 ) -> Iterator[np.ndarray]:
     """The probabilities of frames read in order, as each window decides them: those of frames
     k * STEP ... k * STEP + STEP - 1 (fewer for the last window), yielded once the window's last
-    frame has come, so a caller can act on the first frames while later ones decode. At most a
-    window's frames are held at a time. Each window is a batch of its own, so every frame's
-    result is the same whatever came before."""
+    frame has come. At most a window's frames are held at a time. Each window is a batch of its
+    own, so every frame's result is the same whatever came before."""
     network = load_network(device)
     held: list[np.ndarray] = []  # frames first ... first + len(held) - 1
     first, k = 0, 0
@@ -104,10 +103,7 @@ def window_probabilities(
     def decide(last: int) -> np.ndarray:
         nonlocal first, k
         window = np.stack([held[i - first] for i in window_frames(k, last)])
-        x = torch.from_numpy(window)[None].to(device)
-        with torch.inference_mode():
-            logits, _ = network(x)
-        out = torch.sigmoid(logits[0, CONTEXT : CONTEXT + STEP, 0]).float().cpu().numpy()
+        out = judge(network, window, device)
         k += 1
         drop = max(0, (k * STEP - CONTEXT) - first)  # frames no later window reads
         del held[:drop]
@@ -125,6 +121,15 @@ def window_probabilities(
         yield decide(count - 1)[: count - start]
 
 
+def judge(network: torch.nn.Module, window: np.ndarray, device: torch.device) -> np.ndarray:
+    """The probabilities (STEP,) of the frames a window (WINDOW, 27, 48, 3) decides: its middle
+    ones. One window a batch: the result does not depend on what else is judged."""
+    x = torch.from_numpy(window)[None].to(device)
+    with torch.inference_mode():
+        logits, _ = network(x)
+    return torch.sigmoid(logits[0, CONTEXT : CONTEXT + STEP, 0]).float().cpu().numpy()
+
+
 def cut_frames(probabilities: np.ndarray, threshold: float = THRESHOLD) -> list[int]:
     """The frames that start a shot after a transition, from per-frame probabilities: each run
     of frames above `threshold` is one transition (a dissolve spans several frames), and the
@@ -140,19 +145,29 @@ def cut_frames(probabilities: np.ndarray, threshold: float = THRESHOLD) -> list[
     return cuts
 
 
-def decided_cuts(
-    probabilities: np.ndarray, before: int, complete: bool, threshold: float = THRESHOLD
+def cuts_between(
+    probabilities: np.ndarray,
+    known: np.ndarray,
+    first: int,
+    stop: int,
+    threshold: float = THRESHOLD,
 ) -> list[int] | None:
-    """cut_frames' cuts below frame `before`, from the probabilities of the first frames, or
-    None while they are not decided. A cut follows the most probable frame of a run above
-    `threshold`, so the cuts below `before` are decided once some frame at or after
-    `before` - 1 is below it (the run through there has ended), or once every frame is in
-    (`complete`)."""
-    if complete:
-        return [c for c in cut_frames(probabilities, threshold) if c < before]
-    start = max(before - 1, 0)
-    below = np.flatnonzero(probabilities[start:] <= threshold)
-    if not below.size:
+    """cut_frames' cuts c with first <= c < stop, from the probabilities known so far
+    (`known`, per frame: windows are judged in any order), or None while one they depend on is
+    not known. A cut follows the most probable frame of a run above `threshold`, so the cuts
+    in the range depend only on the runs through frames first - 1 ... stop - 2, whole: not on
+    the frames before or after them."""
+    n = len(probabilities)
+    lo, hi = max(first - 1, 0), min(stop - 1, n)  # where the cuts' peaks can be
+    if lo >= hi:
+        return []
+    start = lo  # back to a frame below the threshold (or the first): runs begin after it
+    while known[start] and start > 0 and probabilities[start] > threshold:
+        start -= 1
+    end = hi - 1  # on to a frame below it (or the last): runs end before it
+    while known[end] and end < n - 1 and probabilities[end] > threshold:
+        end += 1
+    if not known[start : end + 1].all():
         return None
-    end = start + int(below[0]) + 1  # the runs before it are whole
-    return [c for c in cut_frames(probabilities[:end], threshold) if c < before]
+    cuts = [start + c for c in cut_frames(probabilities[start : end + 1], threshold)]
+    return [c for c in cuts if first <= c < stop]

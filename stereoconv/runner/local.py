@@ -74,8 +74,8 @@ def convert_video(
     """Convert every chunk that is not done yet, in one process, then join. Chunks are
     independent (each warms its depth smoothing up on the frames before it), so `at_once`
     (default: chunks_at_once) of them run in threads; their files are the same either way.
-    shots: the cuts as the chunks ask for them (each waits for those before its end), where the
-    job does not hold them. After an error, chunks not begun are dropped, those running
+    shots: the cuts, read by the chunks as they come to their frames, where the job does not
+    hold them. After an error, chunks not begun are dropped, those running
     finish, and the error is raised: a rerun resumes."""
     todo = []
     for chunk in job.chunks:
@@ -85,10 +85,10 @@ def convert_video(
             progress("frames", chunk.stop - chunk.first, len(job.pts))
     places = AtOnce(converter, at_once)
 
-    failed = threading.Event()  # after an error, threads that waited for cuts convert nothing
+    failed = threading.Event()  # after an error, a chunk not begun yet converts nothing
 
     def convert(chunk: Chunk) -> None:  # convert_chunk looked up here: tests and scripts wrap it
-        chunk_job = job if shots is None else shots.job_for(job, chunk.stop)
+        chunk_job = job if shots is None else shots.job_reading(job)
         if failed.is_set():
             return
         places.run(

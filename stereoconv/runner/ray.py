@@ -253,7 +253,7 @@ def run_chunks(
         while todo and live and max(limit[i] - load[i] for i in live) > 0:
             worker = max(live, key=lambda i: limit[i] - load[i])
             chunk = todo.pop(0)
-            chunk_job = job if shots is None else shots.job_for(job, chunk.stop)
+            chunk_job = job if shots is None else shots.job_for(job, chunk)
             pending[actors[worker].convert.remote(chunk_job, chunk)] = (chunk, worker)
             load[worker] += 1
         if not pending:
@@ -375,7 +375,7 @@ def convert_video_on_ray(
     shots: Shots | None = None,
 ):
     """The chunks on Ray actors (one GPU each where the cluster has GPUs), then the join.
-    shots: the cuts as the chunks are sent (each with those before its end)."""
+    shots: the cuts as the chunks are sent (each with those of the frames it reads)."""
     from stereoconv.jobs.video.finish import finish_job
 
     actors = start_actors(job.config, workers, address, job.depth is None, device)

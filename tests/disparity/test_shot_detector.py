@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import random
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -87,24 +88,30 @@ def test_a_cut_goes_after_the_most_probable_frame_of_each_transition():
     assert transnet.cut_frames(np.zeros(0)) == []
 
 
-def test_cuts_decided_from_the_first_frames_are_the_whole_videos():
-    """A chunk takes the cuts before its end as soon as decided_cuts gives them: they are the
-    same as those of every frame's probabilities, for any prefix read so far and any end,
-    transitions long and short, across the end or not."""
+def test_cuts_of_a_range_decided_from_the_frames_known_are_the_whole_videos():
+    """A chunk takes the cuts of its frames as soon as cuts_between gives them, windows judged
+    in any order: they are the same as those of every frame's probabilities, for any frames
+    known and any range, transitions long and short, across the range's ends or not."""
     rng = np.random.default_rng(3)
-    for _ in range(200):
-        p = np.where(rng.random(80) < 0.25, rng.uniform(0.5, 1.0, 80), rng.uniform(0.0, 0.5, 80))
+    for _ in range(300):
+        p = np.where(rng.random(60) < 0.3, rng.uniform(0.5, 1.0, 60), rng.uniform(0.0, 0.5, 60))
         whole = transnet.cut_frames(p)
-        for known in range(len(p) + 1):
-            for before in range(len(p) + 1):
-                got = transnet.decided_cuts(p[:known], before, complete=known == len(p))
+        known = rng.random(60) < rng.uniform(0.3, 1.0)
+        for first in range(0, 61, 3):
+            for stop in range(first, 61, 4):
+                got = transnet.cuts_between(p, known, first, stop)
                 if got is not None:
-                    assert got == [c for c in whole if c < before], (p, known, before)
-    # decided as soon as a frame at or after before - 1 is below the threshold, not before
-    p = np.array([0.1, 0.9, 0.8, 0.2, 0.1])
-    assert transnet.decided_cuts(p[:2], 2, complete=False) is None  # the run may go on
-    assert transnet.decided_cuts(p[:4], 2, complete=False) == []  # its cut (2) is not before 2
-    assert transnet.decided_cuts(p[:4], 3, complete=False) == [2]
+                    assert got == [c for c in whole if first <= c < stop], (p, known, first)
+                if known.all():
+                    assert got is not None
+    # decided once the runs through first - 1 ... stop - 2 are known whole, not before
+    p = np.array([0.1, 0.9, 0.8, 0.2, 0.1, 0.1])
+    known = np.array([True, True, False, False, True, True])
+    assert transnet.cuts_between(p, known, 2, 3) is None  # the run may go on past frame 1
+    assert transnet.cuts_between(p, known, 5, 6) == []  # frames 4 and 5: no run there
+    known[2:4] = True
+    assert transnet.cuts_between(p, known, 2, 3) == [2]
+    assert transnet.cuts_between(p, known, 3, 6) == []
 
 
 def test_loading_leaves_the_process_state_alone():
@@ -169,14 +176,19 @@ def test_chunks_and_resume_give_the_same_cuts_and_frames(
     assert chunked_cuts == cuts
     assert all(np.array_equal(a, b) for a, b in zip(decode_all(chunked)[0], frames, strict=True))
 
-    # killed at the last chunk, which waits for every cut (the pass runs beside the chunks and
-    # writes them once complete); the rerun reads them back rather than running the pass again
+    # killed at the last chunk once the pass, beside the chunks, has stored the cuts; the
+    # rerun reads them back rather than running the pass again
     resumed = tmp_path / "resumed.mp4"
     real = local.convert_chunk
+    work = tmp_path / ".resumed.mp4.stereoconv-work"
 
     def interrupted(job, converter, chunk, on_frames=None):
         if chunk.index == 8:
-            assert job.cuts == tuple(cuts)  # the last chunk reads them all
+            assert tuple(job.cuts(0, len(job.pts))) == tuple(cuts)  # read from the pass
+            for _ in range(600):
+                if (work / "shots.json").exists():
+                    break
+                time.sleep(0.05)
             raise KeyboardInterrupt
         return real(job, converter, chunk, on_frames)
 
@@ -184,7 +196,6 @@ def test_chunks_and_resume_give_the_same_cuts_and_frames(
     code, err, _, _ = video(capsys, edited, resumed, tiny_depth, "--chunk-frames", 16)
     assert code == 130, err
     assert not any("shots:" in line for line in err)  # --quiet: the pass says nothing
-    work = tmp_path / ".resumed.mp4.stereoconv-work"
     assert json.loads((work / "shots.json").read_text())["cuts"] == cuts
 
     def no_second_pass(*args):

@@ -77,3 +77,32 @@ def test_a_cut_is_a_change_above_the_threshold():
     changes = thumbnail_changes(None, thumbnails(frames))
     assert changes[1:].tolist() == pytest.approx([0.09, 0.09, 0.15, 0.09], abs=1e-6)
     assert 0.09 < CUT_THRESHOLD < 0.15
+
+
+def planned_flags(cuts, batches: list[list[int]]) -> list[bool]:
+    tracker = ShotTracker(DisparityPlan.of(StereoConfig(backend="warp"), given=False), cuts)
+    flags = []
+    for indices in batches:
+        n = len(indices)
+        flags += tracker.update(torch.rand(n, 3, 8, 8), torch.rand(n, 8, 8), indices)[1]
+    return flags
+
+
+def test_planned_cuts_read_as_known_or_as_a_pass_decides_them():
+    """Planned cuts give the same flags known before (a tuple) or read from a pass batch by
+    batch (a function of a range of frames, asked only for the frames come to); a cut on a
+    frame that did not decode (here 5) starts the shot at the next one."""
+    asked = []
+
+    def from_a_pass(first, stop):
+        asked.append((first, stop))
+        return [c for c in (0, 3, 5) if first <= c < stop]
+
+    batches = [[0, 1, 2], [3, 4], [6, 7]]  # frame 5 never decoded
+    want = [True, False, False, True, False, True, False]
+    assert planned_flags((0, 3, 5), batches) == want
+    assert planned_flags(from_a_pass, batches) == want
+    assert asked == [(0, 3), (3, 5), (5, 8)]
+    # a chunk that begins later reads from its first frame on
+    assert planned_flags((0, 3, 5), [[3, 4], [6]]) == [True, False, True]
+    assert planned_flags((0, 3, 5), [[4], [6]]) == [False, True]

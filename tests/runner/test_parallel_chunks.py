@@ -126,33 +126,43 @@ def test_chunks_at_once_by_backend_and_device(monkeypatch, settings, device, pho
     assert video_job.chunks_at_once(converter, photos) == expected
 
 
-def test_after_an_error_chunks_waiting_for_their_cuts_convert_nothing(
+def test_after_an_error_chunks_waiting_for_their_cuts_give_up(
     tmp_path, clip, tiny_depth, monkeypatch
 ):
-    """A chunk that fails stops the shot pass (Shots.stop): the chunks that were waiting for
-    their cuts give up instead of converting once the pass gets there."""
+    """A chunk that fails stops the shot pass (Shots.stop): a chunk waiting inside for the cuts
+    of its frames gives up instead of converting once the pass gets there, leaves no file,
+    and the error raised is the first chunk's."""
+    import dataclasses
     import threading
 
     config = build_config(backend="warp", depth_model=str(tiny_depth))
     converter = StereoConverter(config, torch.device("cpu"))
     job = prepare_job(config, clip, tmp_path / "o.mp4", VideoOptions(chunk_frames=8), notify=print)
     open_workdir(job, False, print)
-    calls, stopped = [], threading.Event()
+    asked, stopped = [], threading.Event()
+    real = video_job.convert_chunk
 
-    class WaitingCuts:  # chunk 0's cuts at once; the others' only once the pass ends
-        def job_for(self, job, stop=None):
-            if stop is not None and stop > 8 and not stopped.wait(60):
-                raise AssertionError("never stopped")
-            return job
+    def cuts_between(first, stop):  # the pass has not got there: wait for it
+        asked.append(stop)
+        assert stopped.wait(60), "never stopped"
+        raise RuntimeError("the shot pass was stopped")
+
+    class WaitingCuts:
+        def job_reading(self, job):
+            return dataclasses.replace(job, cuts=cuts_between)
 
         def stop(self):
             stopped.set()
 
-    def failing(job, converter, chunk, progress=silent):
-        calls.append(chunk.index)
-        raise RuntimeError("chunk 0 fails")
+    def chunk_0_fails(job, converter, chunk, progress=silent):
+        if chunk.index == 0:
+            while not asked:  # once chunk 1 waits for its cuts
+                threading.Event().wait(0.01)
+            raise RuntimeError("chunk 0 fails")
+        return real(job, converter, chunk, progress)
 
-    monkeypatch.setattr(video_job, "convert_chunk", failing)
+    monkeypatch.setattr(video_job, "convert_chunk", chunk_0_fails)
     with pytest.raises(RuntimeError, match="chunk 0 fails"):
         convert_video(converter, job, at_once=2, shots=WaitingCuts())
-    assert stopped.is_set() and calls == [0]
+    assert stopped.is_set() and asked
+    assert not any(job.is_done(c) for c in job.chunks)

@@ -17,6 +17,7 @@ from stereoconv import __version__
 from stereoconv.config import StereoConfig, VideoOptions, pixel_settings
 from stereoconv.disparity import transnet
 from stereoconv.disparity.maps import DepthFrames
+from stereoconv.disparity.plan import CutSource
 from stereoconv.errors import UserError
 from stereoconv.fileio import atomic_output
 from stereoconv.layout import packed_size, view_size_within
@@ -72,8 +73,10 @@ class VideoJob:
     # given in pixels the disparity put on the screen plane (pixels, subtracted)
     convergence_plan: tuple[float, ...] | None = None
     # the frames that start a shot, planned over the whole range (--shots transnet or none:
-    # jobs/video/shots.py); None: --shots threshold, decided frame by frame in the chunks
-    cuts: tuple[int, ...] | None = None
+    # jobs/video/shots.py), or in this process a function giving those of a range of frames
+    # as the shot pass decides them (disparity.plan.CutSource); None: --shots threshold,
+    # decided frame by frame in the chunks
+    cuts: tuple[int, ...] | CutSource | None = None
     # --convergence auto, disparity given in pixels: its factor into the --divergence budget
     given_scale: float = 1.0
     collect_stats: bool = False  # per-frame comfort statistics, for --report

@@ -1,26 +1,30 @@
 """--shots transnet: a pass over the whole converted range finds where the shots start. The
-trained detector judges each frame from the frames around it, so it runs once over everything,
-not per chunk: the cuts are part of the job (every chunk and every Ray worker reads the same
-ones) and are kept in the work folder (a resumed job reads them back instead of running the pass
-again).
+trained detector judges each frame from the frames around it (transnet: windows at fixed frame
+numbers), so it runs once over the range, not per chunk: the cuts are part of the job (every
+chunk and every Ray worker reads the same ones) and are kept in the work folder (a resumed job
+reads them back instead of running the pass again).
 
-The pass runs in a thread beside the chunks (ShotPass): a chunk waits only until the cuts before
-its last frame are decided, which are the whole pass's (transnet.decided_cuts). Run before the
-chunks, it held the GPU and the encoder idle for its whole decode (+17 % on a 1080p warp job,
-docs/benchmarks.md). It decodes the frames straight to the network's 48x27 (PyAV's swscale), in
-segments decoded at once in threads, and runs the network on the job's device.
+The pass runs in threads beside the chunks (ShotPass). Its segments begin where the chunks
+begin and are judged several at once, each window as soon as its frames are decoded, and a cut
+depends only on the frames around it (transnet.cuts_between): so a chunk converted here reads
+its cuts batch by batch and waits only until those of the frames it has come to are decided (a
+Ray worker gets those of its chunk's frames before it starts). Waiting for every cut before its
+end, each chunk waited for most of the pass (+11 % on a 1080p warp job, docs/benchmarks.md); run
+before the chunks, the pass held the GPU and the encoder idle for its whole decode (+17 %). It
+decodes the frames straight to the network's 48x27 (PyAV's swscale) and runs the network on the
+job's device.
 """
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
 import functools
+import itertools
 import json
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,13 +34,14 @@ import numpy as np
 import torch
 
 from stereoconv.disparity import transnet
+from stereoconv.disparity.shots import WINDOW
 from stereoconv.fileio import atomic_output
-from stereoconv.jobs.video.job import VideoJob
+from stereoconv.jobs.video.job import Chunk, VideoJob
 from stereoconv.media.video import VideoInfo, decode_range
 from stereoconv.overlap import available_cores, ordered_map
 
 SHOTS_FILE = "shots.json"  # in the work folder
-MAX_SEGMENT = 1000  # frames a decoding thread takes at a time (their thumbnails are held)
+MAX_SEGMENT = 1000  # frames a decoding thread takes at most (a multiple of transnet.STEP)
 
 
 def read_cuts(path: Path, frames: int) -> list[int] | None:
@@ -56,94 +61,119 @@ def write_cuts(path: Path, frames: int, cuts: list[int]) -> None:
 
 
 class ShotPass:
-    """The trained detector over frames `pts` of the file, in a thread of its own from the
-    start; cuts_before tells the cuts before a frame as soon as they are decided. When the pass
-    is complete its cuts are written to `stored` (a resumed job reads them back). stop() ends it
-    early and writes nothing."""
+    """The trained detector over frames `pts` of the file, in threads of its own from the
+    start; cuts_between tells the cuts of a range of frames as soon as they are decided. The
+    windows are judged segment by segment, several segments at once, each beginning where a
+    chunk of the job begins (`starts`), so a chunk's first cuts come after a short decode
+    wherever it lies. When the pass is complete its cuts are written to `stored` (a resumed job
+    reads them back). stop() ends it early and writes nothing."""
 
     def __init__(
-        self, path: Path, pts: tuple[int, ...], info: VideoInfo, segment: int, device, stored: Path
+        self,
+        path: Path,
+        pts: tuple[int, ...],
+        info: VideoInfo,
+        starts: Sequence[int],
+        device: torch.device,
+        stored: Path,
     ):
         self.frames = len(pts)
         self.seconds: float | None = None  # how long the complete pass took
         self.not_stored: str | None = None  # why the complete pass's cuts were not stored
-        self._decoded: list[int] = []  # frame numbers of the frames read, in order
-        # each read frame's probability, the first _judged of them known: filled in place, so a
-        # chunk's question reads a view rather than joining every window's again
-        self._probabilities = np.zeros(len(pts), np.float32)
-        self._judged = 0
-        self._complete, self._ended = False, False
+        # each frame's probability, filled in place window by window in any order
+        self._probabilities = np.zeros(self.frames, np.float32)
+        self._known = np.zeros(self.frames, bool)
+        self._ended = False
         self._error: BaseException | None = None
         self._stop = threading.Event()
         self._changed = threading.Condition()
-        args = (path, pts, info, segment, device, stored)
+        args = (path, pts, info, segments(self.frames, starts), device, stored)
         self._thread = threading.Thread(target=self._run, args=args, name="stereoconv-shots")
         self._thread.start()
 
-    def _run(self, path, pts, info, segment, device, stored: Path) -> None:
+    def _run(self, path, pts, info, parts: list[range], device, stored: Path) -> None:
         started = time.perf_counter()
         try:
-            frames = self._thumbnails(path, pts, info, segment)
-            for part in transnet.window_probabilities(frames, device):
-                with self._changed:
-                    self._probabilities[self._judged : self._judged + len(part)] = part
-                    self._judged += len(part)
-                    self._changed.notify_all()
-            if self._stop.is_set():  # stopped decoders end short: the frames are not all there
+            network = transnet.load_network(device)  # once, before the threads share it
+            work = functools.partial(self._segment, path, pts, info, network, device)
+            for _ in ordered_map(work, parts, min(available_cores(), len(parts))):
+                pass
+            if self._stop.is_set():  # stopped segments end short: the windows are not all there
                 raise _Stopped
-            with self._changed:
-                self._complete = True
             self.seconds = time.perf_counter() - started
             try:
-                write_cuts(stored, self.frames, list(self.cuts_before(self.frames)))
+                write_cuts(stored, self.frames, list(self.cuts_between(0, self.frames)))
             except OSError as exc:  # the cuts stand; only a resumed job's shortcut is lost
                 self.not_stored = f"the cuts could not be kept in {stored} ({exc})"
         except _Stopped:
             pass
         except BaseException as exc:  # raised in the chunks that wait for the cuts
-            self._error = exc
+            self._error = self._error or exc
+            self._stop.set()  # the other segments end too
         finally:
             with self._changed:
                 self._ended = True
                 self._changed.notify_all()
 
-    def _thumbnails(self, path, pts, info, segment) -> Iterator[np.ndarray]:
-        """The thumbnails in order, each frame's number kept; stop() ends them."""
-        source = thumbnails(path, pts, info, segment, self._stop)  # a stop ends the segments too
+    def _segment(self, path, pts, info, network, device, windows: range) -> None:
+        """Judge windows `windows`, each as soon as its frames are decoded. An error is
+        handed to the chunks at once and ends the other segments."""
         try:
-            for index, thumb in source:
-                if self._stop.is_set():
-                    raise _Stopped
-                self._decoded.append(index)
-                yield thumb
-        finally:
-            source.close()  # segments not begun are dropped
+            self._judge_segment(path, pts, info, network, device, windows)
+        except BaseException as exc:
+            with self._changed:
+                self._error = self._error or exc
+                self._stop.set()
+                self._changed.notify_all()
+            raise
 
-    def cuts_before(self, stop: int) -> tuple[int, ...]:
-        """The frames before frame `stop` that start a shot (the first decodable frame, and
-        each the detector puts after a transition), waiting until they are decided."""
+    def _judge_segment(self, path, pts, info, network, device, windows: range) -> None:
+        n = self.frames
+        first = max(0, windows.start * transnet.STEP - transnet.CONTEXT)
+        stop = window_end(windows.stop - 1, n) + 1
+        held: dict[int, np.ndarray] = {}
+        todo = iter(windows)
+        k = next(todo, None)
+        for index, thumb in decoded_thumbnails(path, pts, info, first, stop, self._stop):
+            held[index] = thumb
+            while k is not None and index >= window_end(k, n):
+                self._judge(k, held, network, device)
+                k = next(todo, None)
+        if self._stop.is_set():
+            return
+        while k is not None:  # the last windows, and those whose last frames did not decode
+            self._judge(k, held, network, device)
+            k = next(todo, None)
+
+    def _judge(self, k: int, held: dict, network, device) -> None:
+        """Window k's probabilities, from the frames decoded; its frames before it are let go."""
+        n = self.frames
+        window = window_input(held, transnet.window_frames(k, n - 1))
+        decided = range(k * transnet.STEP, min(n, (k + 1) * transnet.STEP))
+        if window is None:  # not one of its frames decoded: no transition seen there
+            found = np.zeros(len(decided), np.float32)
+        else:
+            found = transnet.judge(network, window, device)[: len(decided)]
+        for index in [i for i in held if i < (k + 1) * transnet.STEP - transnet.CONTEXT]:
+            del held[index]  # read by no later window
+        with self._changed:
+            self._probabilities[decided.start : decided.stop] = found
+            self._known[decided.start : decided.stop] = True
+            self._changed.notify_all()
+
+    def cuts_between(self, first: int, stop: int) -> tuple[int, ...]:
+        """The frames first ... stop - 1 that start a shot (frame 0, and each the detector puts
+        after a transition), waiting until they are decided."""
         with self._changed:
             while True:
                 if self._error is not None:
                     raise self._error
-                cuts = self._decided(stop)
-                if cuts is not None:
-                    return cuts
+                found = transnet.cuts_between(self._probabilities, self._known, first, stop)
+                if found is not None:
+                    return tuple(([0] if first <= 0 < stop else []) + found)
                 if self._ended:
                     raise RuntimeError("the shot pass was stopped")
                 self._changed.wait()
-
-    def _decided(self, stop: int) -> tuple[int, ...] | None:
-        """cuts_before(stop) from what the pass has judged so far, or None (held: _changed)."""
-        judged = self._judged  # frames passed by undecodable are not among them
-        before = bisect.bisect_left(self._decoded, stop, 0, judged)  # judged ones before `stop`
-        if before == judged and not self._complete:
-            return None  # a frame still to come may come before `stop`
-        found = transnet.decided_cuts(self._probabilities[:judged], before, self._complete)
-        if found is None:
-            return None
-        starts = self._decoded[:1] + [self._decoded[c] for c in found]
-        return tuple(f for f in starts if f < stop)
 
     def stop(self) -> None:
         """End the pass (at its next frame) and wait for its thread."""
@@ -155,6 +185,37 @@ class ShotPass:
         self._thread.join()
         if self._error is not None:
             raise self._error
+
+
+def segments(frames: int, starts: Sequence[int]) -> list[range]:
+    """The pass's segments, as ranges of window numbers: one begins at the window of each
+    chunk's first frame less the frames its depth smoothing warms up on (and the one before
+    them, where a run that ends a cut may begin), and none holds more than MAX_SEGMENT
+    frames. Which thread judges a window does not change its result."""
+    windows = math.ceil(frames / transnet.STEP)
+    begins = {max(0, s - WINDOW - 1) // transnet.STEP for s in starts if 0 <= s < frames}
+    begins |= set(range(0, windows, MAX_SEGMENT // transnet.STEP))
+    edges = sorted(begins) + [windows]
+    return [range(a, b) for a, b in itertools.pairwise(edges) if a < b]
+
+
+def window_end(k: int, frames: int) -> int:
+    """The last frame window k reads (the video's last where it runs past it)."""
+    return min(frames - 1, k * transnet.STEP - transnet.CONTEXT + transnet.WINDOW - 1)
+
+
+def window_input(held: dict[int, np.ndarray], numbers: np.ndarray) -> np.ndarray | None:
+    """A window's frames (WINDOW, 27, 48, 3) by their frame numbers; a frame that did not
+    decode takes the one before it in the window (the first ones: the first that did), so a
+    window depends on its own frames only. None when none of them decoded."""
+    there = [int(i) for i in numbers if int(i) in held]
+    if not there:
+        return None
+    out, last = [], held[there[0]]
+    for i in map(int, numbers):
+        last = held.get(i, last)
+        out.append(last)
+    return np.stack(out)
 
 
 class _Stopped(Exception):
@@ -175,13 +236,28 @@ class Shots:
         if self.pass_ is not None:
             self.pass_.stop()
 
-    def job_for(self, job: VideoJob, stop: int | None = None) -> VideoJob:
-        """The job with its cuts before frame `stop` (all of them by default): what a chunk
-        that ends there reads (it looks at no frame after), waiting for the pass if need be."""
+    def job_for(self, job: VideoJob, chunk: Chunk | None = None) -> VideoJob:
+        """The job with the cuts of the frames a chunk reads (from WINDOW frames before its
+        first, where its depth smoothing warms up, to its end), or all of them (no chunk),
+        waiting for the pass if need be: what a Ray worker is sent, and what --convergence
+        auto plans with."""
         if self.pass_ is None:
             return dataclasses.replace(job, cuts=self.cuts)
-        stop = len(job.pts) if stop is None else stop
-        return dataclasses.replace(job, cuts=self.pass_.cuts_before(stop))
+        first, stop = (0, len(job.pts)) if chunk is None else chunk_frames_read(chunk)
+        return dataclasses.replace(job, cuts=self.pass_.cuts_between(first, stop))
+
+    def job_reading(self, job: VideoJob) -> VideoJob:
+        """The job for chunks converted in this process: they read their cuts from the pass
+        batch by batch, so a chunk waits only for those of the frames it has come to."""
+        if self.pass_ is None:
+            return dataclasses.replace(job, cuts=self.cuts)
+        return dataclasses.replace(job, cuts=self.pass_.cuts_between)
+
+
+def chunk_frames_read(chunk: Chunk) -> tuple[int, int]:
+    """The frames a chunk decodes (first, stop): WINDOW before its own, for its depth
+    smoothing's state."""
+    return max(0, chunk.first - WINDOW), chunk.stop
 
 
 @contextmanager
@@ -203,7 +279,8 @@ def planned_shots(
     if cuts is not None:
         yield Shots(tuple(cuts))
         return
-    pass_ = ShotPass(job.input, job.pts, job.info, job.options.chunk_frames, device, stored)
+    starts = [chunk.first for chunk in job.chunks]
+    pass_ = ShotPass(job.input, job.pts, job.info, starts, device, stored)
     try:
         yield Shots(None, pass_)
         pass_.join()
@@ -211,50 +288,30 @@ def planned_shots(
         pass_.stop()
         raise
     notify(
-        f"shots: {len(pass_.cuts_before(pass_.frames))} in {pass_.frames} frames (TransNetV2, "
-        f"a pass of {pass_.seconds:.1f} s beside the chunks)"
+        f"shots: {len(pass_.cuts_between(0, pass_.frames))} in {pass_.frames} frames "
+        f"(TransNetV2, a pass of {pass_.seconds:.1f} s beside the chunks)"
     )
     if pass_.not_stored:
         notify(f"{pass_.not_stored}: a resumed job would run the pass again")
 
 
-def thumbnails(
+def decoded_thumbnails(
     path: Path,
     pts: tuple[int, ...],
     info: VideoInfo,
-    segment: int,
-    stop: threading.Event | None = None,
+    first: int,
+    stop: int,
+    halt: threading.Event | None = None,
 ) -> Iterator[tuple[int, np.ndarray]]:
-    """(frame number, (27, 48, 3) uint8 RGB) of every decodable frame of the range, in order;
-    segments of it are decoded at once in threads (PyAV releases the GIL). `stop`, once set,
-    ends every segment's decoding at its next frame (the frames then are not all there)."""
-    workers = available_cores()
-    size = min(MAX_SEGMENT, max(segment, math.ceil(len(pts) / workers)))
-    segments = [(first, min(first + size, len(pts))) for first in range(0, len(pts), size)]
-    work = functools.partial(segment_thumbnails, path, pts, info, stop=stop)
-    for part in ordered_map(work, segments, min(workers, len(segments))):
-        yield from part
-
-
-def segment_thumbnails(
-    path: Path,
-    pts: tuple[int, ...],
-    info: VideoInfo,
-    segment: tuple[int, int],
-    stop: threading.Event | None = None,
-) -> list[tuple[int, np.ndarray]]:
-    """(frame number, thumbnail) of the decodable frames first..stop-1 (fewer once `stop` is
-    set)."""
-    first, last = segment
-    index_of = {p: i for i, p in enumerate(pts[first:last], start=first)}
+    """(frame number, (27, 48, 3) uint8 RGB) of the frames first ... stop - 1 that decode, in
+    order, as they decode; `halt`, once set, ends them at the next frame."""
+    index_of = {p: i for i, p in enumerate(pts[first:stop], start=first)}
     convert = functools.partial(thumbnail, rotation=info.rotation)
-    out = []
-    for p, thumb in decode_range(path, pts[first], pts[last - 1], info, convert):
-        if stop is not None and stop.is_set():
-            break
+    for p, thumb in decode_range(path, pts[first], pts[stop - 1], info, convert):
+        if halt is not None and halt.is_set():
+            return
         if p in index_of:
-            out.append((index_of[p], thumb))
-    return out
+            yield index_of[p], thumb
 
 
 def thumbnail(frame: av.VideoFrame, rotation: int) -> np.ndarray:
