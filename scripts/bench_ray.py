@@ -177,15 +177,16 @@ def vs_local(args) -> None:
         }
 
     warp_clips = clips("warp", args.warp_frames)
-    for clip in warp_clips.values():
+    for clip in warp_clips.values() if "warp" in args.jobs or args.designs else ():
         smooth_depth(clip, depth_of(clip))
-    jobs = {
-        f"warp-{sizes['warp'][1]}p": (warp_clips, warp_args),
-        f"diffusion-{sizes['diffusion'][1]}p": (
+    kinds = {
+        "warp": lambda: (warp_clips, warp_args),
+        "diffusion": lambda: (
             clips("diffusion", args.diffusion_frames),
             lambda clip: ["--model", sd, "--depth-model", depth],
         ),
     }
+    jobs = {f"{kind}-{sizes[kind][1]}p": kinds[kind]() for kind in args.jobs.split(",")}
     gpus = torch.cuda.device_count()
     cpus = 2 if args.smoke else None
     # stopped by `timeout` (SIGTERM): still shut the cluster down (finally, below), so that no
@@ -319,6 +320,9 @@ def main() -> None:
     )
     parser.add_argument(
         "--diffusion-frames", default="8,32", help="--vs-local: short,long diffusion clips (720p)"
+    )
+    parser.add_argument(
+        "--jobs", default="warp,diffusion", help="--vs-local: which jobs, in this order"
     )
     parser.add_argument(
         "--sample",

@@ -8,6 +8,7 @@ of each thread inside stereoconv's code and that thread's innermost stereoconv f
 for the end). For benchmarks only: the product never imports it.
 """
 
+import atexit
 import collections
 import os
 import sys
@@ -24,10 +25,10 @@ def _where(frame) -> str:
     return f"{Path(frame.f_code.co_filename).name}:{frame.f_lineno} {frame.f_code.co_name}"
 
 
-def _sample(out: Path) -> None:
+def _sample(out: Path, done: threading.Event) -> None:
     counts: collections.Counter = collections.Counter()
     me, written = threading.get_ident(), time.monotonic()
-    while True:
+    while not done.is_set():
         if not (out.parent / "on").exists():
             time.sleep(0.5)
             continue
@@ -60,4 +61,9 @@ _dir = os.environ.get("STEREOCONV_SAMPLE_DIR")
 if _dir:
     Path(_dir).mkdir(parents=True, exist_ok=True)
     _out = Path(_dir) / f"{os.getpid()}.txt"
-    threading.Thread(target=_sample, args=(_out,), daemon=True, name="sampler").start()
+    _done = threading.Event()
+    _thread = threading.Thread(target=_sample, args=(_out, _done), daemon=True, name="sampler")
+    _thread.start()
+    # ended before the interpreter is: a daemon thread reading the frames of threads being
+    # torn down aborts the process ("terminate called without an active exception")
+    atexit.register(lambda: (_done.set(), _thread.join()))
