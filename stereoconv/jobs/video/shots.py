@@ -25,6 +25,7 @@ import math
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,10 +95,12 @@ class ShotPass:
     def _run(self, path, pts, info, parts: list[range], device, stored: Path) -> None:
         started = time.perf_counter()
         try:
-            network = transnet.load_network(device)  # once, before the threads share it
-            work = functools.partial(self._segment, path, pts, info, network, device)
-            for _ in ordered_map(work, parts, min(available_cores(), len(parts))):
-                pass
+            # loaded while the first frames decode (a chunk's first wait is both), and once
+            with ThreadPoolExecutor(1, thread_name_prefix="stereoconv-shots-load") as loading:
+                network = loading.submit(transnet.load_network, device)
+                work = functools.partial(self._segment, path, pts, info, network, device)
+                for _ in ordered_map(work, parts, min(available_cores(), len(parts))):
+                    pass
             if self._stop.is_set():  # stopped segments end short: the windows are not all there
                 raise _Stopped
             self.seconds = time.perf_counter() - started
@@ -145,7 +148,7 @@ class ShotPass:
             self._judge(k, held, network, device)
             k = next(todo, None)
 
-    def _judge(self, k: int, held: dict, network, device) -> None:
+    def _judge(self, k: int, held: dict, network: Future, device) -> None:
         """Window k's probabilities, from the frames decoded; its frames before it are let go."""
         n = self.frames
         window = window_input(held, transnet.window_frames(k, n - 1))
@@ -153,7 +156,7 @@ class ShotPass:
         if window is None:  # not one of its frames decoded: no transition seen there
             found = np.zeros(len(decided), np.float32)
         else:
-            found = transnet.judge(network, window, device)[: len(decided)]
+            found = transnet.judge(network.result(), window, device)[: len(decided)]
         for index in [i for i in held if i < (k + 1) * transnet.STEP - transnet.CONTEXT]:
             del held[index]  # read by no later window
         with self._changed:
