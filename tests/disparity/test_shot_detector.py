@@ -16,7 +16,7 @@ import torch
 
 from stereoconv.cli.main import main
 from stereoconv.disparity import transnet
-from tests.helpers.clips import bikes_path, decode_all, dissolve, read_frames, write_clip
+from tests.helpers.clips import decode_all, edited_bikes
 
 # the edited clip: bikes.mp4's shot of parked cars (frames 30-75), a 0.5 s dissolve (12 frames)
 # into its shot of the square (137-186), a hard cut to its shot of a walker (187-241)
@@ -27,12 +27,8 @@ TOLERANCE = 2  # frames either side
 
 @pytest.fixture(scope="module")
 def edited(tmp_path_factory):
-    """The edited clip, 160x68 (a quarter of bikes.mp4), 25 fps: 139 frames."""
-    bikes = bikes_path()
-    cars, square = (read_frames(bikes, a, b, 160, 68) for a, b in [(30, 76), (137, 187)])
-    frames = dissolve(cars, square, 12) + read_frames(bikes, 187, 242, 160, 68)
-    path = tmp_path_factory.mktemp("edited") / "edited.mp4"
-    return write_clip(path, frames)
+    """The edited clip (clips.edited_bikes)."""
+    return edited_bikes(tmp_path_factory.mktemp("edited") / "edited.mp4")
 
 
 def video(capsys, src, out, depth_model, *extra, quiet=True):

@@ -195,6 +195,17 @@ def dissolve(a: list[np.ndarray], b: list[np.ndarray], frames: int) -> list[np.n
     return a[: len(a) - frames] + mixed + b[frames:]
 
 
+def edited_bikes(path: Path) -> Path:
+    """An edited clip of real footage, 160x68 (a quarter of bikes.mp4), 25 fps, 139 frames:
+    its shot of parked cars (frames 30-75), a 0.5 s dissolve (12 frames, 34-45 of the clip)
+    into its shot of the square (137-186), a hard cut (at 84) to its shot of a walker
+    (187-241)."""
+    bikes = bikes_path()
+    cars, square = (read_frames(bikes, a, b, 160, 68) for a, b in [(30, 76), (137, 187)])
+    frames = dissolve(cars, square, 12) + read_frames(bikes, 187, 242, 160, 68)
+    return write_clip(path, frames)
+
+
 def fade_through_black(a: list[np.ndarray], b: list[np.ndarray], frames: int) -> list[np.ndarray]:
     """The last `frames` of shot a fade out to black, then the first `frames` of b fade in:
     len(a) + len(b) frames; the faded ones are len(a) - frames ... len(a) + frames - 1."""

@@ -4,6 +4,7 @@ worker converts several chunks (or photo batches) at once, as the local runner d
 from __future__ import annotations
 
 import functools
+import json
 import os
 import signal
 
@@ -19,6 +20,7 @@ from stereoconv.runner.ray import make_actors, run_chunks
 from tests.helpers.clips import (
     PAN_FRAMES,
     decode_all,
+    edited_bikes,
     numbered_frame,
     pan_with_depth,
     read_number,
@@ -276,3 +278,24 @@ def test_a_worker_converts_photo_batches_as_the_local_runner_does(monkeypatch):
     monkeypatch.setattr(local, "chunks_at_once", lambda converter, photos=False: 1 if photos else 4)
     worker = ChunkWorker(build_config(backend="warp"), device="cpu")
     assert worker.at_once() == 4 and worker.at_once(photos=True) == 1
+
+
+def test_the_trained_detectors_cuts_split_over_two_workers_are_the_one_piece_ones(
+    cluster, tmp_path, tiny_depth
+):
+    """--shots transnet (the default) through Ray: each chunk is sent the cuts of the frames it
+    reads, as the pass beside the chunks decides them; the cuts (the report's flags) and the
+    frames are those of the job in one piece, which has the clip's dissolve and hard cut."""
+    clip = edited_bikes(tmp_path / "edited.mp4")
+    results = {}
+    for name, extra in {"one": [1000], "ray": [16, "--workers", 2]}.items():
+        out = tmp_path / f"{name}.mp4"
+        args = ["video", clip, out, "--backend", "warp", "--depth-model", tiny_depth, "--crf", 0]
+        args += ["--quiet", "--report", out.with_suffix(".html"), "--chunk-frames", *extra]
+        assert main([str(a) for a in args]) == 0
+        report = json.loads(out.with_suffix(".json").read_text())
+        results[name] = [f["index"] for f in report["frames"] if f["cut"]], decode_all(out)[0]
+    (cuts, frames), (ray_cuts, ray_frames) = results["one"], results["ray"]
+    assert len(cuts) == 3 and ray_cuts == cuts  # the first frame, the dissolve, the hard cut
+    assert len(ray_frames) == len(frames) == 139
+    assert all(np.array_equal(a, b) for a, b in zip(ray_frames, frames, strict=True))
