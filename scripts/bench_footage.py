@@ -121,7 +121,8 @@ def chunk_waits(sampler: StackSampler) -> dict[str, float]:
     counts: collections.Counter = collections.Counter()
     for (thread, _, own), n in sampler.counts.items():
         if thread.startswith(chunk_thread):
-            file_line, _, function = (own or "other:0 ?").partition(" ")
+            # a chunk thread outside stereoconv's code has no chunk to convert (the pool's)
+            file_line, _, function = (own or "idle:0 (no chunk)").partition(" ")
             counts[f"{file_line.split(':')[0]} {function}"] += n
     total = sum(counts.values()) or 1
     return {where: round(100 * n / total, 1) for where, n in counts.most_common(12)}
@@ -158,6 +159,21 @@ def run_case(clip: Path, depth_model: str, case: str, preset: str, frames: int, 
         "cpu_seconds_by_thread": {k: round(v, 1) for k, v in cpu.by_kind().items()},
         "chunk_threads_pct": chunk_waits(stacks),
     }
+
+
+@contextlib.contextmanager
+def chunks_at_once(at_once: str):
+    """The job converts `at_once` chunks at once (a number), or as the product chooses
+    ("auto")."""
+    import stereoconv.runner.local as local
+
+    real = local.chunks_at_once
+    if at_once != "auto":
+        local.chunks_at_once = lambda converter, photos=False, chunks=None: int(at_once)
+    try:
+        yield
+    finally:
+        local.chunks_at_once = real
 
 
 def fps_at_once(work, copies: int, count: int) -> float:
@@ -231,6 +247,12 @@ def main() -> None:
     parser.add_argument("--presets", default="medium,veryfast")
     parser.add_argument("--cases", default=",".join(CASES))
     parser.add_argument(
+        "--at-once",
+        default="auto",
+        help="chunks converted at once, each value a run of every case and preset: numbers, or"
+        " auto (the product's choice, runner.local.chunks_at_once)",
+    )
+    parser.add_argument(
         "--smoke", action="store_true", help="the tiny depth model, a small clip, the CPU"
     )
     args = parser.parse_args()
@@ -267,16 +289,20 @@ def main() -> None:
     warm = ["video", str(clip), str(args.work / "warm.mp4"), "--backend", "warp"]
     run_cli([*warm, "--depth-model", depth_model, "--max-frames", "24", "--overwrite", "--quiet"])
     outputs = {}
-    for case in args.cases.split(","):
-        for preset in args.presets.split(","):
+    for case, preset, at_once in itertools.product(
+        args.cases.split(","), args.presets.split(","), args.at_once.split(",")
+    ):
+        with chunks_at_once(at_once):
             row = run_case(clip, depth_model, case, preset, args.frames, args.work)
-            report["runs"][f"{case}, {preset}"] = row
-            if case != "model+smooth":  # its frames are the smooth case's
-                outputs.setdefault(case, args.work / f"{case}-{preset}.mp4")
-            print(f"{case:13s} {preset:9s} {row['fps']:6.1f} fps  {row['file_mb']:6.1f} MB  "
-                  f"CPU {row['cpu_busy_pct']} %  GPU {row['gpu_busy_pct']} %  "
-                  f"chunk threads {row['chunk_threads_pct']}", flush=True)  # fmt: skip
-            save()
+        row["chunks_at_once"] = at_once
+        label = f"{case}, {preset}" + ("" if at_once == "auto" else f", {at_once} at once")
+        report["runs"][label] = row
+        if case != "model+smooth":  # its frames are the smooth case's
+            outputs.setdefault(case, args.work / f"{case}-{preset}.mp4")
+        print(f"{label:32s} {row['fps']:6.1f} fps  {row['file_mb']:6.1f} MB  "
+              f"CPU {row['cpu_busy_pct']} %  GPU {row['gpu_busy_pct']} %  "
+              f"chunk threads {row['chunk_threads_pct']}", flush=True)  # fmt: skip
+        save()
     report["stages_alone_fps"] = stages(clip, depth_model, outputs, args.work, args.stage_frames)
     save()
     print(json.dumps(report["stages_alone_fps"], indent=1))

@@ -391,7 +391,7 @@ def main() -> None:
     if args.chunks_at_once:
         import stereoconv.runner.local as local
 
-        local.chunks_at_once = lambda converter, photos=False: args.chunks_at_once
+        local.chunks_at_once = lambda converter, photos=False, chunks=None: args.chunks_at_once
     report = {
         "date": datetime.date.today().isoformat(),
         "card": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu (smoke)",

@@ -64,7 +64,7 @@ def main() -> None:
         import stereoconv.runner.local as local
 
         at_once = int(args[1])
-        local.chunks_at_once = lambda converter, photos=False: at_once
+        local.chunks_at_once = lambda converter, photos=False, chunks=None: at_once
         args = args[2:]
     cpu, delays, stop = ThreadCpu(), [], threading.Event()
 

@@ -5,6 +5,7 @@ chunks and batches in this module's way too (AtOnce)."""
 from __future__ import annotations
 
 import collections
+import math
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +24,9 @@ from stereoconv.tensors import own_stream
 MAX_AT_ONCE = 4  # chunks_at_once's most
 
 
-def chunks_at_once(converter: StereoConverter, photos: bool = False) -> int:
+def chunks_at_once(
+    converter: StereoConverter, photos: bool = False, chunks: int | None = None
+) -> int:
     """Chunks (or photo batches) one process converts at once. On a GPU, where the CPU's work
     is the bottleneck, as many as the cores have room for: the warp backend (colour conversion
     and x264, at a fixed ENCODER_THREADS per chunk, so that chunks encode the same anywhere),
@@ -31,12 +34,31 @@ def chunks_at_once(converter: StereoConverter, photos: bool = False) -> int:
     calls take turns, DiffusionBackend.fill) and runs each frame's warp, optical flow and
     carry one after the other. Otherwise diffusion keeps the GPU busy with one, and its
     attention processors are state of the one UNet. photos: for a photo library's batches,
-    which the per-frame diffusion converts, never carried."""
+    which the per-frame diffusion converts, never carried. chunks: how many a job has to
+    convert, so that the warp backend's last round leaves few places idle (filling_rounds;
+    the carried fill's chunks hold more GPU memory each, so no more of them than fit the
+    cores)."""
     if converter.device.type != "cuda" or not (
         converter.config.backend == "warp" or (not photos and carried_fill(converter.config))
     ):
         return 1
-    return max(1, min(MAX_AT_ONCE, available_cores() // ENCODER_THREADS))
+    most = max(1, min(MAX_AT_ONCE, available_cores() // ENCODER_THREADS))
+    if chunks is None or converter.config.backend != "warp":  # the carry's memory: not more
+        return most
+    return filling_rounds(chunks, most)
+
+
+def filling_rounds(chunks: int, most: int) -> int:
+    """How many of a job's `chunks` to convert at once where `most` fit: up to twice as many
+    where that leaves fewer places idle over the job's rounds (5 chunks: 5 at once, not 4 and
+    then 1 alone while three places wait: the 1080p footage job's chunk threads were idle a
+    third of the time so, docs/benchmarks.md), the fewest of those that do. On the GPU hosts
+    measured, 8 warp chunks at once converted as many frames a second as 4 at x264 `veryfast`
+    and more at `medium` (5-13 % fewer at the lightest presets). The frames do not depend on it."""
+    if most <= 1 or chunks <= most:
+        return most
+    counts = range(most, min(2 * most, chunks) + 1)
+    return min(counts, key=lambda n: (math.ceil(chunks / n) * n, n))
 
 
 class AtOnce:
@@ -44,9 +66,15 @@ class AtOnce:
     (default: chunks_at_once), each on a CUDA stream of its own, the models loaded once before
     the first. The local runner's threads and a Ray actor's threads both go through run()."""
 
-    def __init__(self, converter: StereoConverter, n: int | None = None, photos: bool = False):
+    def __init__(
+        self,
+        converter: StereoConverter,
+        n: int | None = None,
+        photos: bool = False,
+        chunks: int | None = None,
+    ):
         self.converter = converter
-        self.n = n or chunks_at_once(converter, photos)
+        self.n = n or chunks_at_once(converter, photos, chunks)
         self._free = threading.BoundedSemaphore(self.n)
         self._loading = threading.Lock()
 
@@ -83,7 +111,7 @@ def convert_video(
             todo.append(chunk)
         else:
             progress("frames", chunk.stop - chunk.first, len(job.pts))
-    places = AtOnce(converter, at_once)
+    places = AtOnce(converter, at_once, chunks=len(todo))
 
     failed = threading.Event()  # after an error, a chunk not begun yet converts nothing
 

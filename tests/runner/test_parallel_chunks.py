@@ -5,6 +5,7 @@ duplicating a finished chunk."""
 from __future__ import annotations
 
 import hashlib
+import math
 
 import numpy as np
 import pytest
@@ -124,6 +125,43 @@ def test_chunks_at_once_by_backend_and_device(monkeypatch, settings, device, pho
     monkeypatch.setattr(video_job, "available_cores", lambda: 16)
     converter = types.SimpleNamespace(config=build_config(**settings), device=torch.device(device))
     assert video_job.chunks_at_once(converter, photos) == expected
+
+
+@pytest.mark.parametrize(
+    ("chunks", "most", "expected"),
+    [
+        (5, 4, 5),  # one round of 5, not 4 and then 1 alone
+        (3, 4, 4),  # all at once anyway
+        (8, 4, 4),  # two full rounds
+        (9, 4, 5),  # 5 and 4: one idle place, not 3 (4, 4, 1)
+        (13, 4, 7),  # 7 and 6
+        (100, 4, 4),
+        (101, 4, 6),  # 17 rounds of 6: one idle place, not 3
+        (5, 1, 1),  # one at a time where one fits
+    ],
+)
+def test_the_last_round_leaves_few_places_idle(chunks, most, expected):
+    at_once = video_job.filling_rounds(chunks, most)
+    assert at_once == expected
+    assert most <= at_once <= 2 * most
+    idle = math.ceil(chunks / at_once) * at_once - chunks
+    assert all(math.ceil(chunks / n) * n - chunks >= idle for n in range(most, 2 * most + 1))
+
+
+def test_a_job_converts_as_many_at_once_as_fill_its_rounds(monkeypatch):
+    import types
+
+    monkeypatch.setattr(video_job, "available_cores", lambda: 16)
+    converter = types.SimpleNamespace(
+        config=build_config(backend="warp"), device=torch.device("cuda")
+    )
+    assert video_job.chunks_at_once(converter, chunks=5) == 5
+    assert video_job.chunks_at_once(converter) == 4
+    assert video_job.AtOnce(converter, chunks=5).n == 5
+    cpu = types.SimpleNamespace(config=build_config(backend="warp"), device=torch.device("cpu"))
+    assert video_job.chunks_at_once(cpu, chunks=5) == 1
+    carry = types.SimpleNamespace(config=build_config(), device=torch.device("cuda"))
+    assert video_job.chunks_at_once(carry, chunks=5) == 4  # its memory: no more than fit
 
 
 def test_after_an_error_chunks_waiting_for_their_cuts_give_up(

@@ -275,7 +275,9 @@ def test_a_worker_converts_photo_batches_as_the_local_runner_does(monkeypatch):
     import stereoconv.runner.local as local
     from stereoconv.runner.ray import ChunkWorker
 
-    monkeypatch.setattr(local, "chunks_at_once", lambda converter, photos=False: 1 if photos else 4)
+    monkeypatch.setattr(
+        local, "chunks_at_once", lambda converter, photos=False, chunks=None: 1 if photos else 4
+    )
     worker = ChunkWorker(build_config(backend="warp"), device="cpu")
     assert worker.at_once() == 4 and worker.at_once(photos=True) == 1
 

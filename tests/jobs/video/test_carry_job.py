@@ -117,7 +117,7 @@ def test_chunks_carried_at_once_give_the_frames_of_one_by_one(pan, tiny_sd, tmp_
             met.wait()  # breaks (and the job fails) unless three chunks paint at once
         return real_fill(self, *args, **kwargs)
 
-    monkeypatch.setattr(local, "chunks_at_once", lambda converter, photos=False: 3)
+    monkeypatch.setattr(local, "chunks_at_once", lambda converter, photos=False, chunks=None: 3)
     monkeypatch.setattr(diffusion.DiffusionBackend, "fill", meeting_fill)
     at_once = tmp_path / "at-once.mp4"
     assert main(carry_args(pan, tiny_sd, at_once)) == 0
