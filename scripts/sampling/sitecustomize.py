@@ -5,7 +5,9 @@ the process that started the cluster). Python imports `sitecustomize` at start-u
 starts a daemon thread that, while the file DIR/on exists, counts every 2 ms the innermost frame
 of each thread inside stereoconv's code and that thread's innermost stereoconv frame, and every
 2 s rewrites DIR/<pid>.txt with the counts (a Ray actor is killed, not exited, so nothing waits
-for the end). For benchmarks only: the product never imports it.
+for the end). For benchmarks only: the product never imports it. The walk over the frames is
+bench_video.StackSampler's, written again here because this file runs at the start of every
+Python process of the run (Ray's own helpers too) and must import nothing heavy.
 """
 
 import atexit
