@@ -176,9 +176,11 @@ def vs_local(args) -> None:
             for n in sorted(int(n) for n in lengths.split(","))
         }
 
-    warp_clips = clips("warp", args.warp_frames)
-    for clip in warp_clips.values() if "warp" in args.jobs or args.designs else ():
-        smooth_depth(clip, depth_of(clip))
+    warp_clips = {}
+    if "warp" in args.jobs or args.designs:
+        warp_clips = clips("warp", args.warp_frames)
+        for clip in warp_clips.values():
+            smooth_depth(clip, depth_of(clip))
     kinds = {
         "warp": lambda: (warp_clips, warp_args),
         "diffusion": lambda: (

@@ -187,12 +187,19 @@ class ShotTracker:
     read by frame number: a frame starts a shot where a planned cut lies after the frame seen
     before it and at or before it (a cut on a frame that did not decode moves to the next)."""
 
-    def __init__(self, plan: DisparityPlan, cuts: Iterable[int] | CutSource | None = None):
+    def __init__(
+        self,
+        plan: DisparityPlan,
+        cuts: Iterable[int] | CutSource | None = None,
+        start: int | None = None,
+    ):
+        """start: the frame number reading begins at (a planned cut from there on, before the
+        first frame that decodes, falls on that frame); default: the first frame seen."""
         self.plan = plan
         self.smoother = DepthRangeSmoother()
         self.previous: torch.Tensor | None = None
         self.planned = cuts if cuts is None or callable(cuts) else planned_between(cuts)
-        self.last: int | None = None  # the frame number seen last
+        self.last: int | None = None if start is None else start - 1  # the frame seen last
 
     def update(
         self, frames: torch.Tensor, relative: torch.Tensor, indices: list[int] | None = None
@@ -214,8 +221,10 @@ class ShotTracker:
             cuts = cut_flags(indices, self.planned(first, indices[-1] + 1), first)
             self.last = indices[-1]
             rows = torch.stack([lows, highs], 1).tolist()
+        numbers = indices if indices is not None else [None] * len(rows)
         smoothed = [
-            self.smoother.update(row[0], row[1], cut) for row, cut in zip(rows, cuts, strict=True)
+            self.smoother.update(row[0], row[1], cut, i)
+            for row, cut, i in zip(rows, cuts, numbers, strict=True)
         ]
         return smoothed, cuts
 

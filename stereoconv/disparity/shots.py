@@ -47,11 +47,27 @@ class DepthRangeSmoother:
     def __init__(self, window: int = WINDOW, decay: float = DECAY):
         self.window, self.decay = window, decay
         self.history: list[tuple[float, float]] = []
+        self.numbers: list[int | None] = []  # each entry's frame number, where known
 
-    def update(self, low: float, high: float, cut: bool) -> tuple[float, float]:
+    def update(
+        self, low: float, high: float, cut: bool, index: int | None = None
+    ) -> tuple[float, float]:
+        """The smoothed range at a frame, `index` its number: the history then holds the
+        frames of the last `window` numbers (a frame that did not decode leaves a gap, so a
+        chunk that warms up on the `window` frames before it has the same history as one
+        piece), or the last `window` frames without numbers."""
         if cut:
-            self.history = []
-        self.history = (self.history + [(low, high)])[-self.window :]
+            self.history, self.numbers = [], []
+        self.history.append((low, high))
+        self.numbers.append(index)
+        keep = [
+            k
+            for k, n in enumerate(self.numbers)
+            if (n is None or index is None or n > index - self.window)
+            and k >= len(self.numbers) - self.window
+        ]
+        self.history = [self.history[k] for k in keep]
+        self.numbers = [self.numbers[k] for k in keep]
         weights = self.decay ** np.arange(len(self.history))[::-1]
         values = np.array(self.history)
         lo, hi = (weights[:, None] * values).sum(0) / weights.sum()

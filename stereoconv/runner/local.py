@@ -22,6 +22,9 @@ from stereoconv.progress import Progress, silent
 from stereoconv.tensors import own_stream
 
 MAX_AT_ONCE = 4  # chunks_at_once's most
+# the least GPU memory on which a warp job converts more chunks at once than the cores hold to
+# fill its last round: the cards its chunks were measured on have 80 GiB and more
+FILLING_CARD_GIB = 40
 
 
 def chunks_at_once(
@@ -45,7 +48,16 @@ def chunks_at_once(
     most = max(1, min(MAX_AT_ONCE, available_cores() // ENCODER_THREADS))
     if chunks is None or converter.config.backend != "warp":  # the carry's memory: not more
         return most
+    if card_gib(converter.device) < FILLING_CARD_GIB:  # no room measured for more chunks
+        return most
     return filling_rounds(chunks, most)
+
+
+def card_gib(device) -> float:
+    """The GPU's memory, GiB."""
+    import torch
+
+    return torch.cuda.get_device_properties(device).total_memory / 2**30
 
 
 def filling_rounds(chunks: int, most: int) -> int:

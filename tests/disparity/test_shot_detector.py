@@ -198,7 +198,7 @@ def test_chunks_and_resume_give_the_same_cuts_and_frames(
         raise AssertionError("the resumed job ran the detector again")
 
     monkeypatch.setattr(local, "convert_chunk", real)
-    monkeypatch.setattr(transnet, "window_probabilities", no_second_pass)
+    monkeypatch.setattr(transnet, "judge", no_second_pass)
     code, err, resumed_cuts, _ = video(capsys, edited, resumed, tiny_depth, "--chunk-frames", 16)
     assert code == 0, err
     assert any("resuming: 8 of 9" in line for line in err)

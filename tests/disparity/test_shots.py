@@ -3,6 +3,7 @@ disparity/plan.ShotTracker)."""
 
 import math
 
+import numpy as np
 import pytest
 import torch
 
@@ -106,3 +107,31 @@ def test_planned_cuts_read_as_known_or_as_a_pass_decides_them():
     # a chunk that begins later reads from its first frame on
     assert planned_flags((0, 3, 5), [[3, 4], [6]]) == [True, False, True]
     assert planned_flags((0, 3, 5), [[4], [6]]) == [False, True]
+
+
+def test_a_planned_cut_before_the_first_frame_that_decodes_falls_on_it():
+    """Read from frame 0 (start=0), where frame 0 did not decode: its cut starts the shot at
+    frame 1, as a read from frame 1's warm-up that began at 0 would."""
+    tracker = ShotTracker(DisparityPlan.of(StereoConfig(backend="warp"), given=False), (0,), 0)
+    flags = tracker.update(torch.rand(2, 3, 8, 8), torch.rand(2, 8, 8), [1, 2])[1]
+    assert flags == [True, False]
+
+
+def test_the_smoothed_range_of_a_chunk_is_one_pieces_where_frames_are_missing():
+    """The depth range's history holds the frames of the last WINDOW numbers, so a chunk that
+    warms up on the WINDOW frames before it gets one piece's range even where frames before
+    it did not decode (here 20-22)."""
+    from stereoconv.disparity.shots import WINDOW, DepthRangeSmoother
+
+    rng = np.random.default_rng(0)
+    ranges = {i: (float(rng.uniform(0, 1)), float(rng.uniform(1, 2))) for i in range(60)}
+    decoded = [i for i in ranges if i not in (20, 21, 22)]
+
+    def smoothed(first: int) -> dict[int, tuple[float, float]]:
+        smoother = DepthRangeSmoother()
+        return {i: smoother.update(*ranges[i], False, i) for i in decoded if i >= first}
+
+    whole = smoothed(0)
+    for start in (30, 35, 38):
+        chunk = smoothed(start - WINDOW)
+        assert all(chunk[i] == whole[i] for i in chunk if i >= start), start

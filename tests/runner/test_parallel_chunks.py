@@ -152,6 +152,7 @@ def test_a_job_converts_as_many_at_once_as_fill_its_rounds(monkeypatch):
     import types
 
     monkeypatch.setattr(video_job, "available_cores", lambda: 16)
+    monkeypatch.setattr(video_job, "card_gib", lambda device: 80.0)
     converter = types.SimpleNamespace(
         config=build_config(backend="warp"), device=torch.device("cuda")
     )
@@ -162,6 +163,8 @@ def test_a_job_converts_as_many_at_once_as_fill_its_rounds(monkeypatch):
     assert video_job.chunks_at_once(cpu, chunks=5) == 1
     carry = types.SimpleNamespace(config=build_config(), device=torch.device("cuda"))
     assert video_job.chunks_at_once(carry, chunks=5) == 4  # its memory: no more than fit
+    monkeypatch.setattr(video_job, "card_gib", lambda device: 24.0)
+    assert video_job.chunks_at_once(converter, chunks=5) == 4  # a smaller card: as before
 
 
 def test_after_an_error_chunks_waiting_for_their_cuts_give_up(
@@ -194,7 +197,9 @@ def test_after_an_error_chunks_waiting_for_their_cuts_give_up(
 
     def chunk_0_fails(job, converter, chunk, progress=silent):
         if chunk.index == 0:
-            while not asked:  # once chunk 1 waits for its cuts
+            for _ in range(6000):  # once chunk 1 waits for its cuts
+                if asked:
+                    break
                 threading.Event().wait(0.01)
             raise RuntimeError("chunk 0 fails")
         return real(job, converter, chunk, progress)

@@ -7,7 +7,7 @@ killed job, run again with the same command, converts only the chunks that are m
 temporal state a frame depends on (scene cuts, smoothed depth range) is rebuilt from the
 WINDOW frames before each chunk, so chunks converted in any order, by any worker, give the same
 frames as one pass; the trained shot detector, which looks ahead, runs once over the whole
-range beside the chunks, and each chunk gets the cuts before its end once they are decided.
+range beside the chunks, and each chunk reads the cuts of its frames as they are decided.
 
 The package, in the order of the data flow:
 

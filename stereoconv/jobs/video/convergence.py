@@ -26,7 +26,7 @@ def plan_convergence(
     --divergence budget where it spans more, said in one line); the plan is part of the job,
     so every chunk and every worker uses the same one."""
     plan = DisparityPlan.of(converter.config, given=job.depth is not None)
-    shots = ShotTracker(plan, job.cuts)
+    shots = ShotTracker(plan, job.cuts, start=0)
     nearness, cuts, decoded, span = [], [], [], 0.0
     for batch in depth_batches(job, converter, 0, len(job.pts)):
         smoothed, batch_cuts = shots.update(batch.frames, batch.relative, batch.indices)

@@ -35,14 +35,16 @@ import numpy as np
 import torch
 
 from stereoconv.disparity import transnet
-from stereoconv.disparity.shots import WINDOW
+from stereoconv.disparity.shots import WINDOW as WARM_UP  # frames a chunk reads first
 from stereoconv.fileio import atomic_output
 from stereoconv.jobs.video.job import Chunk, VideoJob
 from stereoconv.media.video import VideoInfo, decode_range
 from stereoconv.overlap import available_cores, ordered_map
 
 SHOTS_FILE = "shots.json"  # in the work folder
-MAX_SEGMENT = 1000  # frames a decoding thread takes at most (a multiple of transnet.STEP)
+# the frames a segment decides, at most and (unless the range is shorter) at least: a multiple
+# of transnet.STEP; it decodes 50 more around them, and from the keyframe before its first
+MAX_SEGMENT, MIN_SEGMENT = 1000, 200
 
 
 def read_cuts(path: Path, frames: int) -> list[int] | None:
@@ -64,10 +66,11 @@ def write_cuts(path: Path, frames: int, cuts: list[int]) -> None:
 class ShotPass:
     """The trained detector over frames `pts` of the file, in threads of its own from the
     start; cuts_between tells the cuts of a range of frames as soon as they are decided. The
-    windows are judged segment by segment, several segments at once, each beginning where a
-    chunk of the job begins (`starts`), so a chunk's first cuts come after a short decode
-    wherever it lies. When the pass is complete its cuts are written to `stored` (a resumed job
-    reads them back). stop() ends it early and writes nothing."""
+    windows are judged segment by segment, several segments at once (as many as the cores),
+    each beginning where a chunk of the job begins (`starts`), so the first cuts of a chunk
+    whose segment is under way come after a short decode. When the pass is complete its cuts
+    are written to `stored` (a resumed job reads them back). stop() ends it early and writes
+    nothing."""
 
     def __init__(
         self,
@@ -193,13 +196,18 @@ class ShotPass:
 def segments(frames: int, starts: Sequence[int]) -> list[range]:
     """The pass's segments, as ranges of window numbers: one begins at the window of each
     chunk's first frame less the frames its depth smoothing warms up on (and the one before
-    them, where a run that ends a cut may begin), and none holds more than MAX_SEGMENT
-    frames. Which thread judges a window does not change its result."""
+    them, where a run that ends a cut may begin), unless that is closer than MIN_SEGMENT
+    frames to the one before (short chunks share a segment: each decodes its context and
+    the run-up from a keyframe), and none holds more than MAX_SEGMENT frames. Which thread
+    judges a window does not change its result."""
     windows = math.ceil(frames / transnet.STEP)
-    begins = {max(0, s - WINDOW - 1) // transnet.STEP for s in starts if 0 <= s < frames}
+    begins = {max(0, s - WARM_UP - 1) // transnet.STEP for s in starts if 0 <= s < frames}
     begins |= set(range(0, windows, MAX_SEGMENT // transnet.STEP))
-    edges = sorted(begins) + [windows]
-    return [range(a, b) for a, b in itertools.pairwise(edges) if a < b]
+    kept: list[int] = []
+    for begin in sorted(begins):
+        if not kept or begin - kept[-1] >= MIN_SEGMENT // transnet.STEP:
+            kept.append(begin)
+    return [range(a, b) for a, b in itertools.pairwise(kept + [windows])]
 
 
 def window_end(k: int, frames: int) -> int:
@@ -208,7 +216,7 @@ def window_end(k: int, frames: int) -> int:
 
 
 def window_input(held: dict[int, np.ndarray], numbers: np.ndarray) -> np.ndarray | None:
-    """A window's frames (WINDOW, 27, 48, 3) by their frame numbers; a frame that did not
+    """A window's frames (transnet.WINDOW, 27, 48, 3) by their frame numbers; a frame that did not
     decode takes the one before it in the window (the first ones: the first that did), so a
     window depends on its own frames only. None when none of them decoded."""
     there = [int(i) for i in numbers if int(i) in held]
@@ -240,7 +248,7 @@ class Shots:
             self.pass_.stop()
 
     def job_for(self, job: VideoJob, chunk: Chunk | None = None) -> VideoJob:
-        """The job with the cuts of the frames a chunk reads (from WINDOW frames before its
+        """The job with the cuts of the frames a chunk reads (from WARM_UP frames before its
         first, where its depth smoothing warms up, to its end), or all of them (no chunk),
         waiting for the pass if need be: what a Ray worker is sent, and what --convergence
         auto plans with."""
@@ -258,9 +266,9 @@ class Shots:
 
 
 def chunk_frames_read(chunk: Chunk) -> tuple[int, int]:
-    """The frames a chunk decodes (first, stop): WINDOW before its own, for its depth
+    """The frames a chunk decodes (first, stop): WARM_UP before its own, for its depth
     smoothing's state."""
-    return max(0, chunk.first - WINDOW), chunk.stop
+    return max(0, chunk.first - WARM_UP), chunk.stop
 
 
 @contextmanager

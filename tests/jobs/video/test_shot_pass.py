@@ -16,8 +16,8 @@ from stereoconv.disparity import transnet
 from stereoconv.jobs.video import shots
 from stereoconv.jobs.video.shots import ShotPass, read_cuts, segments, window_input
 
-FRAMES, CUT = 300, 200  # a hard cut from one flat colour to another at frame 200
-STARTS = (0, 150)  # the chunks' first frames: segments of windows 0-1 and 2-5
+FRAMES, CUT = 600, 450  # a hard cut from one flat colour to another at frame 450
+STARTS = (0, 300)  # the chunks' first frames: segments of windows 0-4 and 5-11
 
 
 def flat(colour: tuple[int, int, int]) -> np.ndarray:
@@ -33,6 +33,7 @@ def held_decoder(monkeypatch):
     """Replaces the pass's decoder: frames of two shots; a segment's decoding that begins at a
     frame in `held` waits at its first frame until the event `held[first]` is set."""
     held: dict[int, threading.Event] = {}
+    monkeypatch.setattr(shots, "available_cores", lambda: 2)  # both segments at once, anywhere
 
     def decoded(path, pts, info, first, stop, halt=None):
         if first in held:
@@ -55,10 +56,17 @@ def start(tmp_path) -> ShotPass:
 
 def test_segments_begin_where_chunks_begin():
     # a chunk's first frame less the 16 its depth smoothing warms up on, and the frame before
-    assert segments(FRAMES, STARTS) == [range(0, 2), range(2, 6)]
-    assert segments(FRAMES, (0, 66, 67, 120)) == [range(0, 1), range(1, 2), range(2, 6)]
+    assert segments(FRAMES, STARTS) == [range(0, 5), range(5, 12)]
+    assert segments(1000, (0, 240, 480, 720)) == [
+        range(0, 4),
+        range(4, 9),
+        range(9, 14),
+        range(14, 20),
+    ]
     assert segments(2500, (0,)) == [range(0, 20), range(20, 40), range(40, 50)]  # at most 1000
     assert segments(30, (0,)) == [range(0, 1)]
+    # chunks of 16: their segments at least 200 frames apart
+    assert segments(300, range(0, 300, 16)) == [range(0, 4), range(4, 6)]
 
 
 def test_a_frame_that_did_not_decode_takes_the_one_before_it():
@@ -71,7 +79,7 @@ def test_a_frame_that_did_not_decode_takes_the_one_before_it():
 def test_a_chunk_gets_its_cuts_while_other_segments_wait(tmp_path, held_decoder):
     held_decoder[0] = threading.Event()  # the first segment decodes nothing yet
     shot_pass = start(tmp_path)
-    assert shot_pass.cuts_between(150, 250) == (CUT,)  # the second chunk's, from its segment
+    assert shot_pass.cuts_between(300, 500) == (CUT,)  # the second chunk's, from its segment
     assert not (tmp_path / "s.json").exists()
     held_decoder[0].set()
     assert shot_pass.cuts_between(0, CUT) == (0,)
@@ -86,10 +94,10 @@ def test_a_chunk_gets_its_cuts_while_other_segments_wait(tmp_path, held_decoder)
 
 
 def test_a_stopped_pass_stores_nothing(tmp_path, held_decoder):
-    held_decoder[75] = threading.Event()  # the second segment's decoding waits
+    held_decoder[225] = threading.Event()  # the second segment's decoding waits
     shot_pass = start(tmp_path)
     assert shot_pass.cuts_between(0, 50) == (0,)
-    threading.Timer(0.2, held_decoder[75].set).start()  # it goes on; the pass ends at once
+    threading.Timer(0.2, held_decoder[225].set).start()  # it goes on; the pass ends at once
     shot_pass.stop()
     assert not (tmp_path / "s.json").exists()
     with pytest.raises(RuntimeError, match="stopped"):
