@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import logging
+import math
 import os
 import tempfile
 from collections.abc import Callable, Iterator
@@ -79,6 +80,7 @@ class ChunkWorker:
             # 0.69x local on one GPU; whether this was a part of it is not measured)
             torch.set_num_threads(available_cores())
         self.converter = (factory or default_factory)(config, device)
+        self.asked_at_once = at_once
         self.places = AtOnce(self.converter, at_once)
         self.photo_places = AtOnce(self.converter, at_once, photos=True)
 
@@ -91,6 +93,13 @@ class ChunkWorker:
     def at_once(self, photos: bool = False) -> int:
         """How many chunks (or, `photos`, photo batches) this worker converts at once."""
         return (self.photo_places if photos else self.places).n
+
+    def plan(self, chunks: int) -> int:
+        """Before a job's chunks: about `chunks` of them will come here, so convert as many at
+        once as fill their rounds, as the local runner does (runner.local.chunks_at_once);
+        returns how many. Not while chunks are converting: one job at a time."""
+        self.places = AtOnce(self.converter, self.asked_at_once, chunks=chunks)
+        return self.places.n
 
     def ready(self, depth_model: bool = True) -> bool:
         """Load the models now (they load lazily), so failures show up before any chunk and
@@ -228,6 +237,19 @@ def in_flight_limits(actors: list, photos: bool = False) -> list[int]:
     return limits
 
 
+def planned(actors: list, chunks: int) -> None:
+    """Tell each actor about how many chunks of the job it will convert (ChunkWorker.plan);
+    an actor gone for good is left to in_flight_limits."""
+    import ray
+    from ray.exceptions import RayActorError
+
+    for actor in actors:
+        try:
+            ray.get(actor.plan.remote(chunks))
+        except RayActorError:
+            pass
+
+
 def run_chunks(
     job: VideoJob,
     actors: list,
@@ -244,6 +266,7 @@ def run_chunks(
 
     todo = [c for c in job.chunks if not job.is_done(c)]
     progress("frames", sum(c.stop - c.first for c in job.chunks if job.is_done(c)), len(job.pts))
+    planned(actors, math.ceil(len(todo) / max(len(actors), 1)))
     limit = in_flight_limits(actors)
     live = [i for i in range(len(actors)) if limit[i]]
     load = dict.fromkeys(live, 0)

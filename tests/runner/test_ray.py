@@ -282,6 +282,25 @@ def test_a_worker_converts_photo_batches_as_the_local_runner_does(monkeypatch):
     assert worker.at_once() == 4 and worker.at_once(photos=True) == 1
 
 
+def test_a_worker_told_a_jobs_chunks_fills_their_rounds_as_the_local_runner(monkeypatch):
+    """Before a job, the driver tells each worker about how many chunks will come to it
+    (run_chunks, ChunkWorker.plan): it then converts as many at once as the local runner would
+    for that many (runner.local.filling_rounds); one asked for a number keeps it."""
+    import stereoconv.runner.local as local
+    from stereoconv.runner.ray import ChunkWorker
+
+    monkeypatch.setattr(
+        local,
+        "chunks_at_once",
+        lambda converter, photos=False, chunks=None: local.filling_rounds(chunks or 4, 4),
+    )
+    worker = ChunkWorker(build_config(backend="warp"), device="cpu")
+    assert worker.at_once() == 4
+    assert worker.plan(5) == 5 and worker.at_once() == 5
+    assert worker.plan(8) == 4
+    assert ChunkWorker(build_config(backend="warp"), device="cpu", at_once=3).plan(5) == 3
+
+
 def test_the_trained_detectors_cuts_split_over_two_workers_are_the_one_piece_ones(
     cluster, tmp_path, tiny_depth
 ):
