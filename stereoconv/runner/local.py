@@ -21,7 +21,7 @@ from stereoconv.overlap import available_cores
 from stereoconv.progress import Progress, silent
 from stereoconv.tensors import own_stream
 
-MAX_AT_ONCE = 4  # chunks_at_once's most
+MAX_AT_ONCE = 4  # the most the cores give room for (a last round: up to twice, filling_rounds)
 # the least GPU memory on which a warp job converts more chunks at once than the cores hold to
 # fill its last round: the cards its chunks were measured on have 80 GiB and more
 FILLING_CARD_GIB = 40

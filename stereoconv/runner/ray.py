@@ -203,8 +203,9 @@ def make_actors(
     import ray
     from ray.exceptions import RayActorError
 
-    # threads for the chunks it converts, those waiting, and a call such as pid() beside them
-    threads = (at_once or MAX_AT_ONCE) + WAITING_PER_WORKER + 1
+    # threads for the chunks it converts (up to twice MAX_AT_ONCE where a job's last round is
+    # filled: ChunkWorker.plan), those waiting, and a call such as pid() beside them
+    threads = (at_once or 2 * MAX_AT_ONCE) + WAITING_PER_WORKER + 1
     remote = ray.remote(ChunkWorker).options(
         num_gpus=1 if use_gpus else 0,
         num_cpus=1,
