@@ -107,7 +107,7 @@ def images(
     device = kwargs.get("device")  # Ray workers pick theirs from the same request
     converter = make_converter(kwargs)
     if workers > 1 or ray_address:
-        from stereoconv.runner.ray import photo_mapper
+        from stereoconv.runner.ray_photos import photo_mapper
 
         mapper = photo_mapper(converter.config, workers, ray_address, device)
     else:

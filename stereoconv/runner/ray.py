@@ -6,18 +6,18 @@ once in threads as the local runner does (runner.local.AtOnce: the same number, 
 stream of its own); Ray only places it and moves chunks and results. Inputs are read by every
 worker from the same path (shared storage); encoded chunks come back through the driver, which
 keeps them atomically in the work folder, so resume works exactly as in a single-process run.
-If an actor dies, Ray restarts it and retries its chunks.
+If an actor dies, Ray restarts it and retries its chunks. A photo library's batches go to the
+same actors: runner/ray_photos.py.
 """
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import logging
 import math
 import os
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -299,94 +299,6 @@ def run_chunks(
     return done
 
 
-def ray_photo_batches(actors: list):
-    """A photo-library batch mapper over the actors, each holding at most its
-    in_flight_limits batches, so memory stays flat on the driver; results come in the
-    batches' order. A batch whose worker died (after Ray restarted it) is retried photo by
-    photo, each photo alone on a worker (nothing else converting there: the batches beside
-    it may have been the cause); a photo whose worker dies then too is poisoned: it is
-    reported and the rest go on."""
-    import ray
-    from ray.exceptions import RayActorError
-
-    def run(batches: Iterator[list], layout: str):
-        limit = dict(zip(actors, in_flight_limits(actors, photos=True), strict=True))
-        live = [a for a in actors if limit[a]]
-        if not live:
-            raise UserError("every Ray worker died; see the Ray logs")
-        in_flight: collections.deque = collections.deque()  # (batch, actor, ref), in order
-
-        def load(actor) -> int:
-            return sum(1 for _, a, _ in in_flight if a is actor)
-
-        def submit(batch: list) -> None:
-            actor = max(live, key=lambda a: limit[a] - load(a))
-            ref = actor.encode_photos.options(max_task_retries=0).remote(batch, layout)
-            in_flight.append((batch, actor, ref))
-
-        def died(actor) -> None:
-            if actor in live and not alive(actor):
-                live.remove(actor)
-            if not live:
-                raise UserError("every Ray worker died; see the Ray logs")
-
-        def idle_worker():
-            """A live worker with nothing in flight, waiting for one if need be."""
-            while True:
-                busy = {a for _, a, ref in in_flight if not ray.wait([ref], timeout=0)[0]}
-                idle = [a for a in live if a not in busy]
-                if not idle:
-                    ray.wait([ref for _, a, ref in in_flight if a in busy], num_returns=1)
-                elif alive(idle[0]):  # not gone for good before the photo was sent
-                    return idle[0]
-                else:
-                    died(idle[0])
-
-        def alone(one: list) -> list:
-            """The result of a one-photo batch converted on a worker with nothing else in
-            flight, or the UserError of a poisoned photo."""
-            actor = idle_worker()
-            try:
-                return ray.get(actor.encode_photos.options(max_task_retries=0).remote(one, layout))
-            except RayActorError:
-                died(actor)
-            source = one[0][0].source
-            why = f"{source}: the worker process converting it died (twice); see the Ray logs"
-            return [UserError(why)]
-
-        def collect() -> Iterator[tuple[list, list]]:
-            batch, actor, ref = in_flight.popleft()
-            try:
-                result = ray.get(ref)
-            except RayActorError:
-                died(actor)
-                for one in batch:
-                    yield [one], alone([one])
-                return
-            yield batch, result
-
-        for batch in batches:
-            while sum(limit[a] - load(a) for a in live) <= 0:
-                yield from collect()
-            submit(batch)
-        while in_flight:
-            yield from collect()
-
-    return run
-
-
-def alive(actor) -> bool:
-    """Whether an actor answers (Ray may have restarted it), or is gone for good."""
-    import ray
-    from ray.exceptions import RayActorError
-
-    try:
-        ray.get(actor.pid.remote())
-        return True
-    except RayActorError:
-        return False
-
-
 # --- what the commands call: `--workers N` or `--ray-address` ---------------------------------
 
 
@@ -405,9 +317,3 @@ def convert_video_on_ray(
     actors = start_actors(job.config, workers, address, job.depth is None, device)
     run_chunks(job, actors, progress, shots=shots)
     return finish_job(job)
-
-
-def photo_mapper(config: StereoConfig, workers: int, address: str | None, device=None):
-    """A batch mapper for stereoconv.jobs.library.convert_library that runs on Ray actors."""
-    actors = start_actors(config, workers, address, device=device)
-    return ray_photo_batches(actors)

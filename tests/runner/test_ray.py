@@ -181,7 +181,7 @@ def photo_folder(folder, sizes):
 def library_on(actors, photos, out, tiny_depth, batch_size=4):
     from stereoconv.converter import StereoConverter
     from stereoconv.jobs.library import convert_library
-    from stereoconv.runner.ray import ray_photo_batches
+    from stereoconv.runner.ray_photos import ray_photo_batches
 
     config = build_config(backend="warp", depth_model=str(tiny_depth), batch_size=batch_size)
     converter = StereoConverter(config, "cpu")
