@@ -60,14 +60,11 @@ class DepthRangeSmoother:
             self.history, self.numbers = [], []
         self.history.append((low, high))
         self.numbers.append(index)
-        keep = [
-            k
-            for k, n in enumerate(self.numbers)
-            if (n is None or index is None or n > index - self.window)
-            and k >= len(self.numbers) - self.window
-        ]
-        self.history = [self.history[k] for k in keep]
-        self.numbers = [self.numbers[k] for k in keep]
+        while index is not None and self.numbers[0] is not None:  # numbers rise
+            if self.numbers[0] > index - self.window:
+                break
+            del self.history[0], self.numbers[0]
+        self.history, self.numbers = self.history[-self.window :], self.numbers[-self.window :]
         weights = self.decay ** np.arange(len(self.history))[::-1]
         values = np.array(self.history)
         lo, hi = (weights[:, None] * values).sum(0) / weights.sum()

@@ -77,7 +77,8 @@ class ChunkWorker:
         elif device.type != "cpu":
             # Ray starts an actor with OMP_NUM_THREADS=1: the CPU work beside a GPU's (resizes,
             # conversions) gets the node's cores, as in a local run (Ray's diffusion job ran at
-            # 0.69x local on one GPU; whether this was a part of it is not measured)
+            # 0.69x local on one GPU before this and the carry's flow resize on the GPU, 0.91x
+            # after, docs/distributed.md; each alone not measured)
             torch.set_num_threads(available_cores())
         self.converter = (factory or default_factory)(config, device)
         self.asked_at_once = at_once

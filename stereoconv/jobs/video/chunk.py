@@ -7,7 +7,6 @@ import torch
 from stereoconv.backends.views import StereoViews
 from stereoconv.converter import StereoConverter
 from stereoconv.disparity.plan import DisparityPlan, ShotTracker
-from stereoconv.disparity.shots import WINDOW
 from stereoconv.jobs.video.frames import (
     DepthBatch,
     depth_batches,
@@ -35,15 +34,14 @@ def convert_chunk(
     after each batch."""
     cfg, device = converter.config, converter.device
     plan = DisparityPlan.of(cfg, given=job.depth is not None, given_scale=job.given_scale)
-    start = max(0, chunk.first - WINDOW)  # decoded from here: the state of its first frame
-    shots, changes = ShotTracker(plan, job.cuts, start), ViewChanges()
+    shots, changes = ShotTracker(plan, job.cuts, chunk.read_from), ViewChanges()
     views_of = converter.video_views()  # the chunk's own: a coherent fill keeps its frames
     frames_stats: list[FrameRecord] = []
     first_pts, evaluations = None, 0.0
     encoder = open_encoder(job, chunk)
     try:
-        # 0. Decode from up to WINDOW frames before the chunk
-        for batch in depth_batches(job, converter, start, chunk.stop):
+        # 0. Decode from up to WINDOW frames before the chunk: the state of its first frame
+        for batch in depth_batches(job, converter, chunk.read_from, chunk.stop):
             # 1. Scene cuts and the smoothed depth range, frames before the chunk included
             smoothed, cuts = shots.update(batch.frames, batch.relative, batch.indices)
             keep = [j for j, i in enumerate(batch.indices) if i >= chunk.first]

@@ -18,6 +18,7 @@ from stereoconv.config import StereoConfig, VideoOptions, pixel_settings
 from stereoconv.disparity import transnet
 from stereoconv.disparity.maps import DepthFrames
 from stereoconv.disparity.plan import CutSource
+from stereoconv.disparity.shots import WINDOW
 from stereoconv.errors import UserError
 from stereoconv.fileio import atomic_output
 from stereoconv.layout import packed_size, view_size_within
@@ -44,6 +45,12 @@ class Chunk:
     @property
     def name(self) -> str:
         return f"chunk-{self.index:06d}"
+
+    @property
+    def read_from(self) -> int:
+        """The first frame it decodes: WINDOW before its own, where the state of its first
+        frame (the depth range's history) is rebuilt."""
+        return max(0, self.first - WINDOW)
 
 
 def plan_chunks(frames: int, chunk_frames: int) -> list[Chunk]:

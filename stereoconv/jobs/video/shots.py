@@ -248,13 +248,12 @@ class Shots:
             self.pass_.stop()
 
     def job_for(self, job: VideoJob, chunk: Chunk | None = None) -> VideoJob:
-        """The job with the cuts of the frames a chunk reads (from WARM_UP frames before its
-        first, where its depth smoothing warms up, to its end), or all of them (no chunk),
-        waiting for the pass if need be: what a Ray worker is sent, and what --convergence
-        auto plans with."""
+        """The job with the cuts of the frames a chunk reads (Chunk.read_from to its end),
+        or all of them (no chunk), waiting for the pass if need be: what a Ray worker is sent,
+        and what --convergence auto plans with."""
         if self.pass_ is None:
             return dataclasses.replace(job, cuts=self.cuts)
-        first, stop = (0, len(job.pts)) if chunk is None else chunk_frames_read(chunk)
+        first, stop = (0, len(job.pts)) if chunk is None else (chunk.read_from, chunk.stop)
         return dataclasses.replace(job, cuts=self.pass_.cuts_between(first, stop))
 
     def job_reading(self, job: VideoJob) -> VideoJob:
@@ -263,12 +262,6 @@ class Shots:
         if self.pass_ is None:
             return dataclasses.replace(job, cuts=self.cuts)
         return dataclasses.replace(job, cuts=self.pass_.cuts_between)
-
-
-def chunk_frames_read(chunk: Chunk) -> tuple[int, int]:
-    """The frames a chunk decodes (first, stop): WARM_UP before its own, for its depth
-    smoothing's state."""
-    return max(0, chunk.first - WARM_UP), chunk.stop
 
 
 @contextmanager
