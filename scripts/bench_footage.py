@@ -128,14 +128,18 @@ def chunk_waits(sampler: StackSampler) -> dict[str, float]:
     return {where: round(100 * n / total, 1) for where, n in counts.most_common(12)}
 
 
-def run_case(clip: Path, depth_model: str, case: str, preset: str, frames: int, work: Path):
-    """One `stereoconv video` run of a case, with its measurements."""
+def run_case(
+    clip: Path, depth_model: str, case: str, preset: str, frames: int, work: Path, shots: str
+):
+    """One `stereoconv video` run of a case, with its measurements. shots: --shots, or
+    "default" (the product's: the trained detector where its package is installed)."""
     out = work / f"{case}-{preset}.mp4"
     given = ["--depth", str(clip.with_name(clip.stem + "-depth.mkv"))]
     given += ["--depth-kind", "relative-disparity"]
     args = ["video", str(clip), str(out), "--backend", "warp", "--depth-model", depth_model]
     args += [] if case == "model" else given
     args += ["--encoder-preset", preset, "--max-frames", str(frames), "--overwrite", "--quiet"]
+    args += [] if shots == "default" else ["--shots", shots]
     cpu, stop = ThreadCpu(), threading.Event()
 
     def sample() -> None:
@@ -253,6 +257,15 @@ def main() -> None:
         " auto (the product's choice, runner.local.chunks_at_once)",
     )
     parser.add_argument(
+        "--shots",
+        default="default",
+        help="--shots of each run, each value a run of every case, preset and at-once value:"
+        " threshold, transnet, none, or default (the product's)",
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="every run this many times, in turn (paired)"
+    )
+    parser.add_argument(
         "--smoke", action="store_true", help="the tiny depth model, a small clip, the CPU"
     )
     args = parser.parse_args()
@@ -289,13 +302,19 @@ def main() -> None:
     warm = ["video", str(clip), str(args.work / "warm.mp4"), "--backend", "warp"]
     run_cli([*warm, "--depth-model", depth_model, "--max-frames", "24", "--overwrite", "--quiet"])
     outputs = {}
-    for case, preset, at_once in itertools.product(
-        args.cases.split(","), args.presets.split(","), args.at_once.split(",")
+    for round_, case, preset, at_once, shots in itertools.product(
+        range(1, args.rounds + 1),
+        args.cases.split(","),
+        args.presets.split(","),
+        args.at_once.split(","),
+        args.shots.split(","),
     ):
         with chunks_at_once(at_once):
-            row = run_case(clip, depth_model, case, preset, args.frames, args.work)
-        row["chunks_at_once"] = at_once
+            row = run_case(clip, depth_model, case, preset, args.frames, args.work, shots)
+        row["chunks_at_once"], row["shots"] = at_once, shots
         label = f"{case}, {preset}" + ("" if at_once == "auto" else f", {at_once} at once")
+        label += "" if shots == "default" else f", --shots {shots}"
+        label += "" if args.rounds == 1 else f", round {round_}"
         report["runs"][label] = row
         if case != "model+smooth":  # its frames are the smooth case's
             outputs.setdefault(case, args.work / f"{case}-{preset}.mp4")

@@ -192,7 +192,7 @@ def video(
         video_output_name,
         work_folder,
     )
-    from stereoconv.jobs.video.shots import planned_shots
+    from stereoconv.jobs.video.shots import early_pass, planned_shots
     from stereoconv.layouts import layout_of
     from stereoconv.layouts import name_tag as tag_of
 
@@ -218,19 +218,27 @@ def video(
         note,
         collect_stats=report is not None,
     )
-    if workers == 1 and not ray_address:  # here: every model found before any work (on Ray,
-        converter.load_models(job.depth is None)  # each worker loads its own)
-    # one writer per output: held before the work folder, so a live run's work is never touched;
-    # the cuts are stored in the work folder, and the pass's summary line is progress (--quiet)
-    with (
-        lock.holding(job.output, note),
-        work_folder(job, overwrite, note),
-        Bars(quiet, stages=("convergence", "frames")) as bars,
-        planned_shots(job, converter.device, say_nothing if quiet else note) as shots,
-    ):
-        job, notes, totals = run_video_job(
-            job, converter, workers, ray_address, device, bars, shots
-        )
+    shot_pass = early_pass(job, converter.device)  # reads the input only: begun while models load
+    try:
+        if workers == 1 and not ray_address:  # here: every model found before any work (on
+            converter.load_models(job.depth is None)  # Ray, each worker loads its own)
+        # one writer per output: held before the work folder, so a live run's work is never
+        # touched; the cuts are stored in the work folder, and the pass's line is progress
+        with (
+            lock.holding(job.output, note),
+            work_folder(job, overwrite, note),
+            Bars(quiet, stages=("convergence", "frames")) as bars,
+            planned_shots(
+                job, converter.device, say_nothing if quiet else note, shot_pass
+            ) as shots,
+        ):
+            job, notes, totals = run_video_job(
+                job, converter, workers, ray_address, device, bars, shots
+            )
+    except BaseException:
+        if shot_pass is not None:
+            shot_pass.stop()  # at once if planned_shots had it; else it ends here
+        raise
     for text in notes:
         note(text)
     work = ""

@@ -232,3 +232,31 @@ def test_without_the_package_one_line_and_the_threshold_rule(
     assert len(said) == 1 and "threshold rule" in said[0], err
     assert options["shots"] == "threshold"
     assert fallback_cuts == threshold_cuts
+
+
+def test_the_pass_begins_before_the_models_load_and_ends_with_a_failed_load(
+    capsys, tmp_path, edited, tiny_depth, monkeypatch
+):
+    """The pass only reads the input, so it starts before the models load (the chunks' first
+    cuts come sooner); a model that cannot be had still fails before any work, and takes the
+    pass with it: no thread left, no work folder."""
+    import threading
+
+    from stereoconv.converter import StereoConverter
+
+    real_load, seen = StereoConverter.load_models, []
+
+    def load_models(self, depth_model=True):
+        seen.append([t.name for t in threading.enumerate()])
+        return real_load(self, depth_model)
+
+    monkeypatch.setattr(StereoConverter, "load_models", load_models)
+    code, err, cuts, _ = video(capsys, edited, tmp_path / "a.mp4", tiny_depth, "--max-frames", 60)
+    assert code == 0, err
+    assert "stereoconv-shots" in seen[0]  # the pass was under way while the models loaded
+    assert found(cuts, *DISSOLVE)
+
+    code, err, _, _ = video(capsys, edited, tmp_path / "b.mp4", tmp_path / "no-such-model")
+    assert code != 0 and len(err) == 1, err
+    assert "stereoconv-shots" not in [t.name for t in threading.enumerate()]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.html", "a.json", "a.mp4"]

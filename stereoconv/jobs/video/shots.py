@@ -69,8 +69,8 @@ class ShotPass:
     windows are judged segment by segment, several segments at once (as many as the cores),
     each beginning where a chunk of the job begins (`starts`), so the first cuts of a chunk
     whose segment is under way come after a short decode. When the pass is complete its cuts
-    are written to `stored` (a resumed job reads them back). stop() ends it early and writes
-    nothing."""
+    are written to `stored`, or to where keep_in says once it does (a resumed job reads them
+    back). stop() ends it early and writes nothing."""
 
     def __init__(
         self,
@@ -79,7 +79,7 @@ class ShotPass:
         info: VideoInfo,
         starts: Sequence[int],
         device: torch.device,
-        stored: Path,
+        stored: Path | None = None,
     ):
         self.frames = len(pts)
         self.seconds: float | None = None  # how long the complete pass took
@@ -91,11 +91,12 @@ class ShotPass:
         self._error: BaseException | None = None
         self._stop = threading.Event()
         self._changed = threading.Condition()
-        args = (path, pts, info, segments(self.frames, starts), device, stored)
+        self._stored, self._kept = stored, False
+        args = (path, pts, info, segments(self.frames, starts), device)
         self._thread = threading.Thread(target=self._run, args=args, name="stereoconv-shots")
         self._thread.start()
 
-    def _run(self, path, pts, info, parts: list[range], device, stored: Path) -> None:
+    def _run(self, path, pts, info, parts: list[range], device) -> None:
         started = time.perf_counter()
         try:
             # loaded while the first frames decode (a chunk's first wait is both), and once
@@ -106,11 +107,9 @@ class ShotPass:
                     pass
             if self._stop.is_set():  # stopped segments end short: the windows are not all there
                 raise _Stopped
-            self.seconds = time.perf_counter() - started
-            try:
-                write_cuts(stored, self.frames, list(self.cuts_between(0, self.frames)))
-            except OSError as exc:  # the cuts stand; only a resumed job's shortcut is lost
-                self.not_stored = f"the cuts could not be kept in {stored} ({exc})"
+            with self._changed:
+                self.seconds = time.perf_counter() - started
+            self._keep()
         except _Stopped:
             pass
         except BaseException as exc:  # raised in the chunks that wait for the cuts
@@ -120,6 +119,24 @@ class ShotPass:
             with self._changed:
                 self._ended = True
                 self._changed.notify_all()
+
+    def keep_in(self, stored: Path) -> None:
+        """Write the complete pass's cuts to `stored`: now if the pass is complete, else when it
+        is (a pass started before its job's work folder was ready)."""
+        with self._changed:
+            self._stored = stored
+        self._keep()
+
+    def _keep(self) -> None:
+        """Write the cuts, once, if the pass is complete and has a place to keep them."""
+        with self._changed:
+            if self.seconds is None or self._stored is None or self._kept:
+                return
+            self._kept, stored = True, self._stored
+        try:
+            write_cuts(stored, self.frames, list(self.cuts_between(0, self.frames)))
+        except OSError as exc:  # the cuts stand; only a resumed job's shortcut is lost
+            self.not_stored = f"the cuts could not be kept in {stored} ({exc})"
 
     def _segment(self, path, pts, info, network, device, windows: range) -> None:
         """Judge windows `windows`, each as soon as its frames are decoded. An error is
@@ -264,14 +281,31 @@ class Shots:
         return dataclasses.replace(job, cuts=self.pass_.cuts_between)
 
 
+def early_pass(job: VideoJob, device: torch.device) -> ShotPass | None:
+    """The trained detector's pass of the job, started now, before its models load and its work
+    folder opens (it only reads the input: the chunks' first cuts come sooner); planned_shots
+    then takes it over, and whoever started it stops it if the job fails before that. None where
+    the job needs no pass: --shots threshold or none, or a previous run's cuts in its work
+    folder (planned_shots checks them again once the folder is the job's)."""
+    if job.options.shots in ("threshold", "none"):
+        return None
+    if read_cuts(job.workdir / SHOTS_FILE, len(job.pts)) is not None:
+        return None
+    return ShotPass(job.input, job.pts, job.info, [c.first for c in job.chunks], device)
+
+
 @contextmanager
 def planned_shots(
-    job: VideoJob, device: torch.device, notify: Callable[[str], None]
+    job: VideoJob,
+    device: torch.device,
+    notify: Callable[[str], None],
+    started: ShotPass | None = None,
 ) -> Iterator[Shots]:
-    """The job's cuts for the block: by the trained detector in a pass beside the block's work,
-    or read back from the work folder where a previous run of the job found them; only the
-    first frame for --shots none; none planned for --shots threshold. A complete pass is said
-    in one line at the block's end; an error in the block stops the pass."""
+    """The job's cuts for the block: by the trained detector in a pass beside the block's work
+    (`started` by early_pass, or started here), or read back from the work folder where a
+    previous run of the job found them; only the first frame for --shots none; none planned for
+    --shots threshold. A complete pass is said in one line at the block's end; an error in the
+    block stops the pass."""
     if job.options.shots == "threshold":
         yield Shots(None)
         return
@@ -281,10 +315,13 @@ def planned_shots(
     stored = job.workdir / SHOTS_FILE
     cuts = read_cuts(stored, len(job.pts))
     if cuts is not None:
+        if started is not None:
+            started.stop()
         yield Shots(tuple(cuts))
         return
     starts = [chunk.first for chunk in job.chunks]
-    pass_ = ShotPass(job.input, job.pts, job.info, starts, device, stored)
+    pass_ = started or ShotPass(job.input, job.pts, job.info, starts, device)
+    pass_.keep_in(stored)
     try:
         yield Shots(None, pass_)
         pass_.join()

@@ -132,3 +132,24 @@ def test_a_halt_ends_a_segments_decoding_at_its_next_frame(tmp_path):
     halt = threading.Event()
     halt.set()
     assert list(shots.decoded_thumbnails(clip, pts, info, 0, len(pts), halt)) == []
+
+
+def test_a_pass_begun_before_its_folder_keeps_its_cuts_once_told_where(tmp_path, held_decoder):
+    pts = tuple(range(FRAMES))
+    # complete before it is told: written when told
+    early = ShotPass(tmp_path / "in.mp4", pts, None, STARTS, torch.device("cpu"))
+    early.join()
+    assert list(tmp_path.iterdir()) == []
+    early.keep_in(tmp_path / "a.json")
+    assert read_cuts(tmp_path / "a.json", FRAMES) == [0, CUT]
+    # told while it runs: written when complete, once
+    held_decoder[0] = threading.Event()
+    late = ShotPass(tmp_path / "in.mp4", pts, None, STARTS, torch.device("cpu"))
+    late.keep_in(tmp_path / "b.json")
+    assert not (tmp_path / "b.json").exists()
+    held_decoder[0].set()
+    late.join()
+    assert read_cuts(tmp_path / "b.json", FRAMES) == [0, CUT]
+    (tmp_path / "b.json").unlink()
+    late.keep_in(tmp_path / "b.json")  # not twice
+    assert not (tmp_path / "b.json").exists()
