@@ -218,8 +218,8 @@ def video(
         note,
         collect_stats=report is not None,
     )
-    shot_pass = early_pass(job, converter.device)  # reads the input only: begun while models load
-    try:
+    # the shot pass reads the input only: begun while the models load
+    with early_pass(job, converter.device) as shot_pass:
         if workers == 1 and not ray_address:  # here: every model found before any work (on
             converter.load_models(job.depth is None)  # Ray, each worker loads its own)
         # one writer per output: held before the work folder, so a live run's work is never
@@ -235,10 +235,6 @@ def video(
             job, notes, totals = run_video_job(
                 job, converter, workers, ray_address, device, bars, shots
             )
-    except BaseException:
-        if shot_pass is not None:
-            shot_pass.stop()  # at once if planned_shots had it; else it ends here
-        raise
     for text in notes:
         note(text)
     work = ""

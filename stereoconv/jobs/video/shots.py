@@ -281,17 +281,23 @@ class Shots:
         return dataclasses.replace(job, cuts=self.pass_.cuts_between)
 
 
-def early_pass(job: VideoJob, device: torch.device) -> ShotPass | None:
-    """The trained detector's pass of the job, started now, before its models load and its work
-    folder opens (it only reads the input: the chunks' first cuts come sooner); planned_shots
-    then takes it over, and whoever started it stops it if the job fails before that. None where
-    the job needs no pass: --shots threshold or none, or a previous run's cuts in its work
-    folder (planned_shots checks them again once the folder is the job's)."""
-    if job.options.shots in ("threshold", "none"):
-        return None
-    if read_cuts(job.workdir / SHOTS_FILE, len(job.pts)) is not None:
-        return None
-    return ShotPass(job.input, job.pts, job.info, [c.first for c in job.chunks], device)
+@contextmanager
+def early_pass(job: VideoJob, device: torch.device) -> Iterator[ShotPass | None]:
+    """The trained detector's pass of the job for the block, started now, before its models
+    load and its work folder opens (it only reads the input: the chunks' first cuts come
+    sooner), for planned_shots to take over; an error in the block stops it. None where the job
+    needs no pass: --shots threshold or none, or a previous run's cuts in its work folder
+    (planned_shots checks them again once the folder is the job's)."""
+    needed = job.options.shots not in ("threshold", "none")
+    if not needed or read_cuts(job.workdir / SHOTS_FILE, len(job.pts)) is not None:
+        yield None
+        return
+    pass_ = ShotPass(job.input, job.pts, job.info, [c.first for c in job.chunks], device)
+    try:
+        yield pass_
+    except BaseException:
+        pass_.stop()  # at once if planned_shots had it
+        raise
 
 
 @contextmanager
