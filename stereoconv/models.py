@@ -5,12 +5,19 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from pathlib import Path
 from urllib.parse import urlparse
 
 import torch
 
 from stereoconv.errors import UserError
+
+# Held while a model is built. transformers' from_pretrained sets the process's default dtype
+# while it builds (half precision for a half-precision model), and that reaches every thread:
+# a network built beside it (the shot pass's, in a thread of its own) got half-precision
+# buffers and failed on an H100 (2026-12-06).
+BUILDING = threading.RLock()
 
 
 def pick_device(name: str | None = None) -> torch.device:
@@ -90,12 +97,13 @@ def load_pretrained(cls, name: str, what: str, strict: bool = True, **kwargs):
         kwargs["output_loading_info"] = True
     _quiet_loading()
     try:
-        try:
-            loaded = cls.from_pretrained(source, local_files_only=True, **kwargs)
-        except (OSError, ValueError):
-            if path.is_dir() or not hub_reachable():
-                raise
-            loaded = cls.from_pretrained(source, **kwargs)
+        with BUILDING:
+            try:
+                loaded = cls.from_pretrained(source, local_files_only=True, **kwargs)
+            except (OSError, ValueError):
+                if path.is_dir() or not hub_reachable():
+                    raise
+                loaded = cls.from_pretrained(source, **kwargs)
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         text = str(exc).strip()
         reason = text.splitlines()[0][:200] if text else type(exc).__name__

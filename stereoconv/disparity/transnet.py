@@ -22,6 +22,8 @@ from collections.abc import Iterable, Iterator
 import numpy as np
 import torch
 
+from stereoconv.models import BUILDING
+
 HEIGHT, WIDTH = 27, 48  # the network's input frames
 WINDOW = 100  # frames the network reads at a time
 STEP = 50  # frames each window decides: its middle ones
@@ -70,7 +72,7 @@ def build_network(device: torch.device) -> torch.nn.Module:
     network = import_network()
     if network is None:
         raise RuntimeError(f"{PACKAGE} is not installed")  # callers check available() first
-    with torch.random.fork_rng(devices=[]):
+    with BUILDING, torch.random.fork_rng(devices=[]):  # not while a model sets the dtype
         # built on the CPU: asked for MPS, the package prints a warning of its own
         return network(device="cpu").to(device).eval()
 

@@ -128,6 +128,48 @@ def test_loading_leaves_the_process_state_alone():
     assert random.getstate() == before[4]
 
 
+def test_the_network_is_not_built_while_a_model_loads(tmp_path, tiny_depth, monkeypatch):
+    """transformers sets the process's default dtype while it builds a half-precision model; the
+    shot pass builds its network in a thread of its own, and one built in that moment got
+    half-precision buffers (an H100 run failed so). Here the depth model loads in half
+    precision, held in the middle of its build, while the network is built in a thread."""
+    import threading
+
+    from transformers import DepthAnythingForDepthEstimation
+
+    from stereoconv.models import load_pretrained
+
+    building, go_on = threading.Event(), threading.Event()
+    real_init = DepthAnythingForDepthEstimation.__init__
+
+    def held_init(self, *args, **kwargs):
+        building.set()
+        assert go_on.wait(30)
+        real_init(self, *args, **kwargs)
+
+    monkeypatch.setattr(DepthAnythingForDepthEstimation, "__init__", held_init)
+    loading = threading.Thread(
+        target=load_pretrained,
+        args=(DepthAnythingForDepthEstimation, str(tiny_depth), "depth model"),
+        kwargs={"dtype": torch.float16},
+    )
+    loading.start()
+    assert building.wait(30)
+    assert torch.get_default_dtype() == torch.float16  # what the network would have met
+    built = []
+    network = threading.Thread(target=lambda: built.append(transnet.build_network("cpu")))
+    network.start()
+    time.sleep(0.2)
+    go_on.set()
+    loading.join()
+    network.join()
+    assert torch.get_default_dtype() == torch.float32
+    dtypes = {
+        t.dtype for t in [*built[0].parameters(), *built[0].buffers()] if t.is_floating_point()
+    }
+    assert dtypes == {torch.float32}
+
+
 # --- through the real job ----------------------------------------------------------------------
 
 
