@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -50,7 +51,7 @@ def hold(
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            holder = holder_of(fd)
             os.close(fd)
             raise UserError(
                 f"{output} is being written by another stereoconv run (process {holder}); "
@@ -71,6 +72,17 @@ def hold(
     os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
     _held[path] = fd
     return path
+
+
+def holder_of(fd: int) -> str:
+    """The process id a held lock file names. Its holder writes it just after taking the lock,
+    so an empty file is read again for a moment before it is called unknown."""
+    for _ in range(50):
+        holder = os.pread(fd, 32, 0).decode(errors="replace").strip()
+        if holder:
+            return holder
+        time.sleep(0.01)
+    return "unknown"
 
 
 @contextmanager

@@ -3,13 +3,18 @@ is taken over, and no run touches another live run's work. Real processes hold t
 
 from __future__ import annotations
 
+import fcntl
+import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
+from stereoconv import lock
 from stereoconv.cli.main import main
+from stereoconv.errors import UserError
 from stereoconv.lock import lock_path
 from tests.helpers.clips import numbered_frame, write_clip
 from tests.helpers.robustness_cases import photo
@@ -120,3 +125,18 @@ def test_two_runs_started_at_once_one_writes_the_other_says_so(tmp_path, tiny_de
     lines = refused.strip().splitlines()
     assert len(lines) == 1 and f"another stereoconv run (process {winner})" in lines[0], refused
     assert out.exists() and not lock_path(out).exists()
+
+
+def test_a_holder_that_has_not_written_its_id_yet_is_named_once_it_has(tmp_path):
+    """The holder writes its process id just after it takes the lock; a second run that comes
+    in between reads the file again for a moment rather than naming "process unknown"."""
+    out = tmp_path / "out.mp4"
+    path = lock.lock_path(out)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # taken, nothing written yet
+    threading.Timer(0.1, lambda: os.pwrite(fd, b"4242\n", 0)).start()
+    try:
+        with pytest.raises(UserError, match=r"process 4242\)"):
+            lock.hold(out)
+    finally:
+        os.close(fd)

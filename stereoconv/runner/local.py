@@ -138,7 +138,7 @@ def convert_video(
     if min(len(todo), places.n) <= 1:
         for chunk in todo:
             convert(chunk)
-        return finish_job(job)
+        return finished(job, shots)
     places.load_models(job.depth is None)  # before the threads
     with ThreadPoolExecutor(
         min(len(todo), places.n), thread_name_prefix="stereoconv-chunk"
@@ -154,6 +154,14 @@ def convert_video(
             if shots is not None:
                 shots.stop()  # chunks waiting for their cuts give up
             raise
+    return finished(job, shots)
+
+
+def finished(job: VideoJob, shots: Shots | None) -> tuple[list[str], dict]:
+    """The job joined (finish_job), once the shot pass, if any, has kept its cuts: finish_job
+    removes the work folder, which a later write of the cuts would make again."""
+    if shots is not None:
+        shots.settle()
     return finish_job(job)
 
 

@@ -317,4 +317,6 @@ def convert_video_on_ray(
 
     actors = start_actors(job.config, workers, address, job.depth is None, device)
     run_chunks(job, actors, progress, shots=shots)
+    if shots is not None:
+        shots.settle()  # its cuts kept before finish_job removes the work folder
     return finish_job(job)

@@ -16,6 +16,7 @@ import torch
 
 from stereoconv.cli.main import main
 from stereoconv.disparity import transnet
+from stereoconv.jobs.video import shots
 from tests.helpers.clips import decode_all, edited_bikes
 
 # the edited clip: bikes.mp4's shot of parked cars (frames 30-75), a 0.5 s dissolve (12 frames)
@@ -159,7 +160,8 @@ def test_the_network_is_not_built_while_a_model_loads(tmp_path, tiny_depth, monk
     built = []
     network = threading.Thread(target=lambda: built.append(transnet.build_network("cpu")))
     network.start()
-    time.sleep(0.2)
+    network.join(timeout=1)
+    assert built == []  # waiting for the load
     go_on.set()
     loading.join()
     network.join()
@@ -236,11 +238,11 @@ def test_chunks_and_resume_give_the_same_cuts_and_frames(
     assert not any("shots:" in line for line in err)  # --quiet: the pass says nothing
     assert json.loads((work / "shots.json").read_text())["cuts"] == cuts
 
-    def no_second_pass(*args):
+    def no_second_pass(*args, **kwargs):
         raise AssertionError("the resumed job ran the detector again")
 
     monkeypatch.setattr(local, "convert_chunk", real)
-    monkeypatch.setattr(transnet, "judge", no_second_pass)
+    monkeypatch.setattr(shots.ShotPass, "__init__", no_second_pass)  # early or not
     code, err, resumed_cuts, _ = video(capsys, edited, resumed, tiny_depth, "--chunk-frames", 16)
     assert code == 0, err
     assert any("resuming: 8 of 9" in line for line in err)
@@ -302,3 +304,33 @@ def test_the_pass_begins_before_the_models_load_and_ends_with_a_failed_load(
     assert code != 0 and len(err) == 1, err
     assert "stereoconv-shots" not in [t.name for t in threading.enumerate()]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.html", "a.json", "a.mp4"]
+
+
+def test_the_cuts_are_kept_before_the_work_folder_goes_and_stale_ones_are_not_read(
+    capsys, tmp_path, edited, tiny_depth, monkeypatch
+):
+    """A pass whose cuts are written late (here 1 s) is waited for before the job's end removes
+    the work folder (a write after it made the folder again); a work folder of another job
+    with a shots.json of any shape is replaced under --overwrite, not read."""
+    real_write = shots.write_cuts
+
+    def late_write(*args):
+        time.sleep(1)
+        real_write(*args)
+
+    monkeypatch.setattr(shots, "write_cuts", late_write)
+    code, err, cuts, _ = video(capsys, edited, tmp_path / "a.mp4", tiny_depth, "--max-frames", 60)
+    assert code == 0, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.html", "a.json", "a.mp4"]
+
+    work = tmp_path / ".b.mp4.stereoconv-work"
+    work.mkdir()
+    (work / "job.json").write_text(json.dumps({"fingerprint": "another job's"}))
+    for stale in ("[]", '{"frames": 60, "cuts": [null]}', '{"frames": 60, "cuts": [0, 7]}'):
+        (work / "shots.json").write_text(stale)
+        argv = ["--max-frames", 60, "--overwrite"]
+        code, err, found_cuts, _ = video(capsys, edited, tmp_path / "b.mp4", tiny_depth, *argv)
+        assert code == 0, err
+        assert found_cuts == cuts
+        work.mkdir()
+        (work / "job.json").write_text(json.dumps({"fingerprint": "another job's"}))

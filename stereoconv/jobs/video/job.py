@@ -312,16 +312,21 @@ def work_folder(job: VideoJob, overwrite: bool, notify: Callable[[str], None]) -
         raise
 
 
+def holds_its_work(job: VideoJob) -> bool:
+    """Whether the job's work folder holds work of this job (its marker's fingerprint)."""
+    try:
+        marker = json.loads((job.workdir / "job.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(marker, dict) and marker.get("fingerprint") == job.fingerprint()
+
+
 def open_workdir(job: VideoJob, overwrite: bool, notify: Callable[[str], None]) -> None:
     """Create the work folder, or reuse it if it belongs to the same job (resume)."""
     marker = job.workdir / "job.json"
     fingerprint = job.fingerprint()
     if job.workdir.exists():
-        try:
-            same = json.loads(marker.read_text()).get("fingerprint") == fingerprint
-        except (OSError, ValueError):
-            same = False
-        if same:
+        if holds_its_work(job):
             done = sum(job.is_done(c) for c in job.chunks)
             if done:
                 notify(f"resuming: {done} of {len(job.chunks)} chunks already converted")

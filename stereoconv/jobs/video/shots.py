@@ -36,8 +36,9 @@ import torch
 
 from stereoconv.disparity import transnet
 from stereoconv.disparity.shots import WINDOW as WARM_UP  # frames a chunk reads first
+from stereoconv.errors import UserError
 from stereoconv.fileio import atomic_output
-from stereoconv.jobs.video.job import Chunk, VideoJob
+from stereoconv.jobs.video.job import Chunk, VideoJob, holds_its_work
 from stereoconv.media.video import VideoInfo, decode_range
 from stereoconv.overlap import available_cores, ordered_map
 
@@ -51,11 +52,11 @@ def read_cuts(path: Path, frames: int) -> list[int] | None:
     """The cuts a previous run of the same job stored, or None (none stored, or unreadable)."""
     try:
         data = json.loads(path.read_text())
-    except (OSError, ValueError):
+        if data["frames"] != frames:
+            return None
+        return [int(i) for i in data["cuts"]]
+    except (OSError, ValueError, TypeError, KeyError):  # none, or not what write_cuts writes
         return None
-    if data.get("frames") != frames or not isinstance(data.get("cuts"), list):
-        return None
-    return [int(i) for i in data["cuts"]]
 
 
 def write_cuts(path: Path, frames: int, cuts: list[int]) -> None:
@@ -135,7 +136,7 @@ class ShotPass:
             self._kept, stored = True, self._stored
         try:
             write_cuts(stored, self.frames, list(self.cuts_between(0, self.frames)))
-        except OSError as exc:  # the cuts stand; only a resumed job's shortcut is lost
+        except (OSError, UserError) as exc:  # the cuts stand; only a resume's shortcut is lost
             self.not_stored = f"the cuts could not be kept in {stored} ({exc})"
 
     def _segment(self, path, pts, info, network, device, windows: range) -> None:
@@ -264,6 +265,12 @@ class Shots:
         if self.pass_ is not None:
             self.pass_.stop()
 
+    def settle(self) -> None:
+        """Wait for the pass, if any, to end and keep its cuts: before the work folder is
+        removed at the job's end (a write after it would make the folder again)."""
+        if self.pass_ is not None:
+            self.pass_.join()
+
     def job_for(self, job: VideoJob, chunk: Chunk | None = None) -> VideoJob:
         """The job with the cuts of the frames a chunk reads (Chunk.read_from to its end),
         or all of them (no chunk), waiting for the pass if need be: what a Ray worker is sent,
@@ -286,10 +293,11 @@ def early_pass(job: VideoJob, device: torch.device) -> Iterator[ShotPass | None]
     """The trained detector's pass of the job for the block, started now, before its models
     load and its work folder opens (it only reads the input: the chunks' first cuts come
     sooner), for planned_shots to take over; an error in the block stops it. None where the job
-    needs no pass: --shots threshold or none, or a previous run's cuts in its work folder
-    (planned_shots checks them again once the folder is the job's)."""
+    needs no pass: --shots threshold or none, or cuts a previous run of this job kept in its
+    work folder."""
     needed = job.options.shots not in ("threshold", "none")
-    if not needed or read_cuts(job.workdir / SHOTS_FILE, len(job.pts)) is not None:
+    kept = holds_its_work(job) and read_cuts(job.workdir / SHOTS_FILE, len(job.pts)) is not None
+    if not needed or kept:
         yield None
         return
     pass_ = ShotPass(job.input, job.pts, job.info, [c.first for c in job.chunks], device)
@@ -312,11 +320,10 @@ def planned_shots(
     previous run of the job found them; only the first frame for --shots none; none planned for
     --shots threshold. A complete pass is said in one line at the block's end; an error in the
     block stops the pass."""
-    if job.options.shots == "threshold":
-        yield Shots(None)
-        return
-    if job.options.shots == "none":
-        yield Shots((0,))
+    if job.options.shots in ("threshold", "none"):
+        if started is not None:  # early_pass starts none for these
+            started.stop()
+        yield Shots(None if job.options.shots == "threshold" else (0,))
         return
     stored = job.workdir / SHOTS_FILE
     cuts = read_cuts(stored, len(job.pts))
