@@ -5,10 +5,35 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 from stereoconv.errors import UserError
+
+
+@contextlib.contextmanager
+def stops_deferred() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait until the block is done (their handlers run after it): for a
+    file and its record that must be kept together. Only the main thread, where Python runs
+    signal handlers, needs it; elsewhere the block just runs."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    stops = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.signal(s, lambda signum, frame: received.append(signum)) for s in stops}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        for s in received:
+            if callable(previous[s]):
+                previous[s](s, None)  # e.g. KeyboardInterrupt, or the CLI's stop on SIGTERM
+            elif previous[s] == signal.SIG_DFL:
+                signal.raise_signal(s)
 
 
 def temporary_sibling(final: Path) -> Path:

@@ -22,6 +22,7 @@ from stereoconv import __version__, lock
 from stereoconv.config import StereoConfig, pixel_settings
 from stereoconv.converter import StereoConverter
 from stereoconv.errors import UserError
+from stereoconv.fileio import stops_deferred
 from stereoconv.jobs.image import output_paths, refuse_video_only
 from stereoconv.jobs.manifest import (
     load_manifest,
@@ -379,13 +380,16 @@ class LibraryRun:
 
 
 def write_task(task: Task, files: list[bytes], out_dir: Path, manifest: dict) -> None:
-    """Write one photo's outputs atomically and record each in the manifest."""
+    """Write one photo's outputs atomically and record each in the manifest: a stop signal
+    waits for both (an output written but not recorded would be refused by the rerun as not
+    made by stereoconv)."""
     for output, data in zip(task.outputs, files, strict=True):
-        write_bytes(out_dir / output, data)
-        manifest["outputs"][str(output)] = {
-            "input": str(task.source),
-            "input_sha256": task.input_sha256,
-            "settings": task.settings,
-            "output_sha256": hashlib.sha256(data).hexdigest(),
-            "stereoconv": __version__,
-        }
+        with stops_deferred():
+            write_bytes(out_dir / output, data)
+            manifest["outputs"][str(output)] = {
+                "input": str(task.source),
+                "input_sha256": task.input_sha256,
+                "settings": task.settings,
+                "output_sha256": hashlib.sha256(data).hexdigest(),
+                "stereoconv": __version__,
+            }

@@ -474,3 +474,31 @@ def test_stereo_tags_in_names(capsys, tmp_path, tiny_depth):
         "auto",
     )
     assert code == 0 and {p.name for p in (tmp_path / "pair").glob("p*")} == {"p_L.png", "p_R.png"}
+
+
+def test_a_stop_signal_between_a_photos_write_and_its_record_waits_for_the_record(
+    tmp_path, monkeypatch
+):
+    """Ctrl-C arriving just after an output is written is raised once its manifest record is
+    made: the rerun then finds the output its own, not "not made by stereoconv"."""
+    import os
+    import signal
+    from pathlib import PurePosixPath
+
+    from stereoconv.jobs import library
+
+    real_write = library.write_bytes
+
+    def write_then_interrupted(path, data):
+        real_write(path, data)
+        os.kill(os.getpid(), signal.SIGINT)  # as a user's Ctrl-C right after the rename
+
+    monkeypatch.setattr(library, "write_bytes", write_then_interrupted)
+    task = library.Task(PurePosixPath("a.png"), (PurePosixPath("a_LR.png"),), "png", "in", "s")
+    manifest = {"outputs": {}}
+    with pytest.raises(KeyboardInterrupt):
+        library.write_task(task, [b"picture"], tmp_path, manifest)
+    assert (tmp_path / "a_LR.png").read_bytes() == b"picture"
+    assert (
+        manifest["outputs"]["a_LR.png"]["output_sha256"] == hashlib.sha256(b"picture").hexdigest()
+    )
