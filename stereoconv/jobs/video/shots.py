@@ -12,7 +12,8 @@ Ray worker gets those of its chunk's frames before it starts). Waiting for every
 end, each chunk waited for most of the pass (+11 % on a 1080p warp job, docs/benchmarks.md); run
 before the chunks, the pass held the GPU and the encoder idle for its whole decode (+17 %). It
 decodes the frames straight to the network's 48x27 (PyAV's swscale) and runs the network on the
-job's device.
+job's device. `stereoconv video` starts it before the models load (early_pass): it only reads
+the input.
 """
 
 from __future__ import annotations
@@ -288,6 +289,11 @@ class Shots:
         return dataclasses.replace(job, cuts=self.pass_.cuts_between)
 
 
+def job_pass(job: VideoJob, device: torch.device) -> ShotPass:
+    """The pass over the job's frames, its segments where the job's chunks begin, started."""
+    return ShotPass(job.input, job.pts, job.info, [c.first for c in job.chunks], device)
+
+
 @contextmanager
 def early_pass(job: VideoJob, device: torch.device) -> Iterator[ShotPass | None]:
     """The trained detector's pass of the job for the block, started now, before its models
@@ -300,7 +306,7 @@ def early_pass(job: VideoJob, device: torch.device) -> Iterator[ShotPass | None]
     if not needed or kept:
         yield None
         return
-    pass_ = ShotPass(job.input, job.pts, job.info, [c.first for c in job.chunks], device)
+    pass_ = job_pass(job, device)
     try:
         yield pass_
     except BaseException:
@@ -332,8 +338,7 @@ def planned_shots(
             started.stop()
         yield Shots(tuple(cuts))
         return
-    starts = [chunk.first for chunk in job.chunks]
-    pass_ = started or ShotPass(job.input, job.pts, job.info, starts, device)
+    pass_ = started or job_pass(job, device)
     pass_.keep_in(stored)
     try:
         yield Shots(None, pass_)
